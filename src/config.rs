@@ -1,0 +1,170 @@
+//! Command line and `PARTICIPANTS_*` environment configuration (SPEC section 10).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::grpc::{auth::JwtSettings, server::ServerConfig};
+use crate::store::DbConfig;
+
+/// The database used when no URL is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://participants.db?mode=rwc";
+/// The database of `serve --demo` when no URL is given.
+pub const DEMO_DATABASE_URL: &str = "sqlite://participants-demo.db?mode=rwc";
+
+#[derive(Debug, Parser)]
+#[command(name = "participants", version, about = "The participant service: add, update and register clinical-trial participants over gRPC")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(long, env = "PARTICIPANTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (migrations and the catalog are applied first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Manage the catalog of studies, sites and roles.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Print a development HS256 token signed with the configured secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Apply a catalog file idempotently, in one transaction.
+    Apply {
+        /// The TOML catalog file.
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1h)"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Database URL: sqlite://FILE?mode=rwc (embedded) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "PARTICIPANTS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Connection pool size.
+    #[arg(long, env = "PARTICIPANTS_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+    /// Time allowed to open a database connection.
+    #[arg(long, env = "PARTICIPANTS_DB_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub db_connect_timeout: Duration,
+    /// Time a call may wait for a free pooled connection.
+    #[arg(long, env = "PARTICIPANTS_DB_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = "3s")]
+    pub db_acquire_timeout: Duration,
+    /// PostgreSQL statement timeout; SQLite busy timeout.
+    #[arg(long, env = "PARTICIPANTS_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub db_statement_timeout: Duration,
+}
+
+impl DbArgs {
+    pub fn db_config(&self, default_url: &str) -> DbConfig {
+        DbConfig {
+            url: self
+                .database_url
+                .clone()
+                .unwrap_or_else(|| default_url.to_owned()),
+            max_connections: self.db_max_connections.max(1),
+            connect_timeout: self.db_connect_timeout,
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: self.db_statement_timeout,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JwtArgs {
+    /// HS256 secret for development tokens, at least 32 bytes.
+    #[arg(long, env = "PARTICIPANTS_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "PARTICIPANTS_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "PARTICIPANTS_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+impl JwtArgs {
+    pub fn settings(&self) -> JwtSettings {
+        JwtSettings {
+            hs256_secret: self.jwt_hs256_secret.clone().map(String::into_bytes),
+            issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
+            audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PARTICIPANTS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Catalog file applied at start-up.
+    #[arg(long, env = "PARTICIPANTS_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Demo mode: embedded SQLite, the demo catalog, a fresh development secret, and
+    /// ready-to-paste grpcurl lines.
+    #[arg(long)]
+    pub demo: bool,
+    /// A call still running after this is cancelled.
+    #[arg(long, env = "PARTICIPANTS_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub request_timeout: Duration,
+    /// Largest accepted request message, in bytes.
+    #[arg(long, env = "PARTICIPANTS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// Calls in flight per connection; more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PARTICIPANTS_CONCURRENCY_PER_CONNECTION", default_value_t = 256)]
+    pub concurrency_per_connection: usize,
+    /// Time in-flight calls get to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "PARTICIPANTS_GRACE_PERIOD", value_parser = parse_duration, default_value = "20s")]
+    pub grace_period: Duration,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
+impl ServeArgs {
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            request_timeout: self.request_timeout,
+            max_message_bytes: self.max_message_bytes,
+            concurrency_per_connection: self.concurrency_per_connection.max(1),
+            grace_period: self.grace_period,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user the token names (`sub` and `preferred_username`).
+    #[arg(long)]
+    pub user: String,
+    /// How long the token is valid.
+    #[arg(long, value_parser = parse_duration, default_value = "1h")]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}

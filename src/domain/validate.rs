@@ -1,0 +1,498 @@
+//! Field validation: raw request strings are parsed at the edge into domain types, and every
+//! broken rule is collected. No message produced here contains the submitted value.
+
+use std::sync::LazyLock;
+
+use chrono::NaiveDate;
+use regex::Regex;
+
+use super::reason::Reason;
+
+/// One broken rule, reported as a `google.rpc.BadRequest.FieldViolation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Request path, e.g. `contact.first_name`.
+    pub field: &'static str,
+    pub reason: Reason,
+    /// Plain English naming the field and the limit, never the value.
+    pub description: String,
+}
+
+impl Violation {
+    pub fn new(field: &'static str, reason: Reason, description: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason,
+            description: description.into(),
+        }
+    }
+}
+
+/// Sorts violations into table order, so that the first one is `ErrorInfo.reason`.
+pub fn sort_violations(violations: &mut [Violation]) {
+    violations.sort_by_key(|v| v.reason);
+}
+
+/// The update rule of a field with explicit presence.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Patch<T> {
+    /// Absent: leave the stored value as it is.
+    #[default]
+    Unchanged,
+    /// Present and empty: clear the stored value.
+    Clear,
+    /// Present and non-empty: replace the stored value.
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    pub fn as_ref(&self) -> Patch<&T> {
+        match self {
+            Patch::Unchanged => Patch::Unchanged,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(v) => Patch::Set(v),
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Patch<U> {
+        match self {
+            Patch::Unchanged => Patch::Unchanged,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(v) => Patch::Set(f(v)),
+        }
+    }
+
+    /// The value the field has after applying this patch to `current`.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Patch::Unchanged => current,
+            Patch::Clear => None,
+            Patch::Set(v) => Some(v),
+        }
+    }
+}
+
+fn char_len(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Maximum length of a Participant ID, in characters.
+pub const SUBJECT_KEY_MAX: usize = 30;
+/// Maximum length of a `request_id`, in characters.
+pub const REQUEST_ID_MAX: usize = 64;
+
+fn has_html_character(s: &str) -> bool {
+    s.contains(['<', '>'])
+}
+
+/// A Participant ID: trimmed, 1 to 30 characters, without `<` or `>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectKey(String);
+
+impl SubjectKey {
+    /// Parses a non-empty raw key; `None` when it is empty after trimming.
+    pub fn parse(raw: &str, field: &'static str) -> Result<Option<Self>, Violation> {
+        let key = raw.trim();
+        if key.is_empty() {
+            return Ok(None);
+        }
+        if char_len(key) > SUBJECT_KEY_MAX {
+            return Err(Violation::new(
+                field,
+                Reason::ParticipantIdLongerThan30Characters,
+                format!("{field} must be at most {SUBJECT_KEY_MAX} characters"),
+            ));
+        }
+        if has_html_character(key) {
+            return Err(Violation::new(
+                field,
+                Reason::ParticipantIdContainsUnsupportedHtmlCharacter,
+                format!("{field} must not contain '<' or '>'"),
+            ));
+        }
+        Ok(Some(Self(key.to_owned())))
+    }
+
+    /// A key already known to be valid, such as a generated one.
+    pub fn from_generated(key: String) -> Result<Self, Violation> {
+        Self::parse(&key, "subject_key")?.ok_or_else(|| {
+            Violation::new(
+                "subject_key",
+                Reason::MissingParticipantIdData,
+                "the generated Participant ID is empty",
+            )
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form used for the case-insensitive unique key within a study.
+    pub fn normalized(&self) -> String {
+        normalize_subject_key(&self.0)
+    }
+}
+
+/// Trimmed and lower-cased: how Participant IDs are compared.
+pub fn normalize_subject_key(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
+/// Bounded free text (names, address lines, Secondary ID, hospital number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(String);
+
+impl Text {
+    pub fn parse(
+        raw: &str,
+        field: &'static str,
+        max: usize,
+        too_long: Reason,
+    ) -> Result<Self, Violation> {
+        if char_len(raw) > max {
+            return Err(Violation::new(
+                field,
+                too_long,
+                format!("{field} must be at most {max} characters"),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// OpenClinica's email pattern, whole string.
+static EMAIL_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$",
+    )
+    .expect("the email pattern is a valid regex")
+});
+
+/// OpenClinica's phone pattern, whole string.
+static PHONE_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\+[0-9]{1,3} [0-9]{1,14}$").expect("the phone pattern is a valid regex")
+});
+
+pub const EMAIL_MAX: usize = 255;
+pub const PHONE_MAX: usize = 17;
+
+/// An email address of at most 255 characters matching OpenClinica's pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, Violation> {
+        const FIELD: &str = "contact.email_address";
+        if char_len(raw) > EMAIL_MAX {
+            return Err(Violation::new(
+                FIELD,
+                Reason::EmailAddressTooLong,
+                format!("{FIELD} must be at most {EMAIL_MAX} characters"),
+            ));
+        }
+        if !EMAIL_PATTERN.is_match(raw) {
+            return Err(Violation::new(
+                FIELD,
+                Reason::InvalidEmailAddress,
+                format!("{FIELD} must be an email address such as name@example.org"),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A phone number of at most 17 characters: `+`, a country code, a space, the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(raw: &str) -> Result<Self, Violation> {
+        const FIELD: &str = "contact.phone_number";
+        if char_len(raw) > PHONE_MAX {
+            return Err(Violation::new(
+                FIELD,
+                Reason::PhoneNumberTooLong,
+                format!("{FIELD} must be at most {PHONE_MAX} characters"),
+            ));
+        }
+        if !PHONE_PATTERN.is_match(raw) {
+            return Err(Violation::new(
+                FIELD,
+                Reason::InvalidPhoneNumber,
+                format!(
+                    "{FIELD} must be '+', a country code of 1 to 3 digits, one space, then 1 to 14 digits, such as +1 1234567890"
+                ),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A full date of birth: a real calendar date, `YYYY-MM-DD`, not after today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateOfBirth(String);
+
+impl DateOfBirth {
+    pub fn parse(raw: &str, today: NaiveDate) -> Result<Self, Violation> {
+        const FIELD: &str = "contact.full_dob";
+        let invalid = || {
+            Violation::new(
+                FIELD,
+                Reason::InvalidFullDob,
+                format!("{FIELD} must be a real date written YYYY-MM-DD and not in the future"),
+            )
+        };
+        // The shape is checked first: chrono alone would accept `2020-1-5`.
+        let well_formed = raw.len() == 10
+            && raw.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        if !well_formed {
+            return Err(invalid());
+        }
+        let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| invalid())?;
+        if date > today {
+            return Err(invalid());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An idempotency key: 1 to 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn parse(raw: &str) -> Result<Option<Self>, Violation> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if char_len(raw) > REQUEST_ID_MAX {
+            return Err(Violation::new(
+                "request_id",
+                Reason::RequestIdTooLong,
+                format!("request_id must be at most {REQUEST_ID_MAX} characters"),
+            ));
+        }
+        Ok(Some(Self(raw.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A contact field: its request path, stored column name, and rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContactField {
+    FirstName,
+    LastName,
+    MiddleName,
+    EmailAddress,
+    PhoneNumber,
+    StreetAddress1,
+    StreetAddress2,
+    City,
+    State,
+    Country,
+    PostalCode,
+    FullDob,
+    HospitalNumber,
+}
+
+impl ContactField {
+    pub const ALL: [ContactField; 13] = [
+        ContactField::FirstName,
+        ContactField::LastName,
+        ContactField::MiddleName,
+        ContactField::EmailAddress,
+        ContactField::PhoneNumber,
+        ContactField::StreetAddress1,
+        ContactField::StreetAddress2,
+        ContactField::City,
+        ContactField::State,
+        ContactField::Country,
+        ContactField::PostalCode,
+        ContactField::FullDob,
+        ContactField::HospitalNumber,
+    ];
+
+    /// The proto field name, also the name used in audit events.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContactField::FirstName => "first_name",
+            ContactField::LastName => "last_name",
+            ContactField::MiddleName => "middle_name",
+            ContactField::EmailAddress => "email_address",
+            ContactField::PhoneNumber => "phone_number",
+            ContactField::StreetAddress1 => "street_address1",
+            ContactField::StreetAddress2 => "street_address2",
+            ContactField::City => "city",
+            ContactField::State => "state",
+            ContactField::Country => "country",
+            ContactField::PostalCode => "postal_code",
+            ContactField::FullDob => "full_dob",
+            ContactField::HospitalNumber => "hospital_number",
+        }
+    }
+
+    /// The request path reported in field violations.
+    pub fn path(self) -> &'static str {
+        match self {
+            ContactField::FirstName => "contact.first_name",
+            ContactField::LastName => "contact.last_name",
+            ContactField::MiddleName => "contact.middle_name",
+            ContactField::EmailAddress => "contact.email_address",
+            ContactField::PhoneNumber => "contact.phone_number",
+            ContactField::StreetAddress1 => "contact.street_address1",
+            ContactField::StreetAddress2 => "contact.street_address2",
+            ContactField::City => "contact.city",
+            ContactField::State => "contact.state",
+            ContactField::Country => "contact.country",
+            ContactField::PostalCode => "contact.postal_code",
+            ContactField::FullDob => "contact.full_dob",
+            ContactField::HospitalNumber => "contact.hospital_number",
+        }
+    }
+
+    /// Length limit and its reason, for the plain text fields.
+    fn text_limit(self) -> Option<(usize, Reason)> {
+        match self {
+            ContactField::FirstName => Some((35, Reason::FirstNameTooLong)),
+            ContactField::LastName => Some((35, Reason::LastNameTooLong)),
+            ContactField::MiddleName => Some((35, Reason::MiddleNameTooLong)),
+            ContactField::StreetAddress1 => Some((155, Reason::StreetAddress1TooLong)),
+            ContactField::StreetAddress2 => Some((155, Reason::StreetAddress2TooLong)),
+            ContactField::City => Some((155, Reason::CityTooLong)),
+            ContactField::State => Some((155, Reason::StateTooLong)),
+            ContactField::Country => Some((155, Reason::CountryTooLong)),
+            ContactField::PostalCode => Some((35, Reason::PostalCodeTooLong)),
+            ContactField::HospitalNumber => Some((35, Reason::HospitalNumberTooLong)),
+            ContactField::EmailAddress | ContactField::PhoneNumber | ContactField::FullDob => None,
+        }
+    }
+}
+
+/// A validated contact value of any kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactValue {
+    Text(Text),
+    Email(EmailAddress),
+    Phone(PhoneNumber),
+    Dob(DateOfBirth),
+}
+
+impl ContactValue {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ContactValue::Text(v) => v.as_str(),
+            ContactValue::Email(v) => v.as_str(),
+            ContactValue::Phone(v) => v.as_str(),
+            ContactValue::Dob(v) => v.as_str(),
+        }
+    }
+}
+
+/// Parses one present contact value. An empty value clears and is never a format error.
+pub fn parse_contact_value(
+    field: ContactField,
+    raw: &str,
+    today: NaiveDate,
+) -> Result<Patch<ContactValue>, Violation> {
+    if raw.is_empty() {
+        return Ok(Patch::Clear);
+    }
+    let value = match field {
+        ContactField::EmailAddress => ContactValue::Email(EmailAddress::parse(raw)?),
+        ContactField::PhoneNumber => ContactValue::Phone(PhoneNumber::parse(raw)?),
+        ContactField::FullDob => ContactValue::Dob(DateOfBirth::parse(raw, today)?),
+        other => {
+            let (max, reason) = other
+                .text_limit()
+                .ok_or_else(|| Violation::new(other.path(), Reason::Internal, "no rule"))?;
+            ContactValue::Text(Text::parse(raw, other.path(), max, reason)?)
+        }
+    };
+    Ok(Patch::Set(value))
+}
+
+/// A validated set of contact changes, one patch per field in `ContactField::ALL` order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContactPatch {
+    patches: Vec<(ContactField, Patch<ContactValue>)>,
+}
+
+impl ContactPatch {
+    /// Parses the present fields; absent fields stay `Unchanged`.
+    pub fn parse(
+        present: impl IntoIterator<Item = (ContactField, Option<String>)>,
+        today: NaiveDate,
+        violations: &mut Vec<Violation>,
+    ) -> Self {
+        let mut patches = Vec::new();
+        for (field, raw) in present {
+            let Some(raw) = raw else { continue };
+            match parse_contact_value(field, &raw, today) {
+                Ok(patch) => patches.push((field, patch)),
+                Err(v) => violations.push(v),
+            }
+        }
+        Self { patches }
+    }
+
+    /// True when no contact field is present.
+    pub fn is_empty(&self) -> bool {
+        self.patches.is_empty()
+    }
+
+    /// The patch of one field.
+    pub fn get(&self, field: ContactField) -> Patch<&str> {
+        self.patches
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, p)| match p {
+                Patch::Unchanged => Patch::Unchanged,
+                Patch::Clear => Patch::Clear,
+                Patch::Set(v) => Patch::Set(v.as_str()),
+            })
+            .unwrap_or(Patch::Unchanged)
+    }
+}
+
+/// Parses `secondary_id`: bounded like the other IDs and without `<` or `>`.
+pub fn parse_secondary_id(raw: Option<&str>) -> Result<Patch<Text>, Violation> {
+    const FIELD: &str = "secondary_id";
+    let Some(raw) = raw else {
+        return Ok(Patch::Unchanged);
+    };
+    if raw.is_empty() {
+        return Ok(Patch::Clear);
+    }
+    let text = Text::parse(raw, FIELD, 35, Reason::SecondaryIdTooLong)?;
+    if has_html_character(raw) {
+        return Err(Violation::new(
+            FIELD,
+            Reason::ParticipantIdContainsUnsupportedHtmlCharacter,
+            format!("{FIELD} must not contain '<' or '>'"),
+        ));
+    }
+    Ok(Patch::Set(text))
+}

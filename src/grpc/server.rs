@@ -1,0 +1,169 @@
+//! Server wiring: health, reflection, auth, limits, graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::{server::NamedService, service::interceptor::InterceptedService, transport::Server};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use super::{
+    auth::{AuthInterceptor, TokenVerifier},
+    participants::ParticipantApi,
+};
+use crate::pb::participant_service_server::ParticipantServiceServer;
+use crate::service::Participants;
+
+/// Transport limits and timing.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// A call still running after this is cancelled (`CANCELLED`).
+    pub request_timeout: Duration,
+    /// Largest accepted request message.
+    pub max_message_bytes: usize,
+    /// Calls in flight per connection; more are refused with `RESOURCE_EXHAUSTED`.
+    pub concurrency_per_connection: usize,
+    /// HTTP/2 streams a client may open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// How long in-flight calls may take to finish after SIGTERM.
+    pub grace_period: Duration,
+    /// How often the database is pinged for the health status.
+    pub health_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024,
+            concurrency_per_connection: 256,
+            max_concurrent_streams: 256,
+            grace_period: Duration::from_secs(20),
+            health_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The fully qualified name of the participant service, as health reports it.
+pub const SERVICE_NAME: &str = <ParticipantServiceServer<ParticipantApi> as NamedService>::NAME;
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(SERVICE_NAME, status).await;
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains: health turns `NOT_SERVING`,
+/// no new connection is accepted, and in-flight calls get `grace_period` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    participants: Participants,
+    verifier: Arc<dyn TokenVerifier>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| format!("reflection: {e}"))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| format!("reflection: {e}"))?;
+
+    let store = participants.store().clone();
+    let api = ParticipantServiceServer::new(ParticipantApi::new(participants))
+        .max_decoding_message_size(config.max_message_bytes);
+    let api = InterceptedService::new(api, AuthInterceptor::new(verifier));
+
+    // Migrations and the catalog are done by now: report SERVING while the database answers.
+    set_health(&reporter, ServingStatus::Serving).await;
+    let (draining_tx, mut draining_rx) = watch::channel(false);
+    let watcher = {
+        let reporter = reporter.clone();
+        let mut draining = draining_tx.subscribe();
+        let interval = config.health_interval;
+        tokio::spawn(async move {
+            let mut healthy = true;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = draining.changed() => return,
+                }
+                let up = store.ping().await;
+                if up != healthy && !*draining.borrow() {
+                    healthy = up;
+                    tracing::warn!(database_up = up, "database health changed");
+                    let status = if up { ServingStatus::Serving } else { ServingStatus::NotServing };
+                    set_health(&reporter, status).await;
+                }
+            }
+        })
+    };
+
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+
+    let drain_reporter = reporter.clone();
+    let stop = async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: draining");
+        let _ = draining_tx.send(true);
+        set_health(&drain_reporter, ServingStatus::NotServing).await;
+    };
+
+    let server = Server::builder()
+        .timeout(config.request_timeout)
+        .concurrency_limit_per_connection(config.concurrency_per_connection)
+        .load_shed(true)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(api)
+        .serve_with_incoming_shutdown(incoming, stop);
+    tracing::info!(addr = ?addr, "serving");
+
+    tokio::pin!(server);
+    let grace = config.grace_period;
+    let result = tokio::select! {
+        r = &mut server => r.map_err(|e| format!("server: {e}")),
+        _ = async {
+            let _ = draining_rx.wait_for(|d| *d).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("grace period over: closing with calls still in flight");
+            Ok(())
+        }
+    };
+    watcher.abort();
+    result
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

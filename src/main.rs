@@ -1,0 +1,157 @@
+//! `participants`: serve | migrate | catalog apply | token.
+
+use std::{process::ExitCode, sync::Arc};
+
+use clap::Parser;
+use participants::{
+    catalog::{self, Catalog},
+    config::{CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, DEMO_DATABASE_URL, LogFormat, ServeArgs},
+    grpc::{
+        auth::{JwtVerifier, mint_hs256},
+        server::{self, SERVICE_NAME},
+    },
+    service::Participants,
+    store::Store,
+};
+use rand::RngCore;
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PARTICIPANTS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Catalog {
+            command: CatalogCommand::Apply { file, db },
+        } => {
+            let parsed = Catalog::load(&file).map_err(|e| e.to_string())?;
+            let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            let report = catalog::apply(&store, &parsed)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "catalog applied: {} studies, {} sites written, {} sites removed, {} roles written, {} roles revoked",
+                report.studies_written,
+                report.sites_written,
+                report.sites_removed,
+                report.roles_written,
+                report.roles_revoked
+            );
+            Ok(())
+        }
+        Command::Token(args) => {
+            let token = mint_hs256(&args.jwt.settings(), &args.user, args.ttl)?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(mut args: ServeArgs) -> Result<(), String> {
+    if args.demo {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        args.jwt.jwt_hs256_secret = Some(hex::encode(secret));
+    }
+    let jwt = args.jwt.settings();
+    let verifier = JwtVerifier::new(&jwt)?;
+    // Read the catalog before touching the database, so a bad file changes nothing.
+    let catalog = match (&args.catalog, args.demo) {
+        (Some(path), _) => Some(Catalog::load(path).map_err(|e| e.to_string())?),
+        (None, true) => Some(Catalog::parse(catalog::DEMO_CATALOG).map_err(|e| e.to_string())?),
+        (None, false) => None,
+    };
+    let default_url = if args.demo { DEMO_DATABASE_URL } else { DEFAULT_DATABASE_URL };
+    let store = Store::connect(&args.db.db_config(default_url))
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    if let Some(catalog) = &catalog {
+        let report = catalog::apply(&store, catalog)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(?report, "catalog applied");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    tracing::info!("listening on {addr}");
+    if args.demo {
+        print_demo_lines(addr, &jwt)?;
+    }
+    server::serve(
+        listener,
+        Participants::new(store),
+        Arc::new(verifier),
+        args.server_config(),
+        server::shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_demo_lines(
+    addr: std::net::SocketAddr,
+    jwt: &participants::grpc::auth::JwtSettings,
+) -> Result<(), String> {
+    let ttl = std::time::Duration::from_secs(12 * 3600);
+    let crc = mint_hs256(jwt, "crc.ohio", ttl)?;
+    let monitor = mint_hs256(jwt, "monitor.juno", ttl)?;
+    let upsert = r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"OHIO-5","contact":{"lastName":"ОНІО","emailAddress":"OHIOS@openclinica.com","phoneNumber":"+1 1234567890"},"register":true}"#;
+    let get = r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"ohio-5"}"#;
+    println!(
+        "\nThe participant service is running on {addr} (demo mode: catalog/demo.toml, fresh development secret).\n\
+         Paste these lines into a shell with grpcurl installed:\n\n\
+         grpcurl -plaintext {addr} list\n\
+         grpcurl -plaintext {addr} describe {SERVICE_NAME}\n\
+         grpcurl -plaintext -d '{{\"service\":\"{SERVICE_NAME}\"}}' {addr} grpc.health.v1.Health/Check\n\
+         grpcurl -plaintext -H 'authorization: Bearer {crc}' -d '{upsert}' {addr} {SERVICE_NAME}/UpsertParticipant\n\
+         grpcurl -plaintext -H 'authorization: Bearer {monitor}' -d '{get}' {addr} {SERVICE_NAME}/GetParticipant\n\n\
+         Tokens for other demo users: PARTICIPANTS_JWT_HS256_SECRET is fresh on every start, so use the lines above,\n\
+         or restart with your own secret and `participants token --user NAME`.\n"
+    );
+    Ok(())
+}

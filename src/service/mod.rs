@@ -1,0 +1,221 @@
+//! Use cases, one file each. They take the caller and a request, and talk to the store.
+
+pub mod get;
+pub mod upsert;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+
+use crate::domain::{Access, Reason, ServiceError, role::resolve_role};
+use crate::pb;
+use crate::store::{
+    Store,
+    entity::{participant, participant_contact, site, study},
+    queries, to_service_error,
+};
+
+/// The authenticated user of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: String,
+}
+
+/// Faults that tests can inject to prove that a failed write leaves nothing behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Fail every write after its audit events were inserted, before commit.
+    AfterAudit,
+}
+
+/// The participant use cases over one store.
+#[derive(Clone)]
+pub struct Participants {
+    pub(crate) store: Store,
+    pub(crate) fault: Fault,
+}
+
+impl Participants {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            fault: Fault::None,
+        }
+    }
+
+    /// Makes writes fail as `fault` says. For tests.
+    pub fn with_fault(mut self, fault: Fault) -> Self {
+        self.fault = fault;
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// The study and (for a site-scoped call) the site a call acts on, both checked available.
+#[derive(Debug, Clone)]
+pub(crate) struct ScopeRows {
+    pub study: study::Model,
+    pub site: Option<site::Model>,
+}
+
+impl ScopeRows {
+    pub fn site_oid(&self) -> Option<&str> {
+        self.site.as_ref().map(|s| s.oid.as_str())
+    }
+
+    pub fn tag(&self, err: ServiceError) -> ServiceError {
+        err.in_scope(&self.study.oid, self.site_oid())
+    }
+}
+
+/// The OIDs named by a request's scope.
+pub(crate) fn scope_oids<'a>(
+    study: Option<&'a pb::StudyScope>,
+    site: Option<&'a pb::SiteScope>,
+) -> Result<(&'a str, Option<&'a str>), ServiceError> {
+    match (study, site) {
+        (Some(s), _) => Ok((s.study_oid.as_str(), None)),
+        (None, Some(s)) => Ok((s.study_oid.as_str(), Some(s.site_oid.as_str()))),
+        (None, None) => Err(ServiceError::rejected(
+            Reason::StudyNotExist,
+            "scope is required: set either study or site",
+        )),
+    }
+}
+
+/// Stage 2 of every call: the study exists and is available; the site exists, belongs to the
+/// study and is available.
+pub(crate) async fn load_scope(
+    c: &impl ConnectionTrait,
+    study_oid: &str,
+    site_oid: Option<&str>,
+) -> Result<ScopeRows, ServiceError> {
+    let tag = |e: ServiceError| e.in_scope(study_oid, site_oid);
+    let study = queries::study_by_oid(c, study_oid)
+        .await
+        .map_err(to_service_error)?
+        .ok_or_else(|| {
+            tag(ServiceError::rejected(
+                Reason::StudyNotExist,
+                "no study has this OID",
+            ))
+        })?;
+    if study.status != "available" {
+        return Err(tag(ServiceError::rejected(
+            Reason::StudyNotAvailable,
+            format!("the study is {}, not available", study.status),
+        )));
+    }
+    let site = match site_oid {
+        None => None,
+        Some(oid) => {
+            let site = queries::site_by_oid(c, oid)
+                .await
+                .map_err(to_service_error)?
+                .filter(|s| s.study_id == study.id)
+                .ok_or_else(|| {
+                    tag(ServiceError::rejected(
+                        Reason::SiteNotExist,
+                        "no site of this study has this OID",
+                    ))
+                })?;
+            if site.status != "available" {
+                return Err(tag(ServiceError::rejected(
+                    Reason::SiteNotAvailable,
+                    format!("the site is {}, not available", site.status),
+                )));
+            }
+            Some(site)
+        }
+    };
+    Ok(ScopeRows { study, site })
+}
+
+/// Stage 3: the caller's role allows the access.
+pub(crate) async fn check_role(
+    c: &impl ConnectionTrait,
+    caller: &Caller,
+    scope: &ScopeRows,
+    access: Access,
+) -> Result<crate::domain::Role, ServiceError> {
+    let assignments = queries::assignments(c, &caller.user, scope.study.id)
+        .await
+        .map_err(to_service_error)?;
+    resolve_role(&assignments, scope.site_oid(), access).map_err(|reason| {
+        let message = match reason {
+            Reason::NoRoleSetUp => "you have no role at this study or site",
+            _ => "your role does not allow this operation",
+        };
+        scope.tag(ServiceError::rejected(reason, message))
+    })
+}
+
+pub(crate) fn participant_status(stored: &str) -> pb::ParticipantStatus {
+    match stored {
+        "available" => pb::ParticipantStatus::Available,
+        "signed" => pb::ParticipantStatus::Signed,
+        "removed" => pb::ParticipantStatus::Removed,
+        _ => pb::ParticipantStatus::Unspecified,
+    }
+}
+
+pub(crate) fn participate_status(stored: &str) -> pb::ParticipateStatus {
+    match stored {
+        "created" => pb::ParticipateStatus::Created,
+        "invited" => pb::ParticipateStatus::Invited,
+        "active" => pb::ParticipateStatus::Active,
+        "inactive" => pb::ParticipateStatus::Inactive,
+        _ => pb::ParticipateStatus::Unspecified,
+    }
+}
+
+pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub(crate) fn contact_message(c: &participant_contact::Model) -> pb::ParticipantContact {
+    pb::ParticipantContact {
+        first_name: c.first_name.clone(),
+        last_name: c.last_name.clone(),
+        middle_name: c.middle_name.clone(),
+        email_address: c.email_address.clone(),
+        phone_number: c.phone_number.clone(),
+        street_address1: c.street_address1.clone(),
+        street_address2: c.street_address2.clone(),
+        city: c.city.clone(),
+        state: c.state.clone(),
+        country: c.country.clone(),
+        postal_code: c.postal_code.clone(),
+        full_dob: c.full_dob.clone(),
+        hospital_number: c.hospital_number.clone(),
+    }
+}
+
+/// The API view of a stored Participant; `contact` is `None` when the caller may not see it.
+pub(crate) fn participant_message(
+    study_oid: &str,
+    site_oid: Option<&str>,
+    p: &participant::Model,
+    contact: Option<&participant_contact::Model>,
+) -> pb::Participant {
+    pb::Participant {
+        study_oid: study_oid.to_owned(),
+        site_oid: site_oid.unwrap_or_default().to_owned(),
+        subject_key: p.subject_key.clone(),
+        subject_oid: p.subject_oid.clone(),
+        secondary_id: p.secondary_id.clone(),
+        status: participant_status(&p.status).into(),
+        participate_status: participate_status(&p.participate_status).into(),
+        contact: contact.map(contact_message),
+        create_time: Some(timestamp(p.create_time)),
+        update_time: Some(timestamp(p.update_time)),
+        etag: p.etag.clone(),
+    }
+}

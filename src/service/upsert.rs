@@ -1,0 +1,767 @@
+//! UpsertParticipant (SPEC sections 4, 6 and 8).
+//!
+//! Stages run in the order of the SPEC: token (transport), study and site, role, request
+//! shape, field validation, then one write transaction that does the lookup, the cap check,
+//! the write and its audit events. The transaction step is `execute`, a function of
+//! (transaction, command), so several commands could later share one transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use prost::Message;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, IntoActiveModel,
+};
+use sha2::{Digest, Sha256};
+
+use super::{Caller, Fault, Participants, ScopeRows, check_role, load_scope, scope_oids};
+use crate::domain::{
+    Access, Reason, ServiceError,
+    id::{access_code, subject_oid_base, subject_oid_candidate, template_for},
+    validate::{
+        ContactField, ContactPatch, Patch, RequestId, SUBJECT_KEY_MAX, SubjectKey, Text,
+        Violation, normalize_subject_key, parse_secondary_id,
+    },
+};
+use crate::pb;
+use crate::store::{
+    DbFailure, classify,
+    entity::{audit_event, idempotency_record, participant, participant_contact, site, study},
+    queries, to_service_error,
+};
+
+/// How many times a transaction that met a concurrent conflict is run again.
+const MAX_ATTEMPTS: usize = 8;
+
+/// A request that passed every check before the transaction.
+#[derive(Debug, Clone)]
+pub struct UpsertCommand {
+    pub user: String,
+    pub study_id: i64,
+    pub site_id: Option<i64>,
+    pub subject_key: Option<SubjectKey>,
+    pub secondary_id: Patch<Text>,
+    pub contact: ContactPatch,
+    pub register: bool,
+    pub validate_only: bool,
+    pub etag: Option<String>,
+    pub reason_for_change: Option<String>,
+    pub request_id: Option<RequestId>,
+    pub request_hash: String,
+    pub now: DateTime<Utc>,
+    pub fault: Fault,
+}
+
+/// Why a transaction did not complete.
+#[derive(Debug)]
+pub enum TxError {
+    Db(DbErr),
+    Rejected(ServiceError),
+}
+
+impl From<DbErr> for TxError {
+    fn from(e: DbErr) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl From<ServiceError> for TxError {
+    fn from(e: ServiceError) -> Self {
+        TxError::Rejected(e)
+    }
+}
+
+/// The current time, at the microsecond precision every backend stores.
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+fn hash_request(req: &pb::UpsertParticipantRequest) -> String {
+    hex::encode(Sha256::digest(req.encode_to_vec()))
+}
+
+/// Answers a repeated `request_id`: the first response, or `REQUEST_ID_REUSED`.
+async fn replay(
+    c: &impl ConnectionTrait,
+    user: &str,
+    request_id: &RequestId,
+    request_hash: &str,
+) -> Result<Option<pb::UpsertParticipantResponse>, TxError> {
+    let Some(record) = queries::idempotency_record(c, user, request_id.as_str()).await? else {
+        return Ok(None);
+    };
+    if record.request_hash != request_hash {
+        return Err(ServiceError::rejected(
+            Reason::RequestIdReused,
+            "request_id was already used for a different request",
+        )
+        .into());
+    }
+    let response = pb::UpsertParticipantResponse::decode(record.response.as_slice())
+        .map_err(|e| ServiceError::Internal(format!("stored response cannot be decoded: {e}")))?;
+    Ok(Some(response))
+}
+
+fn db_or_rejected(e: TxError) -> ServiceError {
+    match e {
+        TxError::Db(e) => to_service_error(e),
+        TxError::Rejected(e) => e,
+    }
+}
+
+/// The contact fields of a request with their presence.
+fn contact_fields(c: &pb::ParticipantContact) -> [(ContactField, Option<String>); 13] {
+    [
+        (ContactField::FirstName, c.first_name.clone()),
+        (ContactField::LastName, c.last_name.clone()),
+        (ContactField::MiddleName, c.middle_name.clone()),
+        (ContactField::EmailAddress, c.email_address.clone()),
+        (ContactField::PhoneNumber, c.phone_number.clone()),
+        (ContactField::StreetAddress1, c.street_address1.clone()),
+        (ContactField::StreetAddress2, c.street_address2.clone()),
+        (ContactField::City, c.city.clone()),
+        (ContactField::State, c.state.clone()),
+        (ContactField::Country, c.country.clone()),
+        (ContactField::PostalCode, c.postal_code.clone()),
+        (ContactField::FullDob, c.full_dob.clone()),
+        (ContactField::HospitalNumber, c.hospital_number.clone()),
+    ]
+}
+
+/// Stage 4: the request's shape fits the scope and the study.
+fn check_shape(req: &pb::UpsertParticipantRequest, scope: &ScopeRows) -> Result<(), ServiceError> {
+    if req.register && !scope.study.participate_enabled {
+        return Err(ServiceError::rejected(
+            Reason::ParticipateNotEnabled,
+            "register was asked but the study's Participate module is not enabled",
+        ));
+    }
+    if scope.site.is_none() {
+        let mut violations = Vec::new();
+        let has_contact = req
+            .contact
+            .as_ref()
+            .is_some_and(|c| contact_fields(c).iter().any(|(_, v)| v.is_some()));
+        if has_contact {
+            violations.push(Violation::new(
+                "contact",
+                Reason::StudyLevelParticipantContactNotAllowed,
+                "a study-level participant cannot have contact data: leave every contact field out",
+            ));
+        }
+        if req.register {
+            violations.push(Violation::new(
+                "register",
+                Reason::StudyLevelParticipantRegistrationNotAllowed,
+                "a study-level participant cannot be registered for Participate",
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(ServiceError::invalid(violations));
+        }
+    }
+    Ok(())
+}
+
+/// Stage 5: every field rule, all violations collected.
+fn validate(
+    req: &pb::UpsertParticipantRequest,
+    study: &study::Model,
+    today: NaiveDate,
+) -> Result<(Option<SubjectKey>, Patch<Text>, ContactPatch), ServiceError> {
+    let mut violations = Vec::new();
+    let subject_key = match SubjectKey::parse(&req.subject_key, "subject_key") {
+        Ok(Some(key)) => Some(key),
+        Ok(None) => {
+            if study.participant_id_method != "system" {
+                violations.push(Violation::new(
+                    "subject_key",
+                    Reason::MissingParticipantIdData,
+                    "subject_key is required: this study uses manual Participant IDs",
+                ));
+            }
+            None
+        }
+        Err(v) => {
+            violations.push(v);
+            None
+        }
+    };
+    let secondary_id = parse_secondary_id(req.secondary_id.as_deref()).unwrap_or_else(|v| {
+        violations.push(v);
+        Patch::Unchanged
+    });
+    let contact = match &req.contact {
+        Some(c) => ContactPatch::parse(contact_fields(c), today, &mut violations),
+        None => ContactPatch::default(),
+    };
+    if violations.is_empty() {
+        Ok((subject_key, secondary_id, contact))
+    } else {
+        Err(ServiceError::invalid(violations))
+    }
+}
+
+impl Participants {
+    /// Adds or updates one Participant.
+    pub async fn upsert(
+        &self,
+        caller: &Caller,
+        req: pb::UpsertParticipantRequest,
+    ) -> Result<pb::UpsertParticipantResponse, ServiceError> {
+        let conn = self.store.connection();
+        let request_id =
+            RequestId::parse(&req.request_id).map_err(|v| ServiceError::invalid(vec![v]))?;
+        let request_hash = hash_request(&req);
+        if let Some(rid) = &request_id
+            && let Some(response) = replay(conn, &caller.user, rid, &request_hash)
+                .await
+                .map_err(db_or_rejected)?
+        {
+            return Ok(response);
+        }
+
+        let (study, site) = match &req.scope {
+            Some(pb::upsert_participant_request::Scope::Study(s)) => (Some(s), None),
+            Some(pb::upsert_participant_request::Scope::Site(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        let (study_oid, site_oid) = scope_oids(study, site)?;
+        let scope = load_scope(conn, study_oid, site_oid).await?;
+        check_role(conn, caller, &scope, Access::Write).await?;
+        check_shape(&req, &scope).map_err(|e| scope.tag(e))?;
+        let now = now_micros();
+        let (subject_key, secondary_id, contact) =
+            validate(&req, &scope.study, now.date_naive()).map_err(|e| scope.tag(e))?;
+
+        let command = UpsertCommand {
+            user: caller.user.clone(),
+            study_id: scope.study.id,
+            site_id: scope.site.as_ref().map(|s| s.id),
+            subject_key,
+            secondary_id,
+            contact,
+            register: req.register,
+            validate_only: req.validate_only,
+            etag: Some(req.etag.clone()).filter(|e| !e.is_empty()),
+            reason_for_change: Some(req.reason_for_change.clone()).filter(|r| !r.is_empty()),
+            request_id,
+            request_hash,
+            now,
+            fault: self.fault,
+        };
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let write = self.store.begin_write().await.map_err(to_service_error)?;
+            match execute(&write.tx, &command).await {
+                Ok(response) => {
+                    let done = if command.validate_only {
+                        write.tx.rollback().await
+                    } else {
+                        write.tx.commit().await
+                    };
+                    match done {
+                        Ok(()) => return Ok(response),
+                        Err(e) if classify(&e) == DbFailure::Retry && attempt < MAX_ATTEMPTS => {
+                            continue;
+                        }
+                        Err(e) => return Err(scope.tag(to_service_error(e))),
+                    }
+                }
+                Err(TxError::Db(e)) if classify(&e) == DbFailure::Retry && attempt < MAX_ATTEMPTS => {
+                    drop(write);
+                    tracing::debug!(attempt, "write conflicted with a concurrent one; retrying");
+                    continue;
+                }
+                Err(e) => return Err(scope.tag(db_or_rejected(e))),
+            }
+        }
+    }
+}
+
+/// What a write changes.
+struct Change {
+    field: &'static str,
+    old: Option<String>,
+    new: Option<String>,
+}
+
+fn contact_value(c: &participant_contact::Model, f: ContactField) -> Option<&String> {
+    match f {
+        ContactField::FirstName => c.first_name.as_ref(),
+        ContactField::LastName => c.last_name.as_ref(),
+        ContactField::MiddleName => c.middle_name.as_ref(),
+        ContactField::EmailAddress => c.email_address.as_ref(),
+        ContactField::PhoneNumber => c.phone_number.as_ref(),
+        ContactField::StreetAddress1 => c.street_address1.as_ref(),
+        ContactField::StreetAddress2 => c.street_address2.as_ref(),
+        ContactField::City => c.city.as_ref(),
+        ContactField::State => c.state.as_ref(),
+        ContactField::Country => c.country.as_ref(),
+        ContactField::PostalCode => c.postal_code.as_ref(),
+        ContactField::FullDob => c.full_dob.as_ref(),
+        ContactField::HospitalNumber => c.hospital_number.as_ref(),
+    }
+}
+
+fn set_contact_value(c: &mut participant_contact::Model, f: ContactField, v: Option<String>) {
+    let slot = match f {
+        ContactField::FirstName => &mut c.first_name,
+        ContactField::LastName => &mut c.last_name,
+        ContactField::MiddleName => &mut c.middle_name,
+        ContactField::EmailAddress => &mut c.email_address,
+        ContactField::PhoneNumber => &mut c.phone_number,
+        ContactField::StreetAddress1 => &mut c.street_address1,
+        ContactField::StreetAddress2 => &mut c.street_address2,
+        ContactField::City => &mut c.city,
+        ContactField::State => &mut c.state,
+        ContactField::Country => &mut c.country,
+        ContactField::PostalCode => &mut c.postal_code,
+        ContactField::FullDob => &mut c.full_dob,
+        ContactField::HospitalNumber => &mut c.hospital_number,
+    };
+    *slot = v;
+}
+
+/// Applies the command's patches to the stored values, returning the new contact and the
+/// changed fields in `ContactField::ALL` order.
+fn apply_contact(
+    current: &participant_contact::Model,
+    patch: &ContactPatch,
+) -> (participant_contact::Model, Vec<Change>) {
+    let mut next = current.clone();
+    let mut changes = Vec::new();
+    for field in ContactField::ALL {
+        let old = contact_value(current, field).cloned();
+        let new = patch.get(field).map(str::to_owned).apply(old.clone());
+        if new != old {
+            changes.push(Change {
+                field: field.name(),
+                old,
+                new: new.clone(),
+            });
+            set_contact_value(&mut next, field, new);
+        }
+    }
+    (next, changes)
+}
+
+fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn rejected(reason: Reason, message: &str) -> TxError {
+    TxError::Rejected(ServiceError::rejected(reason, message))
+}
+
+/// Counts toward caps and refuses a creation that would exceed either.
+async fn check_caps(
+    tx: &DatabaseTransaction,
+    study: &study::Model,
+    site: Option<&site::Model>,
+) -> Result<(), TxError> {
+    let cap_reached = || {
+        rejected(
+            Reason::ParticipantsEnrollmentCapReached,
+            "the enrollment cap is reached: no more participants can be added",
+        )
+    };
+    if let Some(cap) = study.enrollment_cap
+        && queries::enrolled_in_study(tx, study.id).await? >= u64::try_from(cap).unwrap_or(0)
+    {
+        return Err(cap_reached());
+    }
+    if let Some(site) = site
+        && let Some(cap) = site.enrollment_cap
+        && queries::enrolled_at_site(tx, site.id).await? >= u64::try_from(cap).unwrap_or(0)
+    {
+        return Err(cap_reached());
+    }
+    Ok(())
+}
+
+/// Makes the next Participant ID from the study's template and advances the counter.
+async fn generate_subject_key(
+    tx: &DatabaseTransaction,
+    study: &study::Model,
+    site: Option<&site::Model>,
+) -> Result<SubjectKey, TxError> {
+    let template = template_for(study.participant_id_template.as_deref(), site.is_some())
+        .map_err(|e| ServiceError::Internal(format!("study template: {e}")))?;
+    let mut seq = site.map_or(study.next_seq, |s| s.next_seq);
+    for _ in 0..10_000 {
+        let candidate = template.render(&study.oid, site.map(|s| s.oid.as_str()), seq);
+        if candidate.chars().count() > SUBJECT_KEY_MAX {
+            return Err(rejected(
+                Reason::ParticipantIdLongerThan30Characters,
+                "the generated Participant ID would be longer than 30 characters: the study's participant_id_template needs to be shorter",
+            ));
+        }
+        let taken = queries::participant_by_key(tx, study.id, &normalize_subject_key(&candidate))
+            .await?
+            .is_some();
+        if !taken {
+            match site {
+                Some(s) => {
+                    let mut row = s.clone().into_active_model();
+                    row.next_seq = Set(seq + 1);
+                    row.update(tx).await?;
+                }
+                None => {
+                    let mut row = study.clone().into_active_model();
+                    row.next_seq = Set(seq + 1);
+                    row.update(tx).await?;
+                }
+            }
+            return SubjectKey::from_generated(candidate)
+                .map_err(|v| ServiceError::invalid(vec![v]).into());
+        }
+        seq += 1;
+    }
+    Err(ServiceError::Internal("no free generated Participant ID".into()).into())
+}
+
+async fn pick_subject_oid(tx: &DatabaseTransaction, key: &SubjectKey) -> Result<String, TxError> {
+    let base = subject_oid_base(key.as_str());
+    for n in 1..=10_000 {
+        let candidate = subject_oid_candidate(&base, n);
+        if !queries::subject_oid_taken(tx, &candidate).await? {
+            return Ok(candidate);
+        }
+    }
+    Err(ServiceError::Internal("no free subject OID".into()).into())
+}
+
+async fn pick_access_code(tx: &DatabaseTransaction, study_id: i64) -> Result<String, TxError> {
+    for _ in 0..100 {
+        // The thread-local CSPRNG is not Send: draw before the next await.
+        let code = access_code(&mut rand::rng());
+        if !queries::access_code_taken(tx, study_id, &code).await? {
+            return Ok(code);
+        }
+    }
+    Err(ServiceError::Internal("no free access code".into()).into())
+}
+
+struct Audit<'a> {
+    cmd: &'a UpsertCommand,
+    participant_id: i64,
+}
+
+impl Audit<'_> {
+    async fn record(
+        &self,
+        tx: &DatabaseTransaction,
+        event_type: &str,
+        field: Option<&str>,
+        old: Option<String>,
+        new: Option<String>,
+    ) -> Result<(), DbErr> {
+        audit_event::ActiveModel {
+            participant_id: Set(self.participant_id),
+            study_id: Set(self.cmd.study_id),
+            event_type: Set(event_type.to_owned()),
+            field_name: Set(field.map(str::to_owned)),
+            old_value: Set(old),
+            new_value: Set(new),
+            actor: Set(self.cmd.user.clone()),
+            occurred_at: Set(self.cmd.now),
+            request_id: Set(self.cmd.request_id.as_ref().map(|r| r.as_str().to_owned())),
+            reason_for_change: Set(self.cmd.reason_for_change.clone()),
+            ..Default::default()
+        }
+        .insert(tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Runs one upsert inside `tx`: idempotency re-check, lookup, cap, write, audit, and the
+/// remembered response. The caller commits (or, for `validate_only`, rolls back).
+pub async fn execute(
+    tx: &DatabaseTransaction,
+    cmd: &UpsertCommand,
+) -> Result<pb::UpsertParticipantResponse, TxError> {
+    // A concurrent call with the same key may have completed while this one waited.
+    if let Some(rid) = &cmd.request_id
+        && let Some(response) = replay(tx, &cmd.user, rid, &cmd.request_hash).await?
+    {
+        return Ok(response);
+    }
+    let study = queries::lock_study(tx, cmd.study_id).await?;
+    let site = match cmd.site_id {
+        Some(id) => Some(
+            queries::site_by_id(tx, id)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound(format!("site {id}")))?,
+        ),
+        None => None,
+    };
+
+    let existing = match &cmd.subject_key {
+        Some(key) => queries::participant_by_key(tx, study.id, &key.normalized()).await?,
+        None => None,
+    };
+    let (row, contact, created, _registered) = match existing {
+        Some(found) => {
+            if found.site_id != cmd.site_id {
+                return Err(rejected(
+                    Reason::ParticipantIdAlreadyExists,
+                    "this Participant ID is already used at another site or at the study level of this study",
+                ));
+            }
+            if found.status == "removed" {
+                return Err(rejected(
+                    Reason::ParticipantIdNotAvailable,
+                    "the participant with this ID was removed; the ID cannot be used",
+                ));
+            }
+            if cmd.etag.as_ref().is_some_and(|e| *e != found.etag) {
+                return Err(rejected(
+                    Reason::EtagMismatch,
+                    "etag is not the participant's current etag: read it again and retry",
+                ));
+            }
+            update(tx, cmd, found).await?
+        }
+        None => {
+            if cmd.subject_key.is_some() && study.participant_id_method == "system" {
+                return Err(rejected(
+                    Reason::ParticipantNotFound,
+                    "no participant has this ID in this study: leave subject_key empty to create one with a generated ID",
+                ));
+            }
+            if cmd.etag.is_some() {
+                return Err(rejected(
+                    Reason::EtagMismatch,
+                    "etag was given but the participant does not exist yet",
+                ));
+            }
+            check_caps(tx, &study, site.as_ref()).await?;
+            create(tx, cmd, &study, site.as_ref()).await?
+        }
+    };
+
+    if cmd.fault == Fault::AfterAudit {
+        return Err(DbErr::Custom("injected fault after the audit insert".into()).into());
+    }
+
+    let response = pb::UpsertParticipantResponse {
+        participant: Some(super::participant_message(
+            &study.oid,
+            site.as_ref().map(|s| s.oid.as_str()),
+            &row,
+            contact.as_ref(),
+        )),
+        created,
+        access_code: if cmd.register && !cmd.validate_only {
+            row.access_code.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
+    };
+
+    if let Some(rid) = &cmd.request_id
+        && !cmd.validate_only
+    {
+        idempotency_record::ActiveModel {
+            user_name: Set(cmd.user.clone()),
+            request_id: Set(rid.as_str().to_owned()),
+            request_hash: Set(cmd.request_hash.clone()),
+            response: Set(response.encode_to_vec()),
+            created_at: Set(cmd.now),
+            ..Default::default()
+        }
+        .insert(tx)
+        .await?;
+    }
+    Ok(response)
+}
+
+type Written = (
+    participant::Model,
+    Option<participant_contact::Model>,
+    bool,
+    bool,
+);
+
+async fn create(
+    tx: &DatabaseTransaction,
+    cmd: &UpsertCommand,
+    study: &study::Model,
+    site: Option<&site::Model>,
+) -> Result<Written, TxError> {
+    let key = match &cmd.subject_key {
+        Some(key) => key.clone(),
+        None => generate_subject_key(tx, study, site).await?,
+    };
+    let subject_oid = pick_subject_oid(tx, &key).await?;
+    let secondary_id = cmd
+        .secondary_id
+        .clone()
+        .map(|t| t.as_str().to_owned())
+        .apply(None);
+    let (participate_status, code) = if cmd.register {
+        ("created", Some(pick_access_code(tx, study.id).await?))
+    } else {
+        ("", None)
+    };
+    let row = participant::ActiveModel {
+        study_id: Set(study.id),
+        site_id: Set(site.map(|s| s.id)),
+        subject_key: Set(key.as_str().to_owned()),
+        subject_key_norm: Set(key.normalized()),
+        subject_oid: Set(subject_oid),
+        secondary_id: Set(secondary_id.clone()),
+        status: Set("available".to_owned()),
+        participate_status: Set(participate_status.to_owned()),
+        access_code: Set(code),
+        etag: Set(new_etag()),
+        create_time: Set(cmd.now),
+        update_time: Set(cmd.now),
+        ..Default::default()
+    }
+    .insert(tx)
+    .await?;
+
+    let audit = Audit {
+        cmd,
+        participant_id: row.id,
+    };
+    audit
+        .record(
+            tx,
+            "PARTICIPANT_CREATED",
+            Some("subject_key"),
+            None,
+            Some(row.subject_key.clone()),
+        )
+        .await?;
+    if secondary_id.is_some() {
+        audit
+            .record(tx, "FIELD_CHANGED", Some("secondary_id"), None, secondary_id)
+            .await?;
+    }
+    let contact = match site {
+        Some(_) => {
+            let empty = participant_contact::Model {
+                participant_id: row.id,
+                ..Default::default()
+            };
+            let (contact, changes) = apply_contact(&empty, &cmd.contact);
+            contact.clone().into_active_model().reset_all().insert(tx).await?;
+            for c in changes {
+                audit
+                    .record(tx, "FIELD_CHANGED", Some(c.field), c.old, c.new)
+                    .await?;
+            }
+            Some(contact)
+        }
+        None => None,
+    };
+    if cmd.register {
+        audit
+            .record(
+                tx,
+                "PARTICIPATE_REGISTERED",
+                Some("participate_status"),
+                None,
+                Some("created".to_owned()),
+            )
+            .await?;
+    }
+    Ok((row, contact, true, cmd.register))
+}
+
+async fn update(
+    tx: &DatabaseTransaction,
+    cmd: &UpsertCommand,
+    found: participant::Model,
+) -> Result<Written, TxError> {
+    let mut changes = Vec::new();
+    let secondary_id = cmd
+        .secondary_id
+        .clone()
+        .map(|t| t.as_str().to_owned())
+        .apply(found.secondary_id.clone());
+    if secondary_id != found.secondary_id {
+        changes.push(Change {
+            field: "secondary_id",
+            old: found.secondary_id.clone(),
+            new: secondary_id.clone(),
+        });
+    }
+    let stored_contact = match found.site_id {
+        Some(_) => Some(
+            queries::contact_of(tx, found.id)
+                .await?
+                .unwrap_or(participant_contact::Model {
+                    participant_id: found.id,
+                    ..Default::default()
+                }),
+        ),
+        None => None,
+    };
+    let (contact, contact_changes) = match &stored_contact {
+        Some(current) => {
+            let (next, c) = apply_contact(current, &cmd.contact);
+            (Some(next), c)
+        }
+        None => (None, Vec::new()),
+    };
+    let contact_changed = !contact_changes.is_empty();
+    changes.extend(contact_changes);
+    let register_now = cmd.register && found.participate_status.is_empty();
+
+    if changes.is_empty() && !register_now {
+        // A no-op writes nothing and keeps etag and update_time.
+        return Ok((found, contact, false, false));
+    }
+
+    let code = if register_now {
+        Some(pick_access_code(tx, found.study_id).await?)
+    } else {
+        found.access_code.clone()
+    };
+    let mut row = found.clone().into_active_model();
+    row.secondary_id = Set(secondary_id);
+    if register_now {
+        row.participate_status = Set("created".to_owned());
+        row.access_code = Set(code);
+    }
+    row.etag = Set(new_etag());
+    row.update_time = Set(cmd.now);
+    let row = row.update(tx).await?;
+
+    if contact_changed && let Some(next) = &contact {
+        let exists = queries::contact_of(tx, found.id).await?.is_some();
+        let active = next.clone().into_active_model().reset_all();
+        if exists {
+            active.update(tx).await?;
+        } else {
+            active.insert(tx).await?;
+        }
+    }
+    let audit = Audit {
+        cmd,
+        participant_id: found.id,
+    };
+    for c in changes {
+        audit
+            .record(tx, "FIELD_CHANGED", Some(c.field), c.old, c.new)
+            .await?;
+    }
+    if register_now {
+        audit
+            .record(
+                tx,
+                "PARTICIPATE_REGISTERED",
+                Some("participate_status"),
+                None,
+                Some("created".to_owned()),
+            )
+            .await?;
+    }
+    Ok((row, contact, false, register_now))
+}

@@ -1,0 +1,25 @@
+use sea_orm::entity::prelude::*;
+
+/// One append-only audit event: who, what, when, why, old and new value.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "audit_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub participant_id: i64,
+    pub study_id: i64,
+    /// PARTICIPANT_CREATED | FIELD_CHANGED | PARTICIPATE_REGISTERED
+    pub event_type: String,
+    pub field_name: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub actor: String,
+    pub occurred_at: DateTimeUtc,
+    pub request_id: Option<String>,
+    pub reason_for_change: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+/// A Participant (study subject). `subject_key_norm` carries the case-insensitive unique key.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "participants")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub study_id: i64,
+    pub site_id: Option<i64>,
+    pub subject_key: String,
+    pub subject_key_norm: String,
+    #[sea_orm(unique)]
+    pub subject_oid: String,
+    pub secondary_id: Option<String>,
+    /// available | signed | removed
+    pub status: String,
+    /// created | invited | active | inactive; empty when not registered
+    pub participate_status: String,
+    pub access_code: Option<String>,
+    pub etag: String,
+    pub create_time: DateTimeUtc,
+    pub update_time: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

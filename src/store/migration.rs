@@ -1,0 +1,286 @@
+//! Schema migrations. The same migrations run on SQLite and PostgreSQL.
+
+use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(Initial)]
+    }
+}
+
+struct Initial;
+
+impl MigrationName for Initial {
+    fn name(&self) -> &str {
+        "m20261128_000001_initial"
+    }
+}
+
+fn unique_index(name: &str, table: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table).unique();
+    for column in columns {
+        index.col(*column);
+    }
+    index
+}
+
+fn index(name: &str, table: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table);
+    for column in columns {
+        index.col(*column);
+    }
+    index
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("studies")
+                    .col(big_pk_auto("id"))
+                    .col(text_uniq("oid"))
+                    .col(text("name"))
+                    .col(text("status"))
+                    .col(text("participant_id_method"))
+                    .col(text_null("participant_id_template"))
+                    .col(boolean("participate_enabled"))
+                    .col(big_integer_null("enrollment_cap"))
+                    .col(big_integer("next_seq").default(1))
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("sites")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("study_id"))
+                    .col(text_uniq("oid"))
+                    .col(text("name"))
+                    .col(text("status"))
+                    .col(big_integer_null("enrollment_cap"))
+                    .col(big_integer("next_seq").default(1))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_sites_study")
+                            .from("sites", "study_id")
+                            .to("studies", "id"),
+                    )
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("role_assignments")
+                    .col(big_pk_auto("id"))
+                    .col(text("user_name"))
+                    .col(big_integer("study_id"))
+                    .col(big_integer_null("site_id"))
+                    .col(text("role"))
+                    .col(boolean("active"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_roles_study")
+                            .from("role_assignments", "study_id")
+                            .to("studies", "id"),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_roles_site")
+                            .from("role_assignments", "site_id")
+                            .to("sites", "id"),
+                    )
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "ix_roles_user_study",
+                "role_assignments",
+                &["user_name", "study_id"],
+            ))
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("participants")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("study_id"))
+                    .col(big_integer_null("site_id"))
+                    .col(text("subject_key"))
+                    .col(text("subject_key_norm"))
+                    .col(text_uniq("subject_oid"))
+                    .col(text_null("secondary_id"))
+                    .col(text("status"))
+                    .col(text("participate_status"))
+                    .col(text_null("access_code"))
+                    .col(text("etag"))
+                    .col(timestamp_with_time_zone("create_time"))
+                    .col(timestamp_with_time_zone("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_participants_study")
+                            .from("participants", "study_id")
+                            .to("studies", "id"),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_participants_site")
+                            .from("participants", "site_id")
+                            .to("sites", "id"),
+                    )
+                    .take(),
+            )
+            .await?;
+        // The Participant ID is unique per study, case-insensitively (defect 9.2 of the original).
+        manager
+            .create_index(unique_index(
+                "ux_participants_study_key",
+                "participants",
+                &["study_id", "subject_key_norm"],
+            ))
+            .await?;
+        manager
+            .create_index(unique_index(
+                "ux_participants_study_access_code",
+                "participants",
+                &["study_id", "access_code"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "ix_participants_site_status",
+                "participants",
+                &["site_id", "status"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "ix_participants_study_status",
+                "participants",
+                &["study_id", "status"],
+            ))
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("participant_contacts")
+                    .col(big_integer("participant_id").primary_key())
+                    .col(text_null("first_name"))
+                    .col(text_null("last_name"))
+                    .col(text_null("middle_name"))
+                    .col(text_null("email_address"))
+                    .col(text_null("phone_number"))
+                    .col(text_null("street_address1"))
+                    .col(text_null("street_address2"))
+                    .col(text_null("city"))
+                    .col(text_null("state"))
+                    .col(text_null("country"))
+                    .col(text_null("postal_code"))
+                    .col(text_null("full_dob"))
+                    .col(text_null("hospital_number"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_contacts_participant")
+                            .from("participant_contacts", "participant_id")
+                            .to("participants", "id"),
+                    )
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("audit_events")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("participant_id"))
+                    .col(big_integer("study_id"))
+                    .col(text("event_type"))
+                    .col(text_null("field_name"))
+                    .col(text_null("old_value"))
+                    .col(text_null("new_value"))
+                    .col(text("actor"))
+                    .col(timestamp_with_time_zone("occurred_at"))
+                    .col(text_null("request_id"))
+                    .col(text_null("reason_for_change"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_audit_participant")
+                            .from("audit_events", "participant_id")
+                            .to("participants", "id"),
+                    )
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "ix_audit_participant",
+                "audit_events",
+                &["participant_id"],
+            ))
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("idempotency_records")
+                    .col(big_pk_auto("id"))
+                    .col(text("user_name"))
+                    .col(text("request_id"))
+                    .col(text("request_hash"))
+                    .col(blob("response"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_index(unique_index(
+                "ux_idempotency_user_request",
+                "idempotency_records",
+                &["user_name", "request_id"],
+            ))
+            .await?;
+
+        // The audit trail is append-only: the database itself refuses updates and deletes.
+        let db = manager.get_connection();
+        match db.get_database_backend() {
+            DbBackend::Postgres => {
+                db.execute_unprepared(
+                    "CREATE FUNCTION audit_events_append_only() RETURNS trigger AS $$ \
+                     BEGIN RAISE EXCEPTION 'audit events are append-only'; END; \
+                     $$ LANGUAGE plpgsql",
+                )
+                .await?;
+                db.execute_unprepared(
+                    "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events \
+                     FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+                )
+                .await?;
+            }
+            _ => {
+                for op in ["UPDATE", "DELETE"] {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER audit_events_no_{} BEFORE {op} ON audit_events \
+                         BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
+                        op.to_lowercase()
+                    ))
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // Migrations run in one transaction on every backend, so a half-applied schema never stays.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}

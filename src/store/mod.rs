@@ -1,0 +1,253 @@
+//! Storage: entities, migrations, queries. The only place that knows SQL dialects.
+
+pub mod entity;
+pub mod migration;
+pub mod queries;
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    RuntimeErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+};
+use sea_orm_migration::MigratorTrait;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::domain::ServiceError;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub url: String,
+    /// Pool size; SQLite serialises writes anyway, so a few connections serve its readers.
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+    pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout`; SQLite's busy timeout.
+    pub statement_timeout: Duration,
+}
+
+impl DbConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the database could not be opened; shown as one line at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "unsupported database URL scheme {0:?}: use sqlite://FILE?mode=rwc or postgres://USER@HOST/DB"
+    )]
+    UnsupportedScheme(String),
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+}
+
+/// Key of the PostgreSQL advisory lock that serialises migrations and catalog applies across
+/// replicas starting at once.
+const SCHEMA_LOCK_KEY: i64 = 0x5041_5254_4943_4950; // "PARTICIP"
+
+/// The database handle shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite has one writer: queueing writers in-process avoids busy-waiting on the file lock.
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction: `BEGIN IMMEDIATE` on SQLite; on PostgreSQL the caller locks the rows it
+/// guards (the study row) with `SELECT … FOR UPDATE`.
+pub struct WriteTx {
+    pub tx: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl Store {
+    /// Opens the pool. SQLite runs in WAL mode with `synchronous=FULL`, so an acknowledged
+    /// write survives a power loss, and with a busy timeout.
+    pub async fn connect(config: &DbConfig) -> Result<Self, StoreError> {
+        let scheme = config.url.split(':').next().unwrap_or_default();
+        let mut options = ConnectOptions::new(config.url.clone());
+        options
+            .max_connections(config.max_connections)
+            .min_connections(0)
+            .connect_timeout(config.connect_timeout)
+            .acquire_timeout(config.acquire_timeout)
+            .sqlx_logging(false);
+        let is_sqlite = match scheme {
+            "sqlite" => {
+                SqliteConnectOptions::from_str(&config.url)
+                    .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+                let busy = config.statement_timeout;
+                options.map_sqlx_sqlite_opts(move |o| {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Full)
+                        .busy_timeout(busy)
+                        .foreign_keys(true)
+                });
+                true
+            }
+            "postgres" | "postgresql" => {
+                options.statement_timeout(config.statement_timeout);
+                false
+            }
+            other => return Err(StoreError::UnsupportedScheme(other.to_owned())),
+        };
+        let db = sea_orm::Database::connect(options)
+            .await
+            .map_err(|e| StoreError::Connect(describe_db_err(&e)))?;
+        Ok(Self {
+            db,
+            write_gate: is_sqlite.then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Runs pending migrations. On PostgreSQL an advisory lock makes replicas that start
+    /// together take turns.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let run = async {
+            match self.backend() {
+                DbBackend::Postgres => {
+                    let tx = self.db.begin().await?;
+                    lock_schema(&tx).await?;
+                    migration::Migrator::up(&tx, None).await?;
+                    tx.commit().await
+                }
+                _ => migration::Migrator::up(&self.db, None).await,
+            }
+        };
+        run.await
+            .map_err(|e| StoreError::Migrate(describe_db_err(&e)))
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTx { tx, _gate: gate })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+}
+
+/// Takes the advisory lock that serialises schema and catalog changes (PostgreSQL only).
+pub async fn lock_schema(tx: &DatabaseTransaction) -> Result<(), DbErr> {
+    if tx.get_database_backend() == DbBackend::Postgres {
+        tx.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// What to do about a database error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFailure {
+    /// The database is unreachable or shutting down: answer UNAVAILABLE with RetryInfo.
+    Unavailable,
+    /// A conflict with a concurrent transaction: run the transaction again.
+    Retry,
+    /// Anything else: INTERNAL.
+    Other,
+}
+
+/// Classifies a database error.
+pub fn classify(err: &DbErr) -> DbFailure {
+    use sea_orm::sqlx::Error as X;
+    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        return DbFailure::Retry;
+    }
+    let sqlx_err = match err {
+        DbErr::ConnectionAcquire(_) => return DbFailure::Unavailable,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        DbErr::Conn(_) => return DbFailure::Unavailable,
+        _ => return DbFailure::Other,
+    };
+    match sqlx_err.as_ref() {
+        X::Io(_) | X::Tls(_) | X::PoolTimedOut | X::PoolClosed | X::WorkerCrashed => {
+            DbFailure::Unavailable
+        }
+        X::Protocol(_) => DbFailure::Unavailable,
+        X::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes
+                let primary = code.parse::<i32>().unwrap_or_default() & 0xff;
+                return if primary == 5 || primary == 6 {
+                    DbFailure::Unavailable
+                } else {
+                    DbFailure::Other
+                };
+            }
+            match code.as_ref() {
+                // serialization_failure, deadlock_detected
+                "40001" | "40P01" => DbFailure::Retry,
+                // connection_exception class, admin/crash shutdown, cannot_connect_now,
+                // statement timeout (query_canceled)
+                c if c.starts_with("08") || c.starts_with("57P") || c == "57014" => {
+                    DbFailure::Unavailable
+                }
+                _ => DbFailure::Other,
+            }
+        }
+        _ => DbFailure::Other,
+    }
+}
+
+/// How long clients are told to wait before retrying when the database is unavailable.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Maps a database error that is not retried to the service error.
+pub fn to_service_error(err: DbErr) -> ServiceError {
+    match classify(&err) {
+        DbFailure::Unavailable => {
+            tracing::warn!(error = %describe_db_err(&err), "database unavailable");
+            ServiceError::Unavailable {
+                retry_after: RETRY_AFTER,
+            }
+        }
+        _ => ServiceError::Internal(describe_db_err(&err)),
+    }
+}
+
+/// A database error as text for the log. Driver messages name tables and constraints, never
+/// bound values, so no personal data can reach the log through them.
+pub fn describe_db_err(err: &DbErr) -> String {
+    err.to_string()
+}
