@@ -1,0 +1,115 @@
+//! Every token failure of SPEC section 3 answers UNAUTHENTICATED with an ErrorInfo.
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use tonic::Code;
+
+use crate::helpers::{AppOptions, Backend, SECRET, TestApp, at_ohio, expect_failure, with_token};
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn sign(claims: serde_json::Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+fn unsigned(claims: serde_json::Value) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.",
+        b64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        b64.encode(claims.to_string())
+    )
+}
+
+async fn call_with(app: &TestApp, token: Option<&str>) -> Result<(), tonic::Status> {
+    let req = match token {
+        Some(t) => with_token(at_ohio("AUTH-1"), t),
+        None => tonic::Request::new(at_ohio("AUTH-1")),
+    };
+    app.client.clone().upsert_participant(req).await.map(|_| ())
+}
+
+async fn every_bad_token_is_unauthenticated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = "crc.ohio";
+    let good = json!({"sub": user, "exp": now() + 600});
+    // The good token works, so the failures below are about the token alone.
+    call_with(&app, Some(&sign(good.clone(), SECRET))).await.expect("a good token works");
+
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        ("garbage", Some("not-a-jwt".into())),
+        ("wrong secret", Some(sign(good.clone(), "another-secret-another-secret-0123456789"))),
+        ("expired", Some(sign(json!({"sub": user, "exp": now() - 3600}), SECRET))),
+        ("no exp", Some(sign(json!({"sub": user}), SECRET))),
+        ("string exp", Some(sign(json!({"sub": user, "exp": (now() + 600).to_string()}), SECRET))),
+        ("string nbf", Some(sign(json!({"sub": user, "exp": now() + 600, "nbf": "0"}), SECRET))),
+        ("alg none", Some(unsigned(good.clone()))),
+        ("future nbf", Some(sign(json!({"sub": user, "exp": now() + 7200, "nbf": now() + 3600}), SECRET))),
+        ("no user", Some(sign(json!({"exp": now() + 600}), SECRET))),
+    ];
+    for (name, token) in cases {
+        let f = expect_failure(call_with(&app, token.as_deref()).await, Code::Unauthenticated, "UNAUTHENTICATED");
+        // The answer never says which check failed.
+        assert_eq!(f.message, "missing or invalid bearer token", "{name}");
+    }
+
+    // A non-bearer scheme is refused too.
+    let mut req = tonic::Request::new(at_ohio("AUTH-1"));
+    req.metadata_mut().insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
+    let r = app.client.clone().upsert_participant(req).await.map(|_| ());
+    expect_failure(r, Code::Unauthenticated, "UNAUTHENTICATED");
+
+    // GetParticipant is guarded the same way.
+    let r = app
+        .client
+        .clone()
+        .get_participant(tonic::Request::new(crate::helpers::get_site("S", "S", "X")))
+        .await
+        .map(|_| ());
+    expect_failure(r, Code::Unauthenticated, "UNAUTHENTICATED");
+}
+
+async fn issuer_and_audience_are_enforced_when_configured(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.issuer = Some("https://idp.example.org".into());
+    options.audience = Some("participants".into());
+    let app = TestApp::spawn_with(options).await;
+    let user = "crc.ohio";
+    let ok = json!({"sub": user, "exp": now() + 600, "iss": "https://idp.example.org", "aud": "participants"});
+    call_with(&app, Some(&sign(ok, SECRET))).await.expect("right issuer and audience");
+
+    for claims in [
+        json!({"sub": user, "exp": now() + 600, "iss": "https://evil.example.org", "aud": "participants"}),
+        json!({"sub": user, "exp": now() + 600, "iss": "https://idp.example.org", "aud": "other"}),
+        json!({"sub": user, "exp": now() + 600, "aud": "participants"}),
+        json!({"sub": user, "exp": now() + 600, "iss": "https://idp.example.org"}),
+    ] {
+        let r = call_with(&app, Some(&sign(claims.clone(), SECRET))).await;
+        expect_failure(r, Code::Unauthenticated, "UNAUTHENTICATED");
+    }
+}
+
+async fn preferred_username_names_the_user(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // `sub` is an opaque id with no role; preferred_username has the role.
+    let token = sign(
+        json!({"sub": "0f3a-opaque", "preferred_username": "crc.ohio", "exp": now() + 600}),
+        SECRET,
+    );
+    call_with(&app, Some(&token)).await.expect("preferred_username wins over sub");
+}
+
+crate::on_both_backends!(
+    every_bad_token_is_unauthenticated,
+    issuer_and_audience_are_enforced_when_configured,
+    preferred_username_names_the_user,
+);

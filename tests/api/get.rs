@@ -1,0 +1,103 @@
+//! GetParticipant: every role reads within its reach; contact data only for writers.
+
+use participants::pb::{ParticipantContact, ParticipantStatus, UpsertParticipantRequest};
+use tonic::Code;
+
+use crate::helpers::{
+    Backend, JUNO, OHIO, TEXAS, TestApp, at_ohio, expect_failure, get_site, get_study, site, study,
+};
+
+const ROLES: [&str; 7] = ["dm", "ds", "dep", "crc", "inv", "monitor", "viewer"];
+
+fn writes(role: &str) -> bool {
+    !matches!(role, "monitor" | "viewer")
+}
+
+async fn seed(app: &TestApp) {
+    let mut ohio = at_ohio("OHIO-1");
+    ohio.contact = Some(ParticipantContact {
+        first_name: Some("Ada".into()),
+        ..Default::default()
+    });
+    app.upsert("crc.ohio", ohio).await.expect("create at Ohio");
+    app.upsert(
+        "crc.texas",
+        UpsertParticipantRequest {
+            scope: site(JUNO, TEXAS),
+            subject_key: "TEX-1".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create at Texas");
+    app.upsert(
+        "dm.juno",
+        UpsertParticipantRequest {
+            scope: study(JUNO),
+            subject_key: "STUDY-1".into(),
+            secondary_id: Some("SEC-1".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("create at the study level");
+}
+
+async fn role_and_scope_table(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed(&app).await;
+
+    for role in ROLES {
+        // Study-level roles reach the whole study.
+        let user = format!("{role}.juno");
+        let p = app.get(&user, get_study(JUNO, "OHIO-1")).await.expect(&user);
+        assert_eq!(p.site_oid, OHIO);
+        assert_eq!(p.status, ParticipantStatus::Available as i32);
+        assert_eq!(
+            p.contact.as_ref().and_then(|c| c.first_name.as_deref()),
+            writes(role).then_some("Ada"),
+            "{user} contact"
+        );
+        let p = app.get(&user, get_study(JUNO, "study-1")).await.expect(&user);
+        assert_eq!((p.site_oid.as_str(), p.secondary_id.as_deref()), ("", Some("SEC-1")));
+        assert!(p.contact.is_none());
+        app.get(&user, get_site(JUNO, OHIO, "OHIO-1")).await.expect(&user);
+        app.get(&user, get_site(JUNO, TEXAS, "TEX-1")).await.expect(&user);
+        // A site-scoped call reaches that site only.
+        let r = app.get(&user, get_site(JUNO, OHIO, "TEX-1")).await;
+        expect_failure(r, Code::NotFound, "PARTICIPANT_NOT_FOUND");
+        let r = app.get(&user, get_site(JUNO, OHIO, "STUDY-1")).await;
+        expect_failure(r, Code::NotFound, "PARTICIPANT_NOT_FOUND");
+
+        // Site-level roles reach their own site only.
+        let user = format!("{role}.ohio");
+        let p = app.get(&user, get_site(JUNO, OHIO, "ohio-1")).await.expect(&user);
+        assert_eq!(p.subject_key, "OHIO-1");
+        assert_eq!(
+            p.contact.as_ref().and_then(|c| c.first_name.as_deref()),
+            writes(role).then_some("Ada"),
+            "{user} contact"
+        );
+        let r = app.get(&user, get_study(JUNO, "OHIO-1")).await;
+        expect_failure(r, Code::PermissionDenied, "NO_SUFFICIENT_PRIVILEGES");
+        let r = app.get(&user, get_site(JUNO, OHIO, "STUDY-1")).await;
+        expect_failure(r, Code::NotFound, "PARTICIPANT_NOT_FOUND");
+        let r = app.get(&user, get_site(JUNO, OHIO, "TEX-1")).await;
+        expect_failure(r, Code::NotFound, "PARTICIPANT_NOT_FOUND");
+        let r = app.get(&user, get_site(JUNO, TEXAS, "TEX-1")).await;
+        expect_failure(r, Code::PermissionDenied, "NO_ROLE_SET_UP");
+    }
+
+    let r = app.get("stranger", get_site(JUNO, OHIO, "OHIO-1")).await;
+    expect_failure(r, Code::PermissionDenied, "NO_ROLE_SET_UP");
+    let r = app.get("dm.juno", get_site(JUNO, OHIO, "NOBODY")).await;
+    expect_failure(r, Code::NotFound, "PARTICIPANT_NOT_FOUND");
+    let r = app.get("dm.juno", get_study("S_NOPE", "OHIO-1")).await;
+    expect_failure(r, Code::NotFound, "STUDY_NOT_EXIST");
+    let r = app.get("dm.juno", get_site(JUNO, "S_VEGA_BOS", "OHIO-1")).await;
+    let f = expect_failure(r, Code::NotFound, "SITE_NOT_EXIST");
+    assert_eq!(f.metadata.get("studyOid").map(String::as_str), Some(JUNO));
+    assert_eq!(f.metadata.get("siteOid").map(String::as_str), Some("S_VEGA_BOS"));
+}
+
+crate::on_both_backends!(role_and_scope_table);

@@ -1,0 +1,379 @@
+//! Test harness: a server on 127.0.0.1 port 0 with a fresh database per test, called through
+//! the generated client.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use participants::{
+    catalog::{self, Catalog},
+    grpc::{
+        auth::{JwtSettings, JwtVerifier, mint_hs256},
+        server::{self, ServerConfig},
+    },
+    pb::{
+        self, GetParticipantRequest, Participant, ParticipantContact, SiteScope, StudyScope,
+        UpsertParticipantRequest, UpsertParticipantResponse,
+        participant_service_client::ParticipantServiceClient,
+    },
+    service::{Fault, Participants},
+    store::{DbConfig, Store},
+};
+use sea_orm::{ConnectionTrait, Database};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Code, Request, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+pub const CATALOG: &str = include_str!("../fixtures/catalog.toml");
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+pub const JUNO: &str = "S_JUNO(PROD)";
+pub const OHIO: &str = "S_OHI0(TEST)";
+pub const TEXAS: &str = "S_TEXAS(TEST)";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where PostgreSQL tests create their databases: an admin URL such as
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub const POSTGRES_ENV: &str = "PARTICIPANTS_TEST_POSTGRES_URL";
+
+/// A fresh, empty database for one test, and what keeps it alive.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn fresh_database(backend: Backend) -> TestDb {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
+            TestDb {
+                url,
+                _dir: Some(dir),
+            }
+        }
+        Backend::Postgres => {
+            let admin = std::env::var(POSTGRES_ENV)
+                .unwrap_or_else(|_| panic!("{POSTGRES_ENV} must name a PostgreSQL server"));
+            let name = format!("participants_test_{}", uuid::Uuid::new_v4().simple());
+            let conn = Database::connect(&admin).await.expect("connect to PostgreSQL");
+            conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create the test database");
+            conn.close().await.ok();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            TestDb {
+                url: format!("{base}/{name}"),
+                _dir: None,
+            }
+        }
+    }
+}
+
+/// A running server with its own database.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub store: Store,
+    pub client: ParticipantServiceClient<Channel>,
+    pub channel: Channel,
+    pub settings: JwtSettings,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), String>>>,
+    _db: TestDb,
+}
+
+pub struct AppOptions {
+    pub backend: Backend,
+    pub catalog: &'static str,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub fault: Fault,
+}
+
+impl AppOptions {
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            catalog: CATALOG,
+            issuer: None,
+            audience: None,
+            fault: Fault::None,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(AppOptions::new(backend)).await
+    }
+
+    pub async fn spawn_with(options: AppOptions) -> Self {
+        let db = fresh_database(options.backend).await;
+        let mut config = DbConfig::new(db.url.clone());
+        config.max_connections = 5;
+        let store = Store::connect(&config).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let catalog = Catalog::parse(options.catalog).expect("catalog");
+        catalog::apply(&store, &catalog).await.expect("apply catalog");
+
+        let settings = JwtSettings {
+            hs256_secret: Some(SECRET.as_bytes().to_vec()),
+            issuer: options.issuer,
+            audience: options.audience,
+        };
+        let verifier = Arc::new(JwtVerifier::new(&settings).expect("verifier"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let participants = Participants::new(store.clone()).with_fault(options.fault);
+        let config = ServerConfig {
+            health_interval: Duration::from_millis(200),
+            grace_period: Duration::from_secs(5),
+            ..ServerConfig::default()
+        };
+        let handle = tokio::spawn(server::serve(listener, participants, verifier, config, async {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to the test server");
+        Self {
+            addr,
+            store,
+            client: ParticipantServiceClient::new(channel.clone()),
+            channel,
+            settings,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            _db: db,
+        }
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        mint_hs256(&self.settings, user, Duration::from_secs(600)).expect("token")
+    }
+
+    pub fn authed<T>(&self, user: &str, message: T) -> Request<T> {
+        with_token(message, &self.token(user))
+    }
+
+    pub async fn upsert(
+        &self,
+        user: &str,
+        req: UpsertParticipantRequest,
+    ) -> Result<UpsertParticipantResponse, Status> {
+        self.client
+            .clone()
+            .upsert_participant(self.authed(user, req))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn get(&self, user: &str, req: GetParticipantRequest) -> Result<Participant, Status> {
+        self.client
+            .clone()
+            .get_participant(self.authed(user, req))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+
+    /// Runs a SQL query returning one integer.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let conn = self.store.connection();
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql.to_owned()))
+            .await
+            .expect("query")
+            .expect("one row");
+        row.try_get_by_index::<i64>(0).expect("an integer")
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        self.store
+            .connection()
+            .execute_unprepared(sql)
+            .await
+            .expect("statement");
+    }
+
+    pub async fn audit_count(&self) -> i64 {
+        self.scalar("SELECT COUNT(*) FROM audit_events").await
+    }
+
+    pub async fn participant_count(&self) -> i64 {
+        self.scalar("SELECT COUNT(*) FROM participants").await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut req = Request::new(message);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    req
+}
+
+pub fn site(study: &str, site: &str) -> Option<pb::upsert_participant_request::Scope> {
+    Some(pb::upsert_participant_request::Scope::Site(SiteScope {
+        study_oid: study.into(),
+        site_oid: site.into(),
+    }))
+}
+
+pub fn study(study: &str) -> Option<pb::upsert_participant_request::Scope> {
+    Some(pb::upsert_participant_request::Scope::Study(StudyScope {
+        study_oid: study.into(),
+    }))
+}
+
+pub fn get_site(study: &str, site: &str, key: &str) -> GetParticipantRequest {
+    GetParticipantRequest {
+        scope: Some(pb::get_participant_request::Scope::Site(SiteScope {
+            study_oid: study.into(),
+            site_oid: site.into(),
+        })),
+        subject_key: key.into(),
+    }
+}
+
+pub fn get_study(study: &str, key: &str) -> GetParticipantRequest {
+    GetParticipantRequest {
+        scope: Some(pb::get_participant_request::Scope::Study(StudyScope {
+            study_oid: study.into(),
+        })),
+        subject_key: key.into(),
+    }
+}
+
+/// A site-level upsert at Juno / Ohio.
+pub fn at_ohio(key: &str) -> UpsertParticipantRequest {
+    UpsertParticipantRequest {
+        scope: site(JUNO, OHIO),
+        subject_key: key.into(),
+        ..Default::default()
+    }
+}
+
+/// The seed's sample request.
+pub fn seed_request() -> UpsertParticipantRequest {
+    UpsertParticipantRequest {
+        scope: site(JUNO, OHIO),
+        subject_key: "OHIO-5".into(),
+        contact: Some(ParticipantContact {
+            last_name: Some("ОНІО".into()),
+            email_address: Some("OHIOS@openclinica.com".into()),
+            phone_number: Some("+1 1234567890".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// What a failed call carried.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: Code,
+    pub message: String,
+    pub reason: String,
+    pub domain: String,
+    pub metadata: HashMap<String, String>,
+    /// (field, reason) of each field violation, in order.
+    pub violations: Vec<(String, String)>,
+    pub retry_delay: Option<Duration>,
+}
+
+impl Failure {
+    pub fn error_code(&self) -> &str {
+        self.metadata.get("errorCode").map_or("", String::as_str)
+    }
+}
+
+pub fn failure(status: &Status) -> Failure {
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    let violations = status
+        .get_details_bad_request()
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.reason))
+                .collect()
+        })
+        .unwrap_or_default();
+    Failure {
+        code: status.code(),
+        message: status.message().to_owned(),
+        reason: info.reason,
+        domain: info.domain,
+        metadata: info.metadata,
+        violations,
+        retry_delay: status.get_details_retry_info().and_then(|r| r.retry_delay),
+    }
+}
+
+/// Asserts a call failed with `code` and `reason`, and returns the failure.
+#[track_caller]
+pub fn expect_failure<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) -> Failure {
+    let status = result.expect_err("the call should have failed");
+    let f = failure(&status);
+    assert_eq!(f.code, code, "code of {f:?}");
+    assert_eq!(f.reason, reason, "reason of {f:?}");
+    assert_eq!(f.domain, "participants.openclinica.v1");
+    let expected_code = participants::domain::Reason::ALL
+        .iter()
+        .find(|r| r.as_str() == reason)
+        .map(|r| r.error_code())
+        .expect("a known reason");
+    assert_eq!(f.error_code(), expected_code, "errorCode of {f:?}");
+    f
+}
+
+/// Runs each named test body against SQLite, and against PostgreSQL when `.ci/run` provides
+/// a server (ignored otherwise).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL: set PARTICIPANTS_TEST_POSTGRES_URL (.ci/run does)"]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,15 @@
+//! Black-box tests through the generated client over a real socket. One binary for all.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod catalog;
+mod concurrency;
+mod errors;
+mod get;
+mod ids;
+mod probes;
+mod retries;
+mod upsert;
+mod validation;
