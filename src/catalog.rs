@@ -115,7 +115,9 @@ fn invalid(msg: impl Into<String>) -> CatalogError {
 /// OIDs are printable, without white space or `<`/`>`; parentheses are allowed (`S_JUNO(PROD)`).
 fn check_oid(oid: &str, what: &str) -> Result<(), CatalogError> {
     if oid.is_empty() || oid.chars().count() > 40 {
-        return Err(invalid(format!("{what}: the oid must have 1 to 40 characters")));
+        return Err(invalid(format!(
+            "{what}: the oid must have 1 to 40 characters"
+        )));
     }
     if oid
         .chars()
@@ -162,7 +164,9 @@ impl Catalog {
                 "found a [[study.site]] without a study: declare each site after the [[study]] it belongs to",
             ));
         }
-        let raw: RawCatalog = table.try_into().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let raw: RawCatalog = table
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
 
         let mut seen_oids = HashSet::new();
         let mut studies = Vec::with_capacity(raw.study.len());
@@ -224,9 +228,10 @@ impl Catalog {
         let mut roles = Vec::with_capacity(raw.role.len());
         let mut seen_roles = HashSet::new();
         for (n, r) in raw.role.into_iter().enumerate() {
-            let user = r.user.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
-                invalid(format!("role entry #{}: missing user", n + 1))
-            })?;
+            let user = r
+                .user
+                .filter(|u| !u.trim().is_empty())
+                .ok_or_else(|| invalid(format!("role entry #{}: missing user", n + 1)))?;
             let what = format!("role entry #{} (user {user:?})", n + 1);
             let study_oid = r
                 .study

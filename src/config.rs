@@ -13,7 +13,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://participants.db?mode=rwc";
 pub const DEMO_DATABASE_URL: &str = "sqlite://participants-demo.db?mode=rwc";
 
 #[derive(Debug, Parser)]
-#[command(name = "participants", version, about = "The participant service: add, update and register clinical-trial participants over gRPC")]
+#[command(
+    name = "participants",
+    version,
+    about = "The participant service: add, update and register clinical-trial participants over gRPC"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -134,7 +138,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PARTICIPANTS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
     /// Calls in flight per connection; more are refused with RESOURCE_EXHAUSTED.
-    #[arg(long, env = "PARTICIPANTS_CONCURRENCY_PER_CONNECTION", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "PARTICIPANTS_CONCURRENCY_PER_CONNECTION",
+        default_value_t = 256
+    )]
     pub concurrency_per_connection: usize,
     /// Time in-flight calls get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "PARTICIPANTS_GRACE_PERIOD", value_parser = parse_duration, default_value = "20s")]

@@ -5,7 +5,9 @@ use std::{process::ExitCode, sync::Arc};
 use clap::Parser;
 use participants::{
     catalog::{self, Catalog},
-    config::{CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, DEMO_DATABASE_URL, LogFormat, ServeArgs},
+    config::{
+        CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, DEMO_DATABASE_URL, LogFormat, ServeArgs,
+    },
     grpc::{
         auth::{JwtVerifier, mint_hs256},
         server::{self, SERVICE_NAME},
@@ -100,7 +102,11 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         (None, true) => Some(Catalog::parse(catalog::DEMO_CATALOG).map_err(|e| e.to_string())?),
         (None, false) => None,
     };
-    let default_url = if args.demo { DEMO_DATABASE_URL } else { DEFAULT_DATABASE_URL };
+    let default_url = if args.demo {
+        DEMO_DATABASE_URL
+    } else {
+        DEFAULT_DATABASE_URL
+    };
     let store = Store::connect(&args.db.db_config(default_url))
         .await
         .map_err(|e| e.to_string())?;
@@ -141,7 +147,8 @@ fn print_demo_lines(
     let crc = mint_hs256(jwt, "crc.ohio", ttl)?;
     let monitor = mint_hs256(jwt, "monitor.juno", ttl)?;
     let upsert = r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"OHIO-5","contact":{"lastName":"ОНІО","emailAddress":"OHIOS@openclinica.com","phoneNumber":"+1 1234567890"},"register":true}"#;
-    let get = r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"ohio-5"}"#;
+    let get =
+        r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"ohio-5"}"#;
     println!(
         "\nThe participant service is running on {addr} (demo mode: catalog/demo.toml, fresh development secret).\n\
          Paste these lines into a shell with grpcurl installed:\n\n\
@@ -150,8 +157,10 @@ fn print_demo_lines(
          grpcurl -plaintext -d '{{\"service\":\"{SERVICE_NAME}\"}}' {addr} grpc.health.v1.Health/Check\n\
          grpcurl -plaintext -H 'authorization: Bearer {crc}' -d '{upsert}' {addr} {SERVICE_NAME}/UpsertParticipant\n\
          grpcurl -plaintext -H 'authorization: Bearer {monitor}' -d '{get}' {addr} {SERVICE_NAME}/GetParticipant\n\n\
-         Tokens for other demo users: PARTICIPANTS_JWT_HS256_SECRET is fresh on every start, so use the lines above,\n\
-         or restart with your own secret and `participants token --user NAME`.\n"
+         Tokens for the other demo users (dm.juno, monitor.juno, viewer.juno, crc.texas, dm.vega, crc.boston, ...):\n\
+         PARTICIPANTS_JWT_HS256_SECRET={secret} cargo run --release -- token --user dm.juno\n\
+         (the development secret is new on every demo start)\n",
+        secret = String::from_utf8_lossy(jwt.hs256_secret.as_deref().unwrap_or_default())
     );
     Ok(())
 }

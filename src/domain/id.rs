@@ -143,7 +143,11 @@ mod tests {
         assert_eq!(t.render("S_JUNO", Some("S_OHIO"), 12345), "S_OHIO-12345");
         let t = IdTemplate::parse("P{seq}").unwrap();
         assert_eq!(t.render("S", None, 42), "P42");
-        assert!(IdTemplate::parse("{nope}-{seq}").unwrap_err().contains("{nope}"));
+        assert!(
+            IdTemplate::parse("{nope}-{seq}")
+                .unwrap_err()
+                .contains("{nope}")
+        );
         assert!(IdTemplate::parse("{site}").is_err());
         assert!(IdTemplate::parse("{seq:4}").is_err());
     }

@@ -160,7 +160,10 @@ mod tests {
     fn no_assignment_is_no_role_set_up() {
         for access in [Access::Read, Access::Write] {
             assert_eq!(resolve_role(&[], None, access), Err(Reason::NoRoleSetUp));
-            assert_eq!(resolve_role(&[], Some("A"), access), Err(Reason::NoRoleSetUp));
+            assert_eq!(
+                resolve_role(&[], Some("A"), access),
+                Err(Reason::NoRoleSetUp)
+            );
         }
     }
 
@@ -180,7 +183,13 @@ mod tests {
             resolve_role(&both, Some("A"), Access::Write),
             Err(Reason::NoSufficientPrivileges)
         );
-        assert_eq!(resolve_role(&both, Some("B"), Access::Write), Ok(Role::DataManager));
-        assert_eq!(resolve_role(&both, None, Access::Write), Ok(Role::DataManager));
+        assert_eq!(
+            resolve_role(&both, Some("B"), Access::Write),
+            Ok(Role::DataManager)
+        );
+        assert_eq!(
+            resolve_role(&both, None, Access::Write),
+            Ok(Role::DataManager)
+        );
     }
 }

@@ -106,9 +106,7 @@ impl TokenVerifier for JwtVerifier {
                 header.alg
             )));
         }
-        let key = match &self.keys {
-            KeySource::Hs256(key) => key,
-        };
+        let KeySource::Hs256(key) = &self.keys;
         let data = jsonwebtoken::decode::<UserClaims>(token, key, &self.validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let user = data
@@ -181,7 +179,11 @@ struct MintClaims<'a> {
 }
 
 /// Mints a development HS256 token for `user`, valid for `ttl`.
-pub fn mint_hs256(settings: &JwtSettings, user: &str, ttl: std::time::Duration) -> Result<String, String> {
+pub fn mint_hs256(
+    settings: &JwtSettings,
+    user: &str,
+    ttl: std::time::Duration,
+) -> Result<String, String> {
     // Checks the secret the same way the server does.
     JwtVerifier::new(settings)?;
     let secret = settings.hs256_secret.as_deref().unwrap_or_default();

@@ -98,7 +98,11 @@ pub async fn serve(
                 if up != healthy && !*draining.borrow() {
                     healthy = up;
                     tracing::warn!(database_up = up, "database health changed");
-                    let status = if up { ServingStatus::Serving } else { ServingStatus::NotServing };
+                    let status = if up {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
                     set_health(&reporter, status).await;
                 }
             }

@@ -8,7 +8,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, IntoActiveModel,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr,
+    IntoActiveModel,
 };
 use sha2::{Digest, Sha256};
 
@@ -17,8 +18,8 @@ use crate::domain::{
     Access, Reason, ServiceError,
     id::{access_code, subject_oid_base, subject_oid_candidate, template_for},
     validate::{
-        ContactField, ContactPatch, Patch, RequestId, SUBJECT_KEY_MAX, SubjectKey, Text,
-        Violation, normalize_subject_key, parse_secondary_id,
+        ContactField, ContactPatch, Patch, RequestId, SUBJECT_KEY_MAX, SubjectKey, Text, Violation,
+        normalize_subject_key, parse_secondary_id,
     },
 };
 use crate::pb;
@@ -269,7 +270,9 @@ impl Participants {
                         Err(e) => return Err(scope.tag(to_service_error(e))),
                     }
                 }
-                Err(TxError::Db(e)) if classify(&e) == DbFailure::Retry && attempt < MAX_ATTEMPTS => {
+                Err(TxError::Db(e))
+                    if classify(&e) == DbFailure::Retry && attempt < MAX_ATTEMPTS =>
+                {
                     drop(write);
                     tracing::debug!(attempt, "write conflicted with a concurrent one; retrying");
                     continue;
@@ -389,8 +392,8 @@ async fn generate_subject_key(
 ) -> Result<SubjectKey, TxError> {
     let template = template_for(study.participant_id_template.as_deref(), site.is_some())
         .map_err(|e| ServiceError::Internal(format!("study template: {e}")))?;
-    let mut seq = site.map_or(study.next_seq, |s| s.next_seq);
-    for _ in 0..10_000 {
+    let first = site.map_or(study.next_seq, |s| s.next_seq);
+    for seq in first..first + 10_000 {
         let candidate = template.render(&study.oid, site.map(|s| s.oid.as_str()), seq);
         if candidate.chars().count() > SUBJECT_KEY_MAX {
             return Err(rejected(
@@ -417,7 +420,6 @@ async fn generate_subject_key(
             return SubjectKey::from_generated(candidate)
                 .map_err(|v| ServiceError::invalid(vec![v]).into());
         }
-        seq += 1;
     }
     Err(ServiceError::Internal("no free generated Participant ID".into()).into())
 }
@@ -640,7 +642,13 @@ async fn create(
         .await?;
     if secondary_id.is_some() {
         audit
-            .record(tx, "FIELD_CHANGED", Some("secondary_id"), None, secondary_id)
+            .record(
+                tx,
+                "FIELD_CHANGED",
+                Some("secondary_id"),
+                None,
+                secondary_id,
+            )
             .await?;
     }
     let contact = match site {
@@ -650,7 +658,12 @@ async fn create(
                 ..Default::default()
             };
             let (contact, changes) = apply_contact(&empty, &cmd.contact);
-            contact.clone().into_active_model().reset_all().insert(tx).await?;
+            contact
+                .clone()
+                .into_active_model()
+                .reset_all()
+                .insert(tx)
+                .await?;
             for c in changes {
                 audit
                     .record(tx, "FIELD_CHANGED", Some(c.field), c.old, c.new)
@@ -693,14 +706,12 @@ async fn update(
         });
     }
     let stored_contact = match found.site_id {
-        Some(_) => Some(
-            queries::contact_of(tx, found.id)
-                .await?
-                .unwrap_or(participant_contact::Model {
-                    participant_id: found.id,
-                    ..Default::default()
-                }),
-        ),
+        Some(_) => Some(queries::contact_of(tx, found.id).await?.unwrap_or(
+            participant_contact::Model {
+                participant_id: found.id,
+                ..Default::default()
+            },
+        )),
         None => None,
     };
     let (contact, contact_changes) = match &stored_contact {

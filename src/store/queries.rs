@@ -12,14 +12,20 @@ use crate::domain::{Assignment, Role};
 /// Statuses that count toward enrollment caps.
 pub const ENROLLED_STATUSES: [&str; 2] = ["available", "signed"];
 
-pub async fn study_by_oid(c: &impl ConnectionTrait, oid: &str) -> Result<Option<study::Model>, DbErr> {
+pub async fn study_by_oid(
+    c: &impl ConnectionTrait,
+    oid: &str,
+) -> Result<Option<study::Model>, DbErr> {
     study::Entity::find()
         .filter(study::Column::Oid.eq(oid))
         .one(c)
         .await
 }
 
-pub async fn site_by_oid(c: &impl ConnectionTrait, oid: &str) -> Result<Option<site::Model>, DbErr> {
+pub async fn site_by_oid(
+    c: &impl ConnectionTrait,
+    oid: &str,
+) -> Result<Option<site::Model>, DbErr> {
     site::Entity::find()
         .filter(site::Column::Oid.eq(oid))
         .one(c)

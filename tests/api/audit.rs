@@ -9,12 +9,15 @@ use crate::helpers::{AppOptions, Backend, TestApp, at_ohio, seed_request};
 async fn events(app: &TestApp) -> Vec<[String; 7]> {
     let conn = app.store.connection();
     let sql = "SELECT event_type, COALESCE(field_name, ''), COALESCE(old_value, '~'), COALESCE(new_value, '~'), actor, COALESCE(request_id, ''), COALESCE(reason_for_change, '') FROM audit_events ORDER BY id";
-    conn.query_all_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql.to_owned()))
-        .await
-        .expect("events")
-        .into_iter()
-        .map(|row| std::array::from_fn(|i| row.try_get_by_index::<String>(i).expect("text")))
-        .collect()
+    conn.query_all_raw(sea_orm::Statement::from_string(
+        conn.get_database_backend(),
+        sql.to_owned(),
+    ))
+    .await
+    .expect("events")
+    .into_iter()
+    .map(|row| std::array::from_fn(|i| row.try_get_by_index::<String>(i).expect("text")))
+    .collect()
 }
 
 fn ev(e: &[&str; 7]) -> [String; 7] {
@@ -31,10 +34,42 @@ async fn every_change_is_audited_and_no_ops_are_not(backend: Backend) {
     assert_eq!(
         created,
         vec![
-            ev(&["PARTICIPANT_CREATED", "subject_key", "~", "OHIO-5", "crc.ohio", "req-1", "enrolment visit"]),
-            ev(&["FIELD_CHANGED", "last_name", "~", "ОНІО", "crc.ohio", "req-1", "enrolment visit"]),
-            ev(&["FIELD_CHANGED", "email_address", "~", "OHIOS@openclinica.com", "crc.ohio", "req-1", "enrolment visit"]),
-            ev(&["FIELD_CHANGED", "phone_number", "~", "+1 1234567890", "crc.ohio", "req-1", "enrolment visit"]),
+            ev(&[
+                "PARTICIPANT_CREATED",
+                "subject_key",
+                "~",
+                "OHIO-5",
+                "crc.ohio",
+                "req-1",
+                "enrolment visit"
+            ]),
+            ev(&[
+                "FIELD_CHANGED",
+                "last_name",
+                "~",
+                "ОНІО",
+                "crc.ohio",
+                "req-1",
+                "enrolment visit"
+            ]),
+            ev(&[
+                "FIELD_CHANGED",
+                "email_address",
+                "~",
+                "OHIOS@openclinica.com",
+                "crc.ohio",
+                "req-1",
+                "enrolment visit"
+            ]),
+            ev(&[
+                "FIELD_CHANGED",
+                "phone_number",
+                "~",
+                "+1 1234567890",
+                "crc.ohio",
+                "req-1",
+                "enrolment visit"
+            ]),
         ]
     );
 
@@ -53,9 +88,33 @@ async fn every_change_is_audited_and_no_ops_are_not(backend: Backend) {
     assert_eq!(
         after[4..],
         [
-            ev(&["FIELD_CHANGED", "email_address", "OHIOS@openclinica.com", "~", "dm.ohio", "", "participant moved"]),
-            ev(&["FIELD_CHANGED", "city", "~", "Columbus", "dm.ohio", "", "participant moved"]),
-            ev(&["PARTICIPATE_REGISTERED", "participate_status", "~", "created", "dm.ohio", "", "participant moved"]),
+            ev(&[
+                "FIELD_CHANGED",
+                "email_address",
+                "OHIOS@openclinica.com",
+                "~",
+                "dm.ohio",
+                "",
+                "participant moved"
+            ]),
+            ev(&[
+                "FIELD_CHANGED",
+                "city",
+                "~",
+                "Columbus",
+                "dm.ohio",
+                "",
+                "participant moved"
+            ]),
+            ev(&[
+                "PARTICIPATE_REGISTERED",
+                "participate_status",
+                "~",
+                "created",
+                "dm.ohio",
+                "",
+                "participant moved"
+            ]),
         ]
     );
 
@@ -65,7 +124,8 @@ async fn every_change_is_audited_and_no_ops_are_not(backend: Backend) {
 
     // Every event has a UTC time.
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM audit_events WHERE occurred_at IS NULL").await,
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE occurred_at IS NULL")
+            .await,
         0
     );
 }
@@ -74,8 +134,16 @@ async fn the_trail_is_append_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.upsert("crc.ohio", seed_request()).await.unwrap();
     let conn = app.store.connection();
-    assert!(conn.execute_unprepared("UPDATE audit_events SET actor = 'someone else'").await.is_err());
-    assert!(conn.execute_unprepared("DELETE FROM audit_events").await.is_err());
+    assert!(
+        conn.execute_unprepared("UPDATE audit_events SET actor = 'someone else'")
+            .await
+            .is_err()
+    );
+    assert!(
+        conn.execute_unprepared("DELETE FROM audit_events")
+            .await
+            .is_err()
+    );
     assert_eq!(app.audit_count().await, 4);
 }
 
@@ -89,8 +157,15 @@ async fn a_failure_after_the_audit_insert_leaves_nothing(backend: Backend) {
     assert!(app.upsert("crc.ohio", req).await.is_err());
     assert_eq!(app.participant_count().await, 0);
     assert_eq!(app.audit_count().await, 0);
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM participant_contacts").await, 0);
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM idempotency_records").await, 0);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM participant_contacts")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM idempotency_records").await,
+        0
+    );
 }
 
 crate::on_both_backends!(

@@ -42,29 +42,63 @@ async fn every_bad_token_is_unauthenticated(backend: Backend) {
     let user = "crc.ohio";
     let good = json!({"sub": user, "exp": now() + 600});
     // The good token works, so the failures below are about the token alone.
-    call_with(&app, Some(&sign(good.clone(), SECRET))).await.expect("a good token works");
+    call_with(&app, Some(&sign(good.clone(), SECRET)))
+        .await
+        .expect("a good token works");
 
     let cases: Vec<(&str, Option<String>)> = vec![
         ("missing", None),
         ("garbage", Some("not-a-jwt".into())),
-        ("wrong secret", Some(sign(good.clone(), "another-secret-another-secret-0123456789"))),
-        ("expired", Some(sign(json!({"sub": user, "exp": now() - 3600}), SECRET))),
+        (
+            "wrong secret",
+            Some(sign(
+                good.clone(),
+                "another-secret-another-secret-0123456789",
+            )),
+        ),
+        (
+            "expired",
+            Some(sign(json!({"sub": user, "exp": now() - 3600}), SECRET)),
+        ),
         ("no exp", Some(sign(json!({"sub": user}), SECRET))),
-        ("string exp", Some(sign(json!({"sub": user, "exp": (now() + 600).to_string()}), SECRET))),
-        ("string nbf", Some(sign(json!({"sub": user, "exp": now() + 600, "nbf": "0"}), SECRET))),
+        (
+            "string exp",
+            Some(sign(
+                json!({"sub": user, "exp": (now() + 600).to_string()}),
+                SECRET,
+            )),
+        ),
+        (
+            "string nbf",
+            Some(sign(
+                json!({"sub": user, "exp": now() + 600, "nbf": "0"}),
+                SECRET,
+            )),
+        ),
         ("alg none", Some(unsigned(good.clone()))),
-        ("future nbf", Some(sign(json!({"sub": user, "exp": now() + 7200, "nbf": now() + 3600}), SECRET))),
+        (
+            "future nbf",
+            Some(sign(
+                json!({"sub": user, "exp": now() + 7200, "nbf": now() + 3600}),
+                SECRET,
+            )),
+        ),
         ("no user", Some(sign(json!({"exp": now() + 600}), SECRET))),
     ];
     for (name, token) in cases {
-        let f = expect_failure(call_with(&app, token.as_deref()).await, Code::Unauthenticated, "UNAUTHENTICATED");
+        let f = expect_failure(
+            call_with(&app, token.as_deref()).await,
+            Code::Unauthenticated,
+            "UNAUTHENTICATED",
+        );
         // The answer never says which check failed.
         assert_eq!(f.message, "missing or invalid bearer token", "{name}");
     }
 
     // A non-bearer scheme is refused too.
     let mut req = tonic::Request::new(at_ohio("AUTH-1"));
-    req.metadata_mut().insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
+    req.metadata_mut()
+        .insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
     let r = app.client.clone().upsert_participant(req).await.map(|_| ());
     expect_failure(r, Code::Unauthenticated, "UNAUTHENTICATED");
 
@@ -85,7 +119,9 @@ async fn issuer_and_audience_are_enforced_when_configured(backend: Backend) {
     let app = TestApp::spawn_with(options).await;
     let user = "crc.ohio";
     let ok = json!({"sub": user, "exp": now() + 600, "iss": "https://idp.example.org", "aud": "participants"});
-    call_with(&app, Some(&sign(ok, SECRET))).await.expect("right issuer and audience");
+    call_with(&app, Some(&sign(ok, SECRET)))
+        .await
+        .expect("right issuer and audience");
 
     for claims in [
         json!({"sub": user, "exp": now() + 600, "iss": "https://evil.example.org", "aud": "participants"}),
@@ -105,7 +141,9 @@ async fn preferred_username_names_the_user(backend: Backend) {
         json!({"sub": "0f3a-opaque", "preferred_username": "crc.ohio", "exp": now() + 600}),
         SECRET,
     );
-    call_with(&app, Some(&token)).await.expect("preferred_username wins over sub");
+    call_with(&app, Some(&token))
+        .await
+        .expect("preferred_username wins over sub");
 }
 
 crate::on_both_backends!(

@@ -10,13 +10,28 @@ async fn dump(app: &TestApp) -> Vec<String> {
     let conn = app.store.connection();
     let mut out = Vec::new();
     for (table, count, columns) in [
-        ("studies", 9, "id, oid, name, status, participant_id_method, COALESCE(participant_id_template, ''), CAST(participate_enabled AS INTEGER), COALESCE(enrollment_cap, -1), next_seq"),
-        ("sites", 7, "id, study_id, oid, name, status, COALESCE(enrollment_cap, -1), next_seq"),
-        ("role_assignments", 6, "id, user_name, study_id, COALESCE(site_id, -1), role, CAST(active AS INTEGER)"),
+        (
+            "studies",
+            9,
+            "id, oid, name, status, participant_id_method, COALESCE(participant_id_template, ''), CAST(participate_enabled AS INTEGER), COALESCE(enrollment_cap, -1), next_seq",
+        ),
+        (
+            "sites",
+            7,
+            "id, study_id, oid, name, status, COALESCE(enrollment_cap, -1), next_seq",
+        ),
+        (
+            "role_assignments",
+            6,
+            "id, user_name, study_id, COALESCE(site_id, -1), role, CAST(active AS INTEGER)",
+        ),
     ] {
         let sql = format!("SELECT {columns} FROM {table} ORDER BY id");
         let rows = conn
-            .query_all_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql))
+            .query_all_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                sql,
+            ))
             .await
             .expect("dump");
         for row in rows {
@@ -39,7 +54,10 @@ async fn dump(app: &TestApp) -> Vec<String> {
 async fn applying_twice_gives_the_same_database(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let before = dump(&app).await;
-    assert!(before.iter().any(|l| l.contains("S_JUNO(PROD)")), "{before:?}");
+    assert!(
+        before.iter().any(|l| l.contains("S_JUNO(PROD)")),
+        "{before:?}"
+    );
     assert!(before.iter().any(|l| l.contains("S_OHI0(TEST)")));
     let report = catalog::apply(&app.store, &Catalog::parse(CATALOG).unwrap())
         .await
@@ -74,12 +92,16 @@ role = "viewer"
         .expect("apply");
     assert_eq!(report.sites_removed, 1, "{report:?}");
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM sites WHERE oid = 'S_TEXAS(TEST)' AND status = 'removed'").await,
+        app.scalar("SELECT COUNT(*) FROM sites WHERE oid = 'S_TEXAS(TEST)' AND status = 'removed'")
+            .await,
         1
     );
     // Revoked, never dropped.
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM role_assignments WHERE user_name = 'dm.juno' AND active = false").await,
+        app.scalar(
+            "SELECT COUNT(*) FROM role_assignments WHERE user_name = 'dm.juno' AND active = false"
+        )
+        .await,
         1
     );
     assert_eq!(
@@ -88,17 +110,24 @@ role = "viewer"
     );
     // Studies the file does not list are left alone.
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM role_assignments WHERE user_name = 'dm.vega' AND active = true").await,
+        app.scalar(
+            "SELECT COUNT(*) FROM role_assignments WHERE user_name = 'dm.vega' AND active = true"
+        )
+        .await,
         1
     );
     // Re-applying the full catalog restores everything.
-    catalog::apply(&app.store, &Catalog::parse(CATALOG).unwrap()).await.expect("apply");
+    catalog::apply(&app.store, &Catalog::parse(CATALOG).unwrap())
+        .await
+        .expect("apply");
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM sites WHERE status = 'removed'").await,
+        app.scalar("SELECT COUNT(*) FROM sites WHERE status = 'removed'")
+            .await,
         0
     );
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM role_assignments WHERE active = false").await,
+        app.scalar("SELECT COUNT(*) FROM role_assignments WHERE active = false")
+            .await,
         0
     );
 }
@@ -111,7 +140,10 @@ async fn a_site_cannot_move_to_another_study(backend: Backend) {
         .await
         .expect_err("refused");
     let msg = err.to_string();
-    assert!(msg.contains("S_OHI0(TEST)") && msg.contains("S_JUNO(PROD)"), "{msg}");
+    assert!(
+        msg.contains("S_OHI0(TEST)") && msg.contains("S_JUNO(PROD)"),
+        "{msg}"
+    );
     // One transaction: nothing of the refused file stayed.
     assert_eq!(dump(&app).await, before);
 }

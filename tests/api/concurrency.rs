@@ -16,12 +16,18 @@ fn capped(site_oid: &str, key: &str) -> UpsertParticipantRequest {
 }
 
 /// Runs the requests at once and counts the outcomes by code and reason.
-async fn race(app: &TestApp, user: &str, requests: Vec<UpsertParticipantRequest>) -> BTreeMap<String, usize> {
+async fn race(
+    app: &TestApp,
+    user: &str,
+    requests: Vec<UpsertParticipantRequest>,
+) -> BTreeMap<String, usize> {
     let mut tasks = Vec::new();
     for req in requests {
         let client = app.client.clone();
         let call = app.authed(user, req);
-        tasks.push(tokio::spawn(async move { client.clone().upsert_participant(call).await }));
+        tasks.push(tokio::spawn(async move {
+            client.clone().upsert_participant(call).await
+        }));
     }
     let mut outcomes = BTreeMap::new();
     for task in tasks {
@@ -40,13 +46,18 @@ async fn race(app: &TestApp, user: &str, requests: Vec<UpsertParticipantRequest>
 
 async fn fifty_creations_against_a_cap_of_ten(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let requests = (0..50).map(|n| capped("S_CAPPED_A", &format!("C-{n:02}"))).collect();
+    let requests = (0..50)
+        .map(|n| capped("S_CAPPED_A", &format!("C-{n:02}")))
+        .collect();
     let outcomes = race(&app, "dm.capped", requests).await;
     assert_eq!(
         outcomes,
         BTreeMap::from([
             ("created".to_owned(), 10),
-            ("FailedPrecondition/PARTICIPANTS_ENROLLMENT_CAP_REACHED".to_owned(), 40),
+            (
+                "FailedPrecondition/PARTICIPANTS_ENROLLMENT_CAP_REACHED".to_owned(),
+                40
+            ),
         ])
     );
     assert_eq!(app.participant_count().await, 10);
@@ -55,30 +66,60 @@ async fn fifty_creations_against_a_cap_of_ten(backend: Backend) {
 async fn caps_count_enrolled_participants_and_never_block_updates(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     // Site B has a cap of 2.
-    app.upsert("dm.capped", capped("S_CAPPED_B", "B-1")).await.unwrap();
-    app.upsert("dm.capped", capped("S_CAPPED_B", "B-2")).await.unwrap();
-    expect_failure(app.upsert("dm.capped", capped("S_CAPPED_B", "B-3")).await, Code::FailedPrecondition, "PARTICIPANTS_ENROLLMENT_CAP_REACHED");
+    app.upsert("dm.capped", capped("S_CAPPED_B", "B-1"))
+        .await
+        .unwrap();
+    app.upsert("dm.capped", capped("S_CAPPED_B", "B-2"))
+        .await
+        .unwrap();
+    expect_failure(
+        app.upsert("dm.capped", capped("S_CAPPED_B", "B-3")).await,
+        Code::FailedPrecondition,
+        "PARTICIPANTS_ENROLLMENT_CAP_REACHED",
+    );
     // Updates are never refused by a cap.
     let mut update = capped("S_CAPPED_B", "b-1");
-    update.contact = Some(ParticipantContact { city: Some("Lyon".into()), ..Default::default() });
-    app.upsert("dm.capped", update).await.expect("update at a full site");
+    update.contact = Some(ParticipantContact {
+        city: Some("Lyon".into()),
+        ..Default::default()
+    });
+    app.upsert("dm.capped", update)
+        .await
+        .expect("update at a full site");
     // A removed participant no longer counts; a signed one does.
-    app.execute("UPDATE participants SET status = 'removed' WHERE subject_key = 'B-1'").await;
-    app.upsert("dm.capped", capped("S_CAPPED_B", "B-3")).await.expect("room again");
-    app.execute("UPDATE participants SET status = 'signed' WHERE subject_key = 'B-2'").await;
-    expect_failure(app.upsert("dm.capped", capped("S_CAPPED_B", "B-4")).await, Code::FailedPrecondition, "PARTICIPANTS_ENROLLMENT_CAP_REACHED");
+    app.execute("UPDATE participants SET status = 'removed' WHERE subject_key = 'B-1'")
+        .await;
+    app.upsert("dm.capped", capped("S_CAPPED_B", "B-3"))
+        .await
+        .expect("room again");
+    app.execute("UPDATE participants SET status = 'signed' WHERE subject_key = 'B-2'")
+        .await;
+    expect_failure(
+        app.upsert("dm.capped", capped("S_CAPPED_B", "B-4")).await,
+        Code::FailedPrecondition,
+        "PARTICIPANTS_ENROLLMENT_CAP_REACHED",
+    );
 
     // The study cap (10) counts every site; 2 are enrolled at B.
     for n in 0..8 {
-        app.upsert("dm.capped", capped("S_CAPPED_A", &format!("A-{n}"))).await.unwrap();
+        app.upsert("dm.capped", capped("S_CAPPED_A", &format!("A-{n}")))
+            .await
+            .unwrap();
     }
-    expect_failure(app.upsert("dm.capped", capped("S_CAPPED_A", "A-8")).await, Code::FailedPrecondition, "PARTICIPANTS_ENROLLMENT_CAP_REACHED");
+    expect_failure(
+        app.upsert("dm.capped", capped("S_CAPPED_A", "A-8")).await,
+        Code::FailedPrecondition,
+        "PARTICIPANTS_ENROLLMENT_CAP_REACHED",
+    );
 
     // While the cap is full, concurrent updates all succeed.
     let updates = (0..8)
         .map(|n| {
             let mut r = capped("S_CAPPED_A", &format!("a-{n}"));
-            r.contact = Some(ParticipantContact { city: Some(format!("City {n}")), ..Default::default() });
+            r.contact = Some(ParticipantContact {
+                city: Some(format!("City {n}")),
+                ..Default::default()
+            });
             r
         })
         .collect();
@@ -92,12 +133,18 @@ async fn concurrent_upserts_of_one_key_create_once(backend: Backend) {
         .map(|n| {
             let key = if n % 2 == 0 { "SAME-KEY" } else { "same-key" };
             let mut r = capped("S_CAPPED_A", key);
-            r.contact = Some(ParticipantContact { city: Some("Paris".into()), ..Default::default() });
+            r.contact = Some(ParticipantContact {
+                city: Some("Paris".into()),
+                ..Default::default()
+            });
             r
         })
         .collect();
     let outcomes = race(&app, "dm.capped", requests).await;
-    assert_eq!(outcomes, BTreeMap::from([("created".to_owned(), 1), ("updated".to_owned(), 29)]));
+    assert_eq!(
+        outcomes,
+        BTreeMap::from([("created".to_owned(), 1), ("updated".to_owned(), 29)])
+    );
     assert_eq!(app.participant_count().await, 1);
 }
 
@@ -114,7 +161,10 @@ async fn one_request_id_at_once_writes_once(backend: Backend) {
     // Every answer is the first response (created = true), written once.
     assert_eq!(outcomes, BTreeMap::from([("created".to_owned(), 20)]));
     assert_eq!(app.participant_count().await, 1);
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM idempotency_records").await, 1);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM idempotency_records").await,
+        1
+    );
     assert_eq!(app.audit_count().await, 1);
 }
 

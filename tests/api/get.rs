@@ -50,7 +50,10 @@ async fn role_and_scope_table(backend: Backend) {
     for role in ROLES {
         // Study-level roles reach the whole study.
         let user = format!("{role}.juno");
-        let p = app.get(&user, get_study(JUNO, "OHIO-1")).await.expect(&user);
+        let p = app
+            .get(&user, get_study(JUNO, "OHIO-1"))
+            .await
+            .expect(&user);
         assert_eq!(p.site_oid, OHIO);
         assert_eq!(p.status, ParticipantStatus::Available as i32);
         assert_eq!(
@@ -58,11 +61,21 @@ async fn role_and_scope_table(backend: Backend) {
             writes(role).then_some("Ada"),
             "{user} contact"
         );
-        let p = app.get(&user, get_study(JUNO, "study-1")).await.expect(&user);
-        assert_eq!((p.site_oid.as_str(), p.secondary_id.as_deref()), ("", Some("SEC-1")));
+        let p = app
+            .get(&user, get_study(JUNO, "study-1"))
+            .await
+            .expect(&user);
+        assert_eq!(
+            (p.site_oid.as_str(), p.secondary_id.as_deref()),
+            ("", Some("SEC-1"))
+        );
         assert!(p.contact.is_none());
-        app.get(&user, get_site(JUNO, OHIO, "OHIO-1")).await.expect(&user);
-        app.get(&user, get_site(JUNO, TEXAS, "TEX-1")).await.expect(&user);
+        app.get(&user, get_site(JUNO, OHIO, "OHIO-1"))
+            .await
+            .expect(&user);
+        app.get(&user, get_site(JUNO, TEXAS, "TEX-1"))
+            .await
+            .expect(&user);
         // A site-scoped call reaches that site only.
         let r = app.get(&user, get_site(JUNO, OHIO, "TEX-1")).await;
         expect_failure(r, Code::NotFound, "PARTICIPANT_NOT_FOUND");
@@ -71,7 +84,10 @@ async fn role_and_scope_table(backend: Backend) {
 
         // Site-level roles reach their own site only.
         let user = format!("{role}.ohio");
-        let p = app.get(&user, get_site(JUNO, OHIO, "ohio-1")).await.expect(&user);
+        let p = app
+            .get(&user, get_site(JUNO, OHIO, "ohio-1"))
+            .await
+            .expect(&user);
         assert_eq!(p.subject_key, "OHIO-1");
         assert_eq!(
             p.contact.as_ref().and_then(|c| c.first_name.as_deref()),
@@ -94,10 +110,15 @@ async fn role_and_scope_table(backend: Backend) {
     expect_failure(r, Code::NotFound, "PARTICIPANT_NOT_FOUND");
     let r = app.get("dm.juno", get_study("S_NOPE", "OHIO-1")).await;
     expect_failure(r, Code::NotFound, "STUDY_NOT_EXIST");
-    let r = app.get("dm.juno", get_site(JUNO, "S_VEGA_BOS", "OHIO-1")).await;
+    let r = app
+        .get("dm.juno", get_site(JUNO, "S_VEGA_BOS", "OHIO-1"))
+        .await;
     let f = expect_failure(r, Code::NotFound, "SITE_NOT_EXIST");
     assert_eq!(f.metadata.get("studyOid").map(String::as_str), Some(JUNO));
-    assert_eq!(f.metadata.get("siteOid").map(String::as_str), Some("S_VEGA_BOS"));
+    assert_eq!(
+        f.metadata.get("siteOid").map(String::as_str),
+        Some("S_VEGA_BOS")
+    );
 }
 
 crate::on_both_backends!(role_and_scope_table);

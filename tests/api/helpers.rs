@@ -18,7 +18,7 @@ use participants::{
     store::{DbConfig, Store},
 };
 use sea_orm::{ConnectionTrait, Database};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::sync::oneshot;
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 
@@ -59,7 +59,9 @@ pub async fn fresh_database(backend: Backend) -> TestDb {
             let admin = std::env::var(POSTGRES_ENV)
                 .unwrap_or_else(|_| panic!("{POSTGRES_ENV} must name a PostgreSQL server"));
             let name = format!("participants_test_{}", uuid::Uuid::new_v4().simple());
-            let conn = Database::connect(&admin).await.expect("connect to PostgreSQL");
+            let conn = Database::connect(&admin)
+                .await
+                .expect("connect to PostgreSQL");
             conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
                 .expect("create the test database");
@@ -75,13 +77,11 @@ pub async fn fresh_database(backend: Backend) -> TestDb {
 
 /// A running server with its own database.
 pub struct TestApp {
-    pub addr: std::net::SocketAddr,
     pub store: Store,
     pub client: ParticipantServiceClient<Channel>,
     pub channel: Channel,
     pub settings: JwtSettings,
     shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Result<(), String>>>,
     _db: TestDb,
 }
 
@@ -117,7 +117,9 @@ impl TestApp {
         let store = Store::connect(&config).await.expect("connect");
         store.migrate().await.expect("migrate");
         let catalog = Catalog::parse(options.catalog).expect("catalog");
-        catalog::apply(&store, &catalog).await.expect("apply catalog");
+        catalog::apply(&store, &catalog)
+            .await
+            .expect("apply catalog");
 
         let settings = JwtSettings {
             hs256_secret: Some(SECRET.as_bytes().to_vec()),
@@ -125,7 +127,9 @@ impl TestApp {
             audience: options.audience,
         };
         let verifier = Arc::new(JwtVerifier::new(&settings).expect("verifier"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let participants = Participants::new(store.clone()).with_fault(options.fault);
@@ -134,22 +138,26 @@ impl TestApp {
             grace_period: Duration::from_secs(5),
             ..ServerConfig::default()
         };
-        let handle = tokio::spawn(server::serve(listener, participants, verifier, config, async {
-            let _ = rx.await;
-        }));
+        tokio::spawn(server::serve(
+            listener,
+            participants,
+            verifier,
+            config,
+            async {
+                let _ = rx.await;
+            },
+        ));
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect()
             .await
             .expect("connect to the test server");
         Self {
-            addr,
             store,
             client: ParticipantServiceClient::new(channel.clone()),
             channel,
             settings,
             shutdown: Some(tx),
-            handle: Some(handle),
             _db: db,
         }
     }
@@ -182,21 +190,14 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
-    /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.await;
-        }
-    }
-
     /// Runs a SQL query returning one integer.
     pub async fn scalar(&self, sql: &str) -> i64 {
         let conn = self.store.connection();
         let row = conn
-            .query_one_raw(sea_orm::Statement::from_string(conn.get_database_backend(), sql.to_owned()))
+            .query_one_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                sql.to_owned(),
+            ))
             .await
             .expect("query")
             .expect("one row");
@@ -338,7 +339,11 @@ pub fn failure(status: &Status) -> Failure {
 
 /// Asserts a call failed with `code` and `reason`, and returns the failure.
 #[track_caller]
-pub fn expect_failure<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) -> Failure {
+pub fn expect_failure<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    reason: &str,
+) -> Failure {
     let status = result.expect_err("the call should have failed");
     let f = failure(&status);
     assert_eq!(f.code, code, "code of {f:?}");

@@ -2,7 +2,9 @@
 
 use crate::helpers::{Backend, TestApp};
 use participants::grpc::server::SERVICE_NAME;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
@@ -39,7 +41,9 @@ async fn reflection_lists_the_service_and_error_details(backend: Backend) {
     };
     let requests = tokio_stream::iter(vec![
         ask(MessageRequest::ListServices(String::new())),
-        ask(MessageRequest::FileContainingSymbol("google.rpc.ErrorInfo".into())),
+        ask(MessageRequest::FileContainingSymbol(
+            "google.rpc.ErrorInfo".into(),
+        )),
         ask(MessageRequest::FileContainingSymbol(
             "openclinica.participants.v1.ErrorReason".into(),
         )),
@@ -49,17 +53,28 @@ async fn reflection_lists_the_service_and_error_details(backend: Backend) {
         .await
         .expect("reflection")
         .into_inner();
-    let first = responses.message().await.expect("stream").expect("a response");
+    let first = responses
+        .message()
+        .await
+        .expect("stream")
+        .expect("a response");
     match first.message_response {
         Some(MessageResponse::ListServicesResponse(list)) => {
             let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
             assert!(names.contains(&SERVICE_NAME.to_owned()), "{names:?}");
-            assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+            assert!(
+                names.contains(&"grpc.health.v1.Health".to_owned()),
+                "{names:?}"
+            );
         }
         other => panic!("expected a service list, got {other:?}"),
     }
     for _ in 0..2 {
-        let r = responses.message().await.expect("stream").expect("a response");
+        let r = responses
+            .message()
+            .await
+            .expect("stream")
+            .expect("a response");
         match r.message_response {
             Some(MessageResponse::FileDescriptorResponse(fd)) => {
                 assert!(!fd.file_descriptor_proto.is_empty())
@@ -69,4 +84,7 @@ async fn reflection_lists_the_service_and_error_details(backend: Backend) {
     }
 }
 
-crate::on_both_backends!(health_is_serving, reflection_lists_the_service_and_error_details);
+crate::on_both_backends!(
+    health_is_serving,
+    reflection_lists_the_service_and_error_details
+);

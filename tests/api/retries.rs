@@ -16,20 +16,31 @@ async fn a_replay_returns_the_first_response_and_writes_nothing(backend: Backend
 
     // Someone else changes the participant; the replay still answers the first response.
     let mut other = at_ohio("OHIO-5");
-    other.contact = Some(ParticipantContact { city: Some("Columbus".into()), ..Default::default() });
+    other.contact = Some(ParticipantContact {
+        city: Some("Columbus".into()),
+        ..Default::default()
+    });
     app.upsert("crc.ohio", other).await.unwrap();
     let audit_after_other = app.audit_count().await;
     assert!(audit_after_other > audit);
 
     let replay = app.upsert("crc.ohio", req.clone()).await.expect("replay");
     assert_eq!(replay, first);
-    assert_eq!(app.audit_count().await, audit_after_other, "a replay writes nothing");
+    assert_eq!(
+        app.audit_count().await,
+        audit_after_other,
+        "a replay writes nothing"
+    );
     assert_eq!(app.participant_count().await, 1);
 
     // The same key with a different request is refused.
     let mut changed = req.clone();
     changed.contact.as_mut().unwrap().first_name = Some("Other".into());
-    expect_failure(app.upsert("crc.ohio", changed).await, Code::InvalidArgument, "REQUEST_ID_REUSED");
+    expect_failure(
+        app.upsert("crc.ohio", changed).await,
+        Code::InvalidArgument,
+        "REQUEST_ID_REUSED",
+    );
 
     // Keys belong to one user: another user's identical key is a new call.
     let mut mine = at_ohio("OHIO-77");
@@ -39,10 +50,14 @@ async fn a_replay_returns_the_first_response_and_writes_nothing(backend: Backend
 
 async fn a_replay_is_answered_before_other_checks(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let req = UpsertParticipantRequest { request_id: "once".into(), ..at_ohio("R-1") };
+    let req = UpsertParticipantRequest {
+        request_id: "once".into(),
+        ..at_ohio("R-1")
+    };
     let first = app.upsert("crc.ohio", req.clone()).await.unwrap();
     // The site closes; the replay is still answered as the first time.
-    app.execute("UPDATE sites SET status = 'frozen' WHERE oid = 'S_OHI0(TEST)'").await;
+    app.execute("UPDATE sites SET status = 'frozen' WHERE oid = 'S_OHI0(TEST)'")
+        .await;
     assert_eq!(app.upsert("crc.ohio", req).await.unwrap(), first);
 }
 
@@ -51,7 +66,11 @@ async fn failed_and_validate_only_calls_are_not_remembered(backend: Backend) {
     let mut bad = seed_request();
     bad.request_id = "k-1".into();
     bad.contact.as_mut().unwrap().email_address = Some("bad".into());
-    expect_failure(app.upsert("crc.ohio", bad).await, Code::InvalidArgument, "INVALID_EMAIL_ADDRESS");
+    expect_failure(
+        app.upsert("crc.ohio", bad).await,
+        Code::InvalidArgument,
+        "INVALID_EMAIL_ADDRESS",
+    );
     let mut dry = seed_request();
     dry.request_id = "k-1".into();
     dry.validate_only = true;

@@ -14,20 +14,44 @@ fn contact(req: &mut UpsertParticipantRequest) -> &mut ParticipantContact {
 /// (name, path, setter)
 fn fields() -> Vec<(&'static str, &'static str, Setter)> {
     vec![
-        ("first_name", "contact.first_name", |r, v| contact(r).first_name = Some(v)),
-        ("last_name", "contact.last_name", |r, v| contact(r).last_name = Some(v)),
-        ("middle_name", "contact.middle_name", |r, v| contact(r).middle_name = Some(v)),
-        ("email_address", "contact.email_address", |r, v| contact(r).email_address = Some(v)),
-        ("phone_number", "contact.phone_number", |r, v| contact(r).phone_number = Some(v)),
-        ("street_address1", "contact.street_address1", |r, v| contact(r).street_address1 = Some(v)),
-        ("street_address2", "contact.street_address2", |r, v| contact(r).street_address2 = Some(v)),
+        ("first_name", "contact.first_name", |r, v| {
+            contact(r).first_name = Some(v)
+        }),
+        ("last_name", "contact.last_name", |r, v| {
+            contact(r).last_name = Some(v)
+        }),
+        ("middle_name", "contact.middle_name", |r, v| {
+            contact(r).middle_name = Some(v)
+        }),
+        ("email_address", "contact.email_address", |r, v| {
+            contact(r).email_address = Some(v)
+        }),
+        ("phone_number", "contact.phone_number", |r, v| {
+            contact(r).phone_number = Some(v)
+        }),
+        ("street_address1", "contact.street_address1", |r, v| {
+            contact(r).street_address1 = Some(v)
+        }),
+        ("street_address2", "contact.street_address2", |r, v| {
+            contact(r).street_address2 = Some(v)
+        }),
         ("city", "contact.city", |r, v| contact(r).city = Some(v)),
         ("state", "contact.state", |r, v| contact(r).state = Some(v)),
-        ("country", "contact.country", |r, v| contact(r).country = Some(v)),
-        ("postal_code", "contact.postal_code", |r, v| contact(r).postal_code = Some(v)),
-        ("full_dob", "contact.full_dob", |r, v| contact(r).full_dob = Some(v)),
-        ("hospital_number", "contact.hospital_number", |r, v| contact(r).hospital_number = Some(v)),
-        ("secondary_id", "secondary_id", |r, v| r.secondary_id = Some(v)),
+        ("country", "contact.country", |r, v| {
+            contact(r).country = Some(v)
+        }),
+        ("postal_code", "contact.postal_code", |r, v| {
+            contact(r).postal_code = Some(v)
+        }),
+        ("full_dob", "contact.full_dob", |r, v| {
+            contact(r).full_dob = Some(v)
+        }),
+        ("hospital_number", "contact.hospital_number", |r, v| {
+            contact(r).hospital_number = Some(v)
+        }),
+        ("secondary_id", "secondary_id", |r, v| {
+            r.secondary_id = Some(v)
+        }),
         ("subject_key", "subject_key", |r, v| r.subject_key = v),
     ]
 }
@@ -73,34 +97,98 @@ fn rows() -> Vec<Row> {
         row("middle_name", "c".repeat(35), None),
         row("middle_name", "c".repeat(36), Some("MIDDLE_NAME_TOO_LONG")),
         row("email_address", email_of_len(255), None),
-        row("email_address", email_of_len(256), Some("EMAIL_ADDRESS_TOO_LONG")),
+        row(
+            "email_address",
+            email_of_len(256),
+            Some("EMAIL_ADDRESS_TOO_LONG"),
+        ),
         // Too long and malformed: only the length reason.
-        row("email_address", "@".repeat(256), Some("EMAIL_ADDRESS_TOO_LONG")),
+        row(
+            "email_address",
+            "@".repeat(256),
+            Some("EMAIL_ADDRESS_TOO_LONG"),
+        ),
         row("phone_number", "+1 12345678901234", None),
-        row("phone_number", "+123 1234567890123", Some("PHONE_NUMBER_TOO_LONG")),
-        row("phone_number", "x".repeat(18), Some("PHONE_NUMBER_TOO_LONG")),
+        row(
+            "phone_number",
+            "+123 1234567890123",
+            Some("PHONE_NUMBER_TOO_LONG"),
+        ),
+        row(
+            "phone_number",
+            "x".repeat(18),
+            Some("PHONE_NUMBER_TOO_LONG"),
+        ),
         row("postal_code", "9".repeat(35), None),
         row("postal_code", "9".repeat(36), Some("POSTAL_CODE_TOO_LONG")),
         row("hospital_number", "H".repeat(35), None),
-        row("hospital_number", "H".repeat(36), Some("HOSPITAL_NUMBER_TOO_LONG")),
+        row(
+            "hospital_number",
+            "H".repeat(36),
+            Some("HOSPITAL_NUMBER_TOO_LONG"),
+        ),
         row("secondary_id", "S".repeat(35), None),
-        row("secondary_id", "S".repeat(36), Some("SECONDARY_ID_TOO_LONG")),
-        row("secondary_id", "a<b", Some("PARTICIPANT_ID_CONTAINS_UNSUPPORTED_HTML_CHARACTER")),
+        row(
+            "secondary_id",
+            "S".repeat(36),
+            Some("SECONDARY_ID_TOO_LONG"),
+        ),
+        row(
+            "secondary_id",
+            "a<b",
+            Some("PARTICIPANT_ID_CONTAINS_UNSUPPORTED_HTML_CHARACTER"),
+        ),
         row("subject_key", "K".repeat(30), None),
-        row("subject_key", "K".repeat(31), Some("PARTICIPANT_ID_LONGER_THAN_30_CHARACTERS")),
+        row(
+            "subject_key",
+            "K".repeat(31),
+            Some("PARTICIPANT_ID_LONGER_THAN_30_CHARACTERS"),
+        ),
         row("subject_key", format!("  {}  ", "T".repeat(30)), None),
-        row("subject_key", "<script>", Some("PARTICIPANT_ID_CONTAINS_UNSUPPORTED_HTML_CHARACTER")),
-        row("subject_key", "A>B", Some("PARTICIPANT_ID_CONTAINS_UNSUPPORTED_HTML_CHARACTER")),
+        row(
+            "subject_key",
+            "<script>",
+            Some("PARTICIPANT_ID_CONTAINS_UNSUPPORTED_HTML_CHARACTER"),
+        ),
+        row(
+            "subject_key",
+            "A>B",
+            Some("PARTICIPANT_ID_CONTAINS_UNSUPPORTED_HTML_CHARACTER"),
+        ),
         row("subject_key", "   ", Some("MISSING_PARTICIPANT_ID_DATA")),
         // Email format.
         row("email_address", "OHIOS@openclinica.com", None),
         row("email_address", "first.last+tag@sub.example.co", None),
-        row("email_address", "no-at-sign.example.org", Some("INVALID_EMAIL_ADDRESS")),
-        row("email_address", "two@@example.org", Some("INVALID_EMAIL_ADDRESS")),
-        row("email_address", "dot.@example.org", Some("INVALID_EMAIL_ADDRESS")),
-        row("email_address", "user@example", Some("INVALID_EMAIL_ADDRESS")),
-        row("email_address", "user@-example.org", Some("INVALID_EMAIL_ADDRESS")),
-        row("email_address", " user@example.org", Some("INVALID_EMAIL_ADDRESS")),
+        row(
+            "email_address",
+            "no-at-sign.example.org",
+            Some("INVALID_EMAIL_ADDRESS"),
+        ),
+        row(
+            "email_address",
+            "two@@example.org",
+            Some("INVALID_EMAIL_ADDRESS"),
+        ),
+        row(
+            "email_address",
+            "dot.@example.org",
+            Some("INVALID_EMAIL_ADDRESS"),
+        ),
+        row(
+            "email_address",
+            "user@example",
+            Some("INVALID_EMAIL_ADDRESS"),
+        ),
+        row(
+            "email_address",
+            "user@-example.org",
+            Some("INVALID_EMAIL_ADDRESS"),
+        ),
+        row(
+            "email_address",
+            " user@example.org",
+            Some("INVALID_EMAIL_ADDRESS"),
+        ),
         // Phone format.
         row("phone_number", "+1 1234567890", None),
         row("phone_number", "+123 1", None),
@@ -117,10 +205,19 @@ fn rows() -> Vec<Row> {
         row("full_dob", "1990-2-3", Some("INVALID_FULL_DOB")),
         row("full_dob", "28/02/1990", Some("INVALID_FULL_DOB")),
         row("full_dob", "2999-01-01", Some("INVALID_FULL_DOB")),
-        row("full_dob", chrono::Utc::now().date_naive().format("%Y-%m-%d").to_string(), None),
         row(
             "full_dob",
-            (chrono::Utc::now().date_naive() + chrono::Days::new(2)).format("%Y-%m-%d").to_string(),
+            chrono::Utc::now()
+                .date_naive()
+                .format("%Y-%m-%d")
+                .to_string(),
+            None,
+        ),
+        row(
+            "full_dob",
+            (chrono::Utc::now().date_naive() + chrono::Days::new(2))
+                .format("%Y-%m-%d")
+                .to_string(),
             Some("INVALID_FULL_DOB"),
         ),
     ];
@@ -153,15 +250,28 @@ async fn every_rule_on_both_sides_of_its_limit(backend: Backend) {
         let result = app.upsert("crc.ohio", req).await;
         match r.expect {
             None => {
-                result.unwrap_or_else(|e| panic!("row {n} ({} = {:?}) refused: {e:?}", r.field, r.value));
+                result.unwrap_or_else(|e| {
+                    panic!("row {n} ({} = {:?}) refused: {e:?}", r.field, r.value)
+                });
                 created += 1;
             }
             Some(reason) => {
                 let f = expect_failure(result, Code::InvalidArgument, reason);
-                assert_eq!(f.violations, vec![(path.to_owned(), reason.to_owned())], "row {n}");
-                assert!(f.message.contains(path), "the message names the field: {}", f.message);
+                assert_eq!(
+                    f.violations,
+                    vec![(path.to_owned(), reason.to_owned())],
+                    "row {n}"
+                );
+                assert!(
+                    f.message.contains(path),
+                    "the message names the field: {}",
+                    f.message
+                );
                 if r.value.trim().chars().count() >= 4 {
-                    assert!(!f.message.contains(r.value.trim()), "row {n}: the message echoes the value");
+                    assert!(
+                        !f.message.contains(r.value.trim()),
+                        "row {n}: the message echoes the value"
+                    );
                 }
             }
         }
@@ -185,8 +295,16 @@ async fn all_violations_are_reported_in_table_order(backend: Backend) {
         }),
         ..at_ohio("")
     };
-    let f = expect_failure(app.upsert("crc.ohio", req).await, Code::InvalidArgument, "PARTICIPANT_ID_LONGER_THAN_30_CHARACTERS");
-    let got: Vec<(&str, &str)> = f.violations.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let f = expect_failure(
+        app.upsert("crc.ohio", req).await,
+        Code::InvalidArgument,
+        "PARTICIPANT_ID_LONGER_THAN_30_CHARACTERS",
+    );
+    let got: Vec<(&str, &str)> = f
+        .violations
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     assert_eq!(
         got,
         vec![
