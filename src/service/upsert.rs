@@ -485,13 +485,13 @@ pub async fn execute(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
 ) -> Result<pb::UpsertParticipantResponse, TxError> {
-    // A concurrent call with the same key may have completed while this one waited.
+    let study = queries::lock_study(tx, cmd.study_id).await?;
+    // A concurrent call with the same key may have completed while this one waited for the lock.
     if let Some(rid) = &cmd.request_id
         && let Some(response) = replay(tx, &cmd.user, rid, &cmd.request_hash).await?
     {
         return Ok(response);
     }
-    let study = queries::lock_study(tx, cmd.study_id).await?;
     let site = match cmd.site_id {
         Some(id) => Some(
             queries::site_by_id(tx, id)
