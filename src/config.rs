@@ -4,13 +4,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::crypto::{self, DataCipher};
 use crate::grpc::{auth::JwtSettings, server::ServerConfig};
 use crate::store::DbConfig;
 
 /// The database used when no URL is given.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://participants.db?mode=rwc";
-/// The database of `serve --demo` when no URL is given.
-pub const DEMO_DATABASE_URL: &str = "sqlite://participants-demo.db?mode=rwc";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +44,8 @@ pub enum Command {
     },
     /// Print a development HS256 token signed with the configured secret.
     Token(TokenArgs),
+    /// Print a fresh random key for PARTICIPANTS_DATA_KEY.
+    DataKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +121,41 @@ impl JwtArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct DataKeyArgs {
+    /// Key that encrypts personal data at rest: 32 random bytes as base64
+    /// (`participants data-key` makes one).
+    #[arg(long, env = "PARTICIPANTS_DATA_KEY", hide_env_values = true)]
+    pub data_key: Option<String>,
+    /// Earlier data keys, comma-separated: they still decrypt what they encrypted.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_DATA_KEY_PREVIOUS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub data_key_previous: Vec<String>,
+}
+
+impl DataKeyArgs {
+    pub fn cipher(&self) -> Result<DataCipher, String> {
+        let current = self.data_key.as_deref().filter(|k| !k.is_empty()).ok_or(
+            "PARTICIPANTS_DATA_KEY is not set: personal data is encrypted at rest; make a key with `participants data-key`",
+        )?;
+        let current =
+            crypto::parse_key(current).map_err(|e| format!("PARTICIPANTS_DATA_KEY: {e}"))?;
+        let previous = self
+            .data_key_previous
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                crypto::parse_key(k).map_err(|e| format!("PARTICIPANTS_DATA_KEY_PREVIOUS: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DataCipher::new(current, &previous))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PARTICIPANTS_LISTEN", default_value = "127.0.0.1:50051")]
@@ -127,8 +163,8 @@ pub struct ServeArgs {
     /// Catalog file applied at start-up.
     #[arg(long, env = "PARTICIPANTS_CATALOG")]
     pub catalog: Option<PathBuf>,
-    /// Demo mode: embedded SQLite, the demo catalog, a fresh development secret, and
-    /// ready-to-paste grpcurl lines.
+    /// Demo mode: a fresh embedded SQLite database, the demo catalog, a fresh development
+    /// secret and data key, and ready-to-paste grpcurl lines.
     #[arg(long)]
     pub demo: bool,
     /// A call still running after this is cancelled.
@@ -151,6 +187,8 @@ pub struct ServeArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub data: DataKeyArgs,
 }
 
 impl ServeArgs {

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod grpc;
 pub mod service;

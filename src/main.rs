@@ -1,13 +1,12 @@
-//! `participants`: serve | migrate | catalog apply | token.
+//! `participants`: serve | migrate | catalog apply | token | data-key.
 
 use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use participants::{
     catalog::{self, Catalog},
-    config::{
-        CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, DEMO_DATABASE_URL, LogFormat, ServeArgs,
-    },
+    config::{CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, LogFormat, ServeArgs},
+    crypto,
     grpc::{
         auth::{JwtVerifier, mint_hs256},
         server::{self, SERVICE_NAME},
@@ -80,6 +79,10 @@ async fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::DataKey => {
+            println!("{}", crypto::generate_key());
+            Ok(())
+        }
         Command::Token(args) => {
             let token = mint_hs256(&args.jwt.settings(), &args.user, args.ttl)?;
             println!("{token}");
@@ -89,25 +92,36 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 async fn serve(mut args: ServeArgs) -> Result<(), String> {
+    // The demo's database lives in a temporary folder removed at exit, with fresh keys.
+    let mut demo_dir = None;
     if args.demo {
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
         args.jwt.jwt_hs256_secret = Some(hex::encode(secret));
+        args.data.data_key = Some(crypto::generate_key());
+        args.data.data_key_previous.clear();
+        if args.db.database_url.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("participants-demo-")
+                .tempdir()
+                .map_err(|e| format!("cannot make the demo's database folder: {e}"))?;
+            args.db.database_url = Some(format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("demo.db").display()
+            ));
+            demo_dir = Some(dir);
+        }
     }
     let jwt = args.jwt.settings();
     let verifier = JwtVerifier::new(&jwt)?;
+    let cipher = Arc::new(args.data.cipher()?);
     // Read the catalog before touching the database, so a bad file changes nothing.
     let catalog = match (&args.catalog, args.demo) {
         (Some(path), _) => Some(Catalog::load(path).map_err(|e| e.to_string())?),
         (None, true) => Some(Catalog::parse(catalog::DEMO_CATALOG).map_err(|e| e.to_string())?),
         (None, false) => None,
     };
-    let default_url = if args.demo {
-        DEMO_DATABASE_URL
-    } else {
-        DEFAULT_DATABASE_URL
-    };
-    let store = Store::connect(&args.db.db_config(default_url))
+    let store = Store::connect(&args.db.db_config(DEFAULT_DATABASE_URL))
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
@@ -129,13 +143,14 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     }
     server::serve(
         listener,
-        Participants::new(store),
+        Participants::new(store, cipher),
         Arc::new(verifier),
         args.server_config(),
         server::shutdown_signal(),
     )
     .await?;
     tracing::info!("stopped");
+    drop(demo_dir);
     Ok(())
 }
 
@@ -150,7 +165,8 @@ fn print_demo_lines(
     let get =
         r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"ohio-5"}"#;
     println!(
-        "\nThe participant service is running on {addr} (demo mode: catalog/demo.toml, fresh development secret).\n\
+        "\nThe participant service is running on {addr} (demo mode: a fresh database in a temporary folder,\n\
+         catalog/demo.toml, a fresh development secret and data key).\n\
          Paste these lines into a shell with grpcurl installed:\n\n\
          grpcurl -plaintext {addr} list\n\
          grpcurl -plaintext {addr} describe {SERVICE_NAME}\n\

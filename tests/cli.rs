@@ -19,6 +19,7 @@ use tonic_health::pb::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_participants");
 const SECRET: &str = "cli-test-secret-cli-test-secret-0123456789";
+const DATA_KEY: &str = "Y2xpLXRlc3QtZGF0YS1rZXktMzItYnl0ZXMtbG9uZyE=";
 const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/catalog.toml");
 
 fn participants(dir: &Path) -> Command {
@@ -27,7 +28,9 @@ fn participants(dir: &Path) -> Command {
         .env_remove("PARTICIPANTS_DATABASE_URL")
         .env_remove("PARTICIPANTS_CATALOG")
         .env_remove("RUST_BACKTRACE")
-        .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET);
+        .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
+        .env("PARTICIPANTS_DATA_KEY", DATA_KEY)
+        .env_remove("PARTICIPANTS_DATA_KEY_PREVIOUS");
     cmd
 }
 
@@ -66,6 +69,23 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
             .arg("serve"),
     );
     assert!(line.contains("32 bytes"), "{line}");
+
+    let line = start_up_error(
+        participants(dir.path())
+            .env_remove("PARTICIPANTS_DATA_KEY")
+            .arg("serve"),
+    );
+    assert!(line.contains("PARTICIPANTS_DATA_KEY"), "{line}");
+
+    let line = start_up_error(
+        participants(dir.path())
+            .env("PARTICIPANTS_DATA_KEY", "c2hvcnQ=")
+            .arg("serve"),
+    );
+    assert!(
+        line.contains("PARTICIPANTS_DATA_KEY") && line.contains("32 bytes"),
+        "{line}"
+    );
 
     let line = start_up_error(participants(dir.path()).args([
         "serve",

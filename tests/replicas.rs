@@ -17,11 +17,14 @@ use participants::pb::{
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use tonic::{Code, Status, transport::Channel};
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use tonic_types::StatusExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_participants");
 const SECRET: &str = "replica-secret-replica-secret-0123456789";
+const DATA_KEY: &str = "cmVwbGljYS10ZXN0LWRhdGEta2V5LTMyLWJ5dGVzISE=";
 const CATALOG: &str = r#"
 [[study]]
 oid = "S_RACE"
@@ -58,9 +61,14 @@ async fn fresh_database() -> (String, String) {
     let admin = admin_url();
     let name = format!("participants_replicas_{}", uuid::Uuid::new_v4().simple());
     let conn = Database::connect(&admin).await.expect("connect");
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create db");
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create db");
     conn.close().await.ok();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(b, _)| b)
+        .to_owned();
     (format!("{base}/{name}"), name)
 }
 
@@ -78,15 +86,28 @@ impl Drop for Replica {
 }
 
 /// Starts `n` replicas at once on one database: migrations and the catalog race at start-up.
-fn start_replicas(n: usize, db_url: &str, catalog: &std::path::Path, extra: &[&str]) -> Vec<Replica> {
+fn start_replicas(
+    n: usize,
+    db_url: &str,
+    catalog: &std::path::Path,
+    extra: &[&str],
+) -> Vec<Replica> {
     let mut starting = Vec::new();
     for _ in 0..n {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--catalog"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--catalog",
+            ])
             .arg(catalog)
             .args(extra)
             .env("PARTICIPANTS_DATABASE_URL", db_url)
             .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
+            .env("PARTICIPANTS_DATA_KEY", DATA_KEY)
             .env("PARTICIPANTS_LOG", "warn,participants=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -116,7 +137,11 @@ fn start_replicas(n: usize, db_url: &str, catalog: &std::path::Path, extra: &[&s
                 }
                 assert!(!line.contains("\"ERROR\""), "replica failed: {line}");
             };
-            Replica { child, addr, _stderr: rx }
+            Replica {
+                child,
+                addr,
+                _stderr: rx,
+            }
         })
         .collect()
 }
@@ -127,7 +152,10 @@ fn token(user: &str) -> String {
         .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
         .output()
         .expect("token");
-    String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned()
 }
 
 async fn channel(addr: &str) -> Channel {
@@ -140,16 +168,29 @@ async fn channel(addr: &str) -> Channel {
 
 fn request(study: &str, site: &str, key: &str) -> UpsertParticipantRequest {
     UpsertParticipantRequest {
-        scope: Some(Scope::Site(SiteScope { study_oid: study.into(), site_oid: site.into() })),
+        scope: Some(Scope::Site(SiteScope {
+            study_oid: study.into(),
+            site_oid: site.into(),
+        })),
         subject_key: key.into(),
         ..Default::default()
     }
 }
 
-async fn call(channel: Channel, token: &str, req: UpsertParticipantRequest) -> Result<UpsertParticipantResponse, Status> {
+async fn call(
+    channel: Channel,
+    token: &str,
+    req: UpsertParticipantRequest,
+) -> Result<UpsertParticipantResponse, Status> {
     let mut r = tonic::Request::new(req);
-    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
-    ParticipantServiceClient::new(channel).upsert_participant(r).await.map(tonic::Response::into_inner)
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    ParticipantServiceClient::new(channel)
+        .upsert_participant(r)
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 fn outcome(r: &Result<UpsertParticipantResponse, Status>) -> String {
@@ -159,7 +200,9 @@ fn outcome(r: &Result<UpsertParticipantResponse, Status>) -> String {
         Err(s) => format!(
             "{:?}/{}",
             s.code(),
-            s.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+            s.get_details_error_info()
+                .map(|i| i.reason)
+                .unwrap_or_default()
         ),
     }
 }
@@ -169,7 +212,10 @@ async fn race(
     channels: &[Channel],
     token: &str,
     requests: Vec<UpsertParticipantRequest>,
-) -> (BTreeMap<String, usize>, Vec<Result<UpsertParticipantResponse, Status>>) {
+) -> (
+    BTreeMap<String, usize>,
+    Vec<Result<UpsertParticipantResponse, Status>>,
+) {
     let tasks: Vec<_> = requests
         .into_iter()
         .enumerate()
@@ -190,12 +236,15 @@ async fn race(
 }
 
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
-    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned()))
-        .await
-        .expect("query")
-        .expect("row")
-        .try_get_by_index::<i64>(0)
-        .expect("int")
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        sql.to_owned(),
+    ))
+    .await
+    .expect("query")
+    .expect("row")
+    .try_get_by_index::<i64>(0)
+    .expect("int")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +254,14 @@ async fn three_replicas_on_one_database_stay_exact() {
     let dir = tempfile::tempdir().expect("dir");
     let catalog = dir.path().join("catalog.toml");
     std::fs::write(&catalog, CATALOG).expect("write catalog");
-    let replicas = start_replicas(3, &db_url, &catalog, &[]);
+    // Exactness is the point here, not latency: a debug build on a shared 2-core machine may
+    // queue a burst longer than the production acquire timeout.
+    let replicas = start_replicas(
+        3,
+        &db_url,
+        &catalog,
+        &["--db-acquire-timeout", "15s", "--request-timeout", "30s"],
+    );
     let mut channels = Vec::new();
     for r in &replicas {
         channels.push(channel(&r.addr).await);
@@ -213,12 +269,21 @@ async fn three_replicas_on_one_database_stay_exact() {
     let db = Database::connect(&db_url).await.expect("connect");
     // Three racing catalog applies left one copy.
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM studies").await, 2);
-    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM role_assignments").await, 2);
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM role_assignments").await,
+        2
+    );
 
     // 200 creations against a study cap of 25.
     let token_race = token("dm.race");
     let requests = (0..200)
-        .map(|n| request("S_RACE", if n % 2 == 0 { "S_RACE_A" } else { "S_RACE_B" }, &format!("R-{n:03}")))
+        .map(|n| {
+            request(
+                "S_RACE",
+                if n % 2 == 0 { "S_RACE_A" } else { "S_RACE_B" },
+                &format!("R-{n:03}"),
+            )
+        })
         .collect();
     let (counts, results) = race(&channels, &token_race, requests).await;
     println!("200 creations, cap 25, 3 replicas: {counts:?}");
@@ -226,7 +291,10 @@ async fn three_replicas_on_one_database_stay_exact() {
         counts,
         BTreeMap::from([
             ("created".to_owned(), 25),
-            ("FailedPrecondition/PARTICIPANTS_ENROLLMENT_CAP_REACHED".to_owned(), 175),
+            (
+                "FailedPrecondition/PARTICIPANTS_ENROLLMENT_CAP_REACHED".to_owned(),
+                175
+            ),
         ])
     );
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM participants").await, 25);
@@ -242,7 +310,10 @@ async fn three_replicas_on_one_database_stay_exact() {
         .iter()
         .map(|(site, key)| {
             let mut r = request("S_RACE", site, &key.to_lowercase());
-            r.contact = Some(ParticipantContact { city: Some("Lisbon".into()), ..Default::default() });
+            r.contact = Some(ParticipantContact {
+                city: Some("Lisbon".into()),
+                ..Default::default()
+            });
             r
         })
         .collect();
@@ -256,14 +327,27 @@ async fn three_replicas_on_one_database_stay_exact() {
         .map(|n| {
             let key = ["MIXED-KEY", "mixed-key", "Mixed-Key"][n % 3];
             let mut r = request("S_KEY", "S_KEY_A", key);
-            r.contact = Some(ParticipantContact { city: Some(format!("City {}", n % 4)), ..Default::default() });
+            r.contact = Some(ParticipantContact {
+                city: Some(format!("City {}", n % 4)),
+                ..Default::default()
+            });
             r
         })
         .collect();
     let (counts, _) = race(&channels, &token_key, requests).await;
     println!("60 upserts of one key: {counts:?}");
-    assert_eq!(counts, BTreeMap::from([("created".to_owned(), 1), ("updated".to_owned(), 59)]));
-    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM participants WHERE subject_key_norm = 'mixed-key'").await, 1);
+    assert_eq!(
+        counts,
+        BTreeMap::from([("created".to_owned(), 1), ("updated".to_owned(), 59)])
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM participants WHERE subject_key_norm = 'mixed-key'"
+        )
+        .await,
+        1
+    );
 
     // One request_id replayed 30 times at once: one write, one answer.
     let requests = (0..30)
@@ -277,9 +361,22 @@ async fn three_replicas_on_one_database_stay_exact() {
     println!("one request_id x30: {counts:?}");
     assert_eq!(counts, BTreeMap::from([("created".to_owned(), 30)]));
     let first = results[0].as_ref().expect("ok");
-    assert!(results.iter().all(|r| r.as_ref().ok() == Some(first)), "one answer");
-    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM participants WHERE subject_key = 'ONCE-ONLY'").await, 1);
-    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM idempotency_records").await, 1);
+    assert!(
+        results.iter().all(|r| r.as_ref().ok() == Some(first)),
+        "one answer"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM participants WHERE subject_key = 'ONCE-ONLY'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM idempotency_records").await,
+        1
+    );
     drop(replicas);
 }
 
@@ -291,13 +388,18 @@ fn pg_cluster(action: &str) {
     if action == "stop" {
         args.extend(["-m", "fast"]);
     }
-    let status = Command::new("pg_ctlcluster").args(&args).status().expect("pg_ctlcluster");
+    let status = Command::new("pg_ctlcluster")
+        .args(&args)
+        .status()
+        .expect("pg_ctlcluster");
     assert!(status.success(), "pg_ctlcluster {args:?}");
 }
 
 async fn health(channel: &Channel) -> i32 {
     HealthClient::new(channel.clone())
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .map(|r| r.into_inner().status)
         .unwrap_or(-1)
@@ -323,7 +425,14 @@ async fn database_faults_lose_nothing() {
         2,
         &db_url,
         &catalog,
-        &["--request-timeout", "10s", "--db-acquire-timeout", "2s", "--db-connect-timeout", "2s"],
+        &[
+            "--request-timeout",
+            "10s",
+            "--db-acquire-timeout",
+            "2s",
+            "--db-connect-timeout",
+            "2s",
+        ],
     );
     let mut channels = Vec::new();
     for r in &replicas {
@@ -346,15 +455,25 @@ async fn database_faults_lose_nothing() {
                 let key = format!("W{w}-{n:05}");
                 let mut req = request("S_KEY", "S_KEY_A", &key);
                 req.request_id = format!("load-{key}");
-                req.contact = Some(ParticipantContact { city: Some("Oslo".into()), ..Default::default() });
+                req.contact = Some(ParticipantContact {
+                    city: Some("Oslo".into()),
+                    ..Default::default()
+                });
                 let t = Instant::now();
                 let r = call(ch.clone(), &token, req).await;
                 let result = r.map(|_| ()).map_err(|s| {
-                    let reason = s.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+                    let reason = s
+                        .get_details_error_info()
+                        .map(|i| i.reason)
+                        .unwrap_or_default();
                     (s.code(), reason, s.get_details_retry_info().is_some())
                 });
                 let failed = result.is_err();
-                sent.push(Sent { key, result, elapsed: t.elapsed() });
+                sent.push(Sent {
+                    key,
+                    result,
+                    elapsed: t.elapsed(),
+                });
                 if failed {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -397,7 +516,10 @@ async fn database_faults_lose_nothing() {
     let mut recovered = None;
     while restarted.elapsed() < Duration::from_secs(30) {
         let mut req = request("S_KEY", "S_KEY_A", "PROBE");
-        req.contact = Some(ParticipantContact { city: Some(format!("{}", restarted.elapsed().as_millis())), ..Default::default() });
+        req.contact = Some(ParticipantContact {
+            city: Some(format!("{}", restarted.elapsed().as_millis())),
+            ..Default::default()
+        });
         if health(&channels[0]).await == ServingStatus::Serving as i32
             && health(&channels[1]).await == ServingStatus::Serving as i32
             && call(channels[0].clone(), &token, req.clone()).await.is_ok()
@@ -415,7 +537,10 @@ async fn database_faults_lose_nothing() {
         sent.extend(w.await.expect("worker"));
     }
 
-    assert!(saw_not_serving, "health turned NOT_SERVING while the database was down");
+    assert!(
+        saw_not_serving,
+        "health turned NOT_SERVING while the database was down"
+    );
     let recovered = recovered.expect("the service recovered after the restart");
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     for s in &sent {
@@ -424,19 +549,38 @@ async fn database_faults_lose_nothing() {
             Err((code, reason, _)) => format!("{code:?}/{reason}"),
         };
         *codes.entry(key).or_insert(0) += 1;
-        assert!(s.elapsed < request_timeout, "{} answered in {:?}", s.key, s.elapsed);
+        assert!(
+            s.elapsed < request_timeout,
+            "{} answered in {:?}",
+            s.key,
+            s.elapsed
+        );
         if let Err((code, reason, retry)) = &s.result {
-            assert_eq!((*code, reason.as_str(), *retry), (Code::Unavailable, "STORAGE_UNAVAILABLE", true), "{s:?}");
+            assert_eq!(
+                (*code, reason.as_str(), *retry),
+                (Code::Unavailable, "STORAGE_UNAVAILABLE", true),
+                "{s:?}"
+            );
         }
     }
     println!("calls under faults: {codes:?}; recovered {recovered:?} after the restart");
     assert!(codes.get("OK").copied().unwrap_or(0) > 10, "{codes:?}");
-    assert!(codes.keys().any(|k| k.contains("STORAGE_UNAVAILABLE")), "{codes:?}");
+    assert!(
+        codes.keys().any(|k| k.contains("STORAGE_UNAVAILABLE")),
+        "{codes:?}"
+    );
 
     // Every call answered OK is stored with its audit events; nothing is half-written.
     let db = Database::connect(&db_url).await.expect("connect");
     for s in sent.iter().filter(|s| s.result.is_ok()) {
-        let found = scalar(&db, &format!("SELECT COUNT(*) FROM participants WHERE subject_key = '{}'", s.key)).await;
+        let found = scalar(
+            &db,
+            &format!(
+                "SELECT COUNT(*) FROM participants WHERE subject_key = '{}'",
+                s.key
+            ),
+        )
+        .await;
         assert_eq!(found, 1, "{} was answered OK but is not stored", s.key);
     }
     assert_eq!(

@@ -50,9 +50,13 @@ impl Participants {
             None => None,
         };
         let contact = if role.may_write() && found.site_id.is_some() {
-            queries::contact_of(conn, found.id)
+            match queries::contact_of(conn, found.id)
                 .await
                 .map_err(to_service_error)?
+            {
+                Some(stored) => Some(super::open_contact(&self.cipher, &stored)?),
+                None => None,
+            }
         } else {
             None
         };

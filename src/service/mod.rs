@@ -3,8 +3,12 @@
 pub mod get;
 pub mod upsert;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
+
+use crate::crypto::DataCipher;
 
 use crate::domain::{Access, Reason, ServiceError, role::resolve_role};
 use crate::pb;
@@ -33,13 +37,16 @@ pub enum Fault {
 #[derive(Clone)]
 pub struct Participants {
     pub(crate) store: Store,
+    pub(crate) cipher: Arc<DataCipher>,
     pub(crate) fault: Fault,
 }
 
 impl Participants {
-    pub fn new(store: Store) -> Self {
+    /// `cipher` seals personal data before it is stored and opens it when read.
+    pub fn new(store: Store, cipher: Arc<DataCipher>) -> Self {
         Self {
             store,
+            cipher,
             fault: Fault::None,
         }
     }
@@ -218,4 +225,56 @@ pub(crate) fn participant_message(
         update_time: Some(timestamp(p.update_time)),
         etag: p.etag.clone(),
     }
+}
+
+fn contact_context(participant_id: i64, field: &str) -> String {
+    format!("participant_contacts/{participant_id}/{field}")
+}
+
+/// Applies `f` to every contact column with its name.
+fn map_contact(
+    c: &participant_contact::Model,
+    mut f: impl FnMut(&str, Option<&str>) -> Result<Option<String>, ServiceError>,
+) -> Result<participant_contact::Model, ServiceError> {
+    Ok(participant_contact::Model {
+        participant_id: c.participant_id,
+        first_name: f("first_name", c.first_name.as_deref())?,
+        last_name: f("last_name", c.last_name.as_deref())?,
+        middle_name: f("middle_name", c.middle_name.as_deref())?,
+        email_address: f("email_address", c.email_address.as_deref())?,
+        phone_number: f("phone_number", c.phone_number.as_deref())?,
+        street_address1: f("street_address1", c.street_address1.as_deref())?,
+        street_address2: f("street_address2", c.street_address2.as_deref())?,
+        city: f("city", c.city.as_deref())?,
+        state: f("state", c.state.as_deref())?,
+        country: f("country", c.country.as_deref())?,
+        postal_code: f("postal_code", c.postal_code.as_deref())?,
+        full_dob: f("full_dob", c.full_dob.as_deref())?,
+        hospital_number: f("hospital_number", c.hospital_number.as_deref())?,
+    })
+}
+
+/// The stored (sealed) form of a contact row.
+pub(crate) fn seal_contact(
+    cipher: &DataCipher,
+    c: &participant_contact::Model,
+) -> participant_contact::Model {
+    let id = c.participant_id;
+    map_contact(c, |field, v| {
+        Ok(cipher.seal_opt(v, &contact_context(id, field)))
+    })
+    .unwrap_or_else(|_| c.clone())
+}
+
+/// The readable form of a stored contact row.
+pub(crate) fn open_contact(
+    cipher: &DataCipher,
+    c: &participant_contact::Model,
+) -> Result<participant_contact::Model, ServiceError> {
+    let id = c.participant_id;
+    map_contact(c, |field, v| {
+        cipher
+            .open_opt(v, &contact_context(id, field))
+            .map_err(|e| ServiceError::Internal(format!("contact data of participant {id}: {e}")))
+    })
 }

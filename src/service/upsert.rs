@@ -5,6 +5,8 @@
 //! the write and its audit events. The transaction step is `execute`, a function of
 //! (transaction, command), so several commands could later share one transaction.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;
 use sea_orm::{
@@ -13,7 +15,11 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{Caller, Fault, Participants, ScopeRows, check_role, load_scope, scope_oids};
+use super::{
+    Caller, Fault, Participants, ScopeRows, check_role, load_scope, open_contact, scope_oids,
+    seal_contact,
+};
+use crate::crypto::DataCipher;
 use crate::domain::{
     Access, Reason, ServiceError,
     id::{access_code, subject_oid_base, subject_oid_candidate, template_for},
@@ -49,6 +55,8 @@ pub struct UpsertCommand {
     pub request_hash: String,
     pub now: DateTime<Utc>,
     pub fault: Fault,
+    /// Seals personal data before it is written.
+    pub cipher: Arc<DataCipher>,
 }
 
 /// Why a transaction did not complete.
@@ -81,8 +89,13 @@ fn hash_request(req: &pb::UpsertParticipantRequest) -> String {
 }
 
 /// Answers a repeated `request_id`: the first response, or `REQUEST_ID_REUSED`.
+fn idempotency_context(user: &str, request_id: &RequestId) -> String {
+    format!("idempotency_records/{user}/{}", request_id.as_str())
+}
+
 async fn replay(
     c: &impl ConnectionTrait,
+    cipher: &DataCipher,
     user: &str,
     request_id: &RequestId,
     request_hash: &str,
@@ -97,7 +110,10 @@ async fn replay(
         )
         .into());
     }
-    let response = pb::UpsertParticipantResponse::decode(record.response.as_slice())
+    let bytes = cipher
+        .open_bytes(&record.response, &idempotency_context(user, request_id))
+        .map_err(|e| ServiceError::Internal(format!("stored response cannot be opened: {e}")))?;
+    let response = pb::UpsertParticipantResponse::decode(bytes.as_slice())
         .map_err(|e| ServiceError::Internal(format!("stored response cannot be decoded: {e}")))?;
     Ok(Some(response))
 }
@@ -214,7 +230,7 @@ impl Participants {
             RequestId::parse(&req.request_id).map_err(|v| ServiceError::invalid(vec![v]))?;
         let request_hash = hash_request(&req);
         if let Some(rid) = &request_id
-            && let Some(response) = replay(conn, &caller.user, rid, &request_hash)
+            && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
                 .await
                 .map_err(db_or_rejected)?
         {
@@ -233,6 +249,17 @@ impl Participants {
         let now = now_micros();
         let (subject_key, secondary_id, contact) =
             validate(&req, &scope.study, now.date_naive()).map_err(|e| scope.tag(e))?;
+        if let Err(full) = full_before_lock(conn, &scope, subject_key.as_ref(), &req.etag).await {
+            // A twin call with the same request_id may have just filled the cap: it wins.
+            if let Some(rid) = &request_id
+                && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
+                    .await
+                    .map_err(db_or_rejected)?
+            {
+                return Ok(response);
+            }
+            return Err(scope.tag(full));
+        }
 
         let command = UpsertCommand {
             user: caller.user.clone(),
@@ -249,6 +276,7 @@ impl Participants {
             request_hash,
             now,
             fault: self.fault,
+            cipher: self.cipher.clone(),
         };
 
         let mut attempt = 0;
@@ -282,6 +310,72 @@ impl Participants {
         }
     }
 }
+
+/// Refuses a creation early, without taking the study lock, when the committed state already
+/// fills a cap: under a burst against a full study, refusals then never queue behind writers.
+/// Only a creation that would reach the cap check in `execute` is refused here, so the answer is
+/// the one `execute` would give; the exact check still runs under the lock.
+async fn full_before_lock(
+    c: &impl ConnectionTrait,
+    scope: &ScopeRows,
+    subject_key: Option<&SubjectKey>,
+    etag: &str,
+) -> Result<(), ServiceError> {
+    let study = &scope.study;
+    if study.enrollment_cap.is_none()
+        && scope
+            .site
+            .as_ref()
+            .is_none_or(|s| s.enrollment_cap.is_none())
+    {
+        return Ok(());
+    }
+    let is_creation = match subject_key {
+        None => true,
+        Some(key) => {
+            study.participant_id_method != "system"
+                && etag.is_empty()
+                && queries::participant_by_key(c, study.id, &key.normalized())
+                    .await
+                    .map_err(to_service_error)?
+                    .is_none()
+        }
+    };
+    if !is_creation {
+        return Ok(());
+    }
+    let full = |count: u64, cap: Option<i64>| {
+        cap.is_some_and(|cap| count >= u64::try_from(cap).unwrap_or(0))
+    };
+    let study_full = match study.enrollment_cap {
+        Some(_) => full(
+            queries::enrolled_in_study(c, study.id)
+                .await
+                .map_err(to_service_error)?,
+            study.enrollment_cap,
+        ),
+        None => false,
+    };
+    let site_full = match &scope.site {
+        Some(site) if !study_full && site.enrollment_cap.is_some() => full(
+            queries::enrolled_at_site(c, site.id)
+                .await
+                .map_err(to_service_error)?,
+            site.enrollment_cap,
+        ),
+        _ => false,
+    };
+    if study_full || site_full {
+        return Err(ServiceError::rejected(
+            Reason::ParticipantsEnrollmentCapReached,
+            CAP_REACHED_MESSAGE,
+        ));
+    }
+    Ok(())
+}
+
+const CAP_REACHED_MESSAGE: &str =
+    "the enrollment cap is reached: no more participants can be added";
 
 /// What a write changes.
 struct Change {
@@ -367,7 +461,7 @@ async fn check_caps(
     let cap_reached = || {
         rejected(
             Reason::ParticipantsEnrollmentCapReached,
-            "the enrollment cap is reached: no more participants can be added",
+            CAP_REACHED_MESSAGE,
         )
     };
     if let Some(cap) = study.enrollment_cap
@@ -460,6 +554,17 @@ impl Audit<'_> {
         old: Option<String>,
         new: Option<String>,
     ) -> Result<(), DbErr> {
+        // Old and new values of contact fields are personal data: sealed like the contact row.
+        let (old, new) = match field {
+            Some(f) if ContactField::ALL.iter().any(|c| c.name() == f) => {
+                let context = format!("audit_events/{}/{f}", self.participant_id);
+                (
+                    self.cmd.cipher.seal_opt(old.as_deref(), &context),
+                    self.cmd.cipher.seal_opt(new.as_deref(), &context),
+                )
+            }
+            _ => (old, new),
+        };
         audit_event::ActiveModel {
             participant_id: Set(self.participant_id),
             study_id: Set(self.cmd.study_id),
@@ -488,7 +593,7 @@ pub async fn execute(
     let study = queries::lock_study(tx, cmd.study_id).await?;
     // A concurrent call with the same key may have completed while this one waited for the lock.
     if let Some(rid) = &cmd.request_id
-        && let Some(response) = replay(tx, &cmd.user, rid, &cmd.request_hash).await?
+        && let Some(response) = replay(tx, &cmd.cipher, &cmd.user, rid, &cmd.request_hash).await?
     {
         return Ok(response);
     }
@@ -571,7 +676,10 @@ pub async fn execute(
             user_name: Set(cmd.user.clone()),
             request_id: Set(rid.as_str().to_owned()),
             request_hash: Set(cmd.request_hash.clone()),
-            response: Set(response.encode_to_vec()),
+            response: Set(cmd.cipher.seal_bytes(
+                &response.encode_to_vec(),
+                &idempotency_context(&cmd.user, rid),
+            )),
             created_at: Set(cmd.now),
             ..Default::default()
         }
@@ -658,8 +766,7 @@ async fn create(
                 ..Default::default()
             };
             let (contact, changes) = apply_contact(&empty, &cmd.contact);
-            contact
-                .clone()
+            seal_contact(&cmd.cipher, &contact)
                 .into_active_model()
                 .reset_all()
                 .insert(tx)
@@ -706,12 +813,13 @@ async fn update(
         });
     }
     let stored_contact = match found.site_id {
-        Some(_) => Some(queries::contact_of(tx, found.id).await?.unwrap_or(
-            participant_contact::Model {
+        Some(_) => Some(match queries::contact_of(tx, found.id).await? {
+            Some(stored) => open_contact(&cmd.cipher, &stored)?,
+            None => participant_contact::Model {
                 participant_id: found.id,
                 ..Default::default()
             },
-        )),
+        }),
         None => None,
     };
     let (contact, contact_changes) = match &stored_contact {
@@ -747,7 +855,9 @@ async fn update(
 
     if contact_changed && let Some(next) = &contact {
         let exists = queries::contact_of(tx, found.id).await?.is_some();
-        let active = next.clone().into_active_model().reset_all();
+        let active = seal_contact(&cmd.cipher, next)
+            .into_active_model()
+            .reset_all();
         if exists {
             active.update(tx).await?;
         } else {

@@ -1,14 +1,16 @@
 //! The audit trail: every change, in the same transaction, append-only.
 
-use participants::{pb::ParticipantContact, service::Fault};
+use participants::{crypto::DataCipher, pb::ParticipantContact, service::Fault};
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{AppOptions, Backend, TestApp, at_ohio, seed_request};
+use crate::helpers::{AppOptions, Backend, DATA_KEY, TestApp, at_ohio, seed_request};
 
-/// (event_type, field, old, new, actor, request_id, reason) of every event, in order.
+/// (event_type, field, old, new, actor, request_id, reason) of every event, in order, with
+/// sealed values opened with the test data key.
 async fn events(app: &TestApp) -> Vec<[String; 7]> {
     let conn = app.store.connection();
-    let sql = "SELECT event_type, COALESCE(field_name, ''), COALESCE(old_value, '~'), COALESCE(new_value, '~'), actor, COALESCE(request_id, ''), COALESCE(reason_for_change, '') FROM audit_events ORDER BY id";
+    let cipher = DataCipher::new(DATA_KEY, &[]);
+    let sql = "SELECT event_type, COALESCE(field_name, ''), COALESCE(old_value, '~'), COALESCE(new_value, '~'), actor, COALESCE(request_id, ''), COALESCE(reason_for_change, ''), CAST(participant_id AS TEXT) FROM audit_events ORDER BY id";
     conn.query_all_raw(sea_orm::Statement::from_string(
         conn.get_database_backend(),
         sql.to_owned(),
@@ -16,7 +18,20 @@ async fn events(app: &TestApp) -> Vec<[String; 7]> {
     .await
     .expect("events")
     .into_iter()
-    .map(|row| std::array::from_fn(|i| row.try_get_by_index::<String>(i).expect("text")))
+    .map(|row| {
+        let cell = |i| row.try_get_by_index::<String>(i).expect("text");
+        let context = format!("audit_events/{}/{}", cell(7), cell(1));
+        let open = |v: String| cipher.open(&v, &context).expect("opens");
+        [
+            cell(0),
+            cell(1),
+            open(cell(2)),
+            open(cell(3)),
+            cell(4),
+            cell(5),
+            cell(6),
+        ]
+    })
     .collect()
 }
 

@@ -5,6 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use participants::{
     catalog::{self, Catalog},
+    crypto::DataCipher,
     grpc::{
         auth::{JwtSettings, JwtVerifier, mint_hs256},
         server::{self, ServerConfig},
@@ -24,6 +25,7 @@ use tonic_types::StatusExt;
 
 pub const CATALOG: &str = include_str!("../fixtures/catalog.toml");
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+pub const DATA_KEY: [u8; 32] = [7; 32];
 pub const JUNO: &str = "S_JUNO(PROD)";
 pub const OHIO: &str = "S_OHI0(TEST)";
 pub const TEXAS: &str = "S_TEXAS(TEST)";
@@ -132,7 +134,8 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let participants = Participants::new(store.clone()).with_fault(options.fault);
+        let cipher = Arc::new(DataCipher::new(DATA_KEY, &[]));
+        let participants = Participants::new(store.clone(), cipher).with_fault(options.fault);
         let config = ServerConfig {
             health_interval: Duration::from_millis(200),
             grace_period: Duration::from_secs(5),

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod at_rest;
 mod audit;
 mod auth;
 mod catalog;
