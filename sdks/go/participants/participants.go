@@ -1,0 +1,173 @@
+// Package participants is the hand-written helper of the Go SDK of the OpenClinica participant
+// service. The generated stubs live in
+// github.com/openclinica/participants/sdks/go/gen/openclinica/participants/v1 (package
+// participantsv1); this package adds what every caller needs on top of them:
+//
+//   - Dial / WithBearerToken: a connection that sends "authorization: Bearer <token>" with
+//     every call;
+//   - DecodeError: turns an error returned by a stub into an *Error holding the typed
+//     participantsv1.ErrorReason, the OpenClinica errorCode and the field violations of a
+//     validation error.
+package participants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	participantsv1 "github.com/openclinica/participants/sdks/go/gen/openclinica/participants/v1"
+)
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of every error the service sends.
+const ErrorDomain = "participants.openclinica.v1"
+
+const reasonPrefix = "ERROR_REASON_"
+
+// TokenSource returns the bearer token to send with a call (called once per call).
+type TokenSource func(ctx context.Context) (string, error)
+
+// StaticToken is a TokenSource that always returns token.
+func StaticToken(token string) TokenSource {
+	return func(context.Context) (string, error) { return token, nil }
+}
+
+// WithBearerToken returns a dial option that adds "authorization: Bearer <token>" to every
+// unary call made on the connection. An empty token sends no authorization metadata.
+func WithBearerToken(source TokenSource) grpc.DialOption {
+	return grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any,
+		cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		token, err := source(ctx)
+		if err != nil {
+			return fmt.Errorf("participants: bearer token: %w", err)
+		}
+		if token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
+}
+
+// Client is a ParticipantServiceClient on its own connection.
+type Client struct {
+	participantsv1.ParticipantServiceClient
+	Conn *grpc.ClientConn
+}
+
+// Dial connects to target (host:port) and authenticates every call with the token. Without
+// transport credentials among opts the connection is plaintext (development); pass
+// grpc.WithTransportCredentials(credentials.NewTLS(...)) in production.
+func Dial(target string, token TokenSource, opts ...grpc.DialOption) (*Client, error) {
+	all := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	all = append(all, opts...)
+	all = append(all, WithBearerToken(token))
+	conn, err := grpc.NewClient(target, all...)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{ParticipantServiceClient: participantsv1.NewParticipantServiceClient(conn), Conn: conn}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.Conn.Close() }
+
+// FieldViolation is one broken validation rule (a google.rpc.BadRequest.FieldViolation).
+type FieldViolation struct {
+	// Field is the request path, e.g. "contact.first_name" or "subject_key".
+	Field string
+	// Reason is the typed reason, e.g. participantsv1.ErrorReason_ERROR_REASON_FIRST_NAME_TOO_LONG.
+	Reason participantsv1.ErrorReason
+	// ReasonName is the reason as sent, e.g. "FIRST_NAME_TOO_LONG".
+	ReasonName string
+	// Description is a human-readable English description.
+	Description string
+}
+
+// Error is a failed call decoded from its google.rpc.Status.
+type Error struct {
+	// Code is the gRPC status code.
+	Code codes.Code
+	// Message is the status message (plain English).
+	Message string
+	// Reason is ErrorInfo.reason as the generated enum; ERROR_REASON_UNSPECIFIED when absent or
+	// unknown to this SDK version.
+	Reason participantsv1.ErrorReason
+	// ReasonName is ErrorInfo.reason as sent, e.g. "FIRST_NAME_TOO_LONG".
+	ReasonName string
+	// Domain is ErrorInfo.domain (ErrorDomain).
+	Domain string
+	// Metadata is ErrorInfo.metadata: "errorCode" plus "studyOid" / "siteOid" where known.
+	Metadata map[string]string
+	// FieldViolations lists every broken validation rule (empty unless a validation error).
+	FieldViolations []FieldViolation
+	// RetryDelay is google.rpc.RetryInfo's delay (STORAGE_UNAVAILABLE), zero when absent.
+	RetryDelay time.Duration
+	// Status is the decoded status itself.
+	Status *status.Status
+}
+
+// ErrorCode returns the OpenClinica error code, e.g. "errorCode.firstNameTooLong".
+func (e *Error) ErrorCode() string { return e.Metadata["errorCode"] }
+
+func (e *Error) Error() string {
+	if e.ReasonName != "" {
+		return fmt.Sprintf("%s: %s [%s]", e.Code, e.Message, e.ReasonName)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// GRPCStatus lets status.FromError and status.Code see through an *Error.
+func (e *Error) GRPCStatus() *status.Status { return e.Status }
+
+// ReasonFromName maps a reason such as "FIRST_NAME_TOO_LONG" to the generated enum value;
+// an unknown name gives ERROR_REASON_UNSPECIFIED.
+func ReasonFromName(name string) participantsv1.ErrorReason {
+	if v, ok := participantsv1.ErrorReason_value[reasonPrefix+name]; ok && name != "" {
+		return participantsv1.ErrorReason(v)
+	}
+	return participantsv1.ErrorReason_ERROR_REASON_UNSPECIFIED
+}
+
+// DecodeError decodes an error returned by a ParticipantService call. It returns nil, false for
+// a nil error or one that carries no gRPC status (e.g. a context error before the call).
+func DecodeError(err error) (*Error, bool) {
+	if err == nil {
+		return nil, false
+	}
+	var decoded *Error
+	if errors.As(err, &decoded) {
+		return decoded, true
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil, false
+	}
+	out := &Error{Code: st.Code(), Message: st.Message(), Metadata: map[string]string{}, Status: st}
+	for _, detail := range st.Details() {
+		switch d := detail.(type) {
+		case *errdetails.ErrorInfo:
+			out.ReasonName, out.Domain = d.GetReason(), d.GetDomain()
+			out.Reason = ReasonFromName(d.GetReason())
+			for k, v := range d.GetMetadata() {
+				out.Metadata[k] = v
+			}
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
+				out.FieldViolations = append(out.FieldViolations, FieldViolation{
+					Field: v.GetField(), Reason: ReasonFromName(v.GetReason()),
+					ReasonName: v.GetReason(), Description: v.GetDescription(),
+				})
+			}
+		case *errdetails.RetryInfo:
+			out.RetryDelay = d.GetRetryDelay().AsDuration()
+		}
+	}
+	return out, true
+}

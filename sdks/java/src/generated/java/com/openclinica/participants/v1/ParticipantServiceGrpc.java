@@ -1,0 +1,523 @@
+package com.openclinica.participants.v1;
+
+import static io.grpc.MethodDescriptor.generateFullMethodName;
+
+/**
+ * <pre>
+ * Adds Participants to a study site or to the study level, updates their contact data, and
+ * registers them for Participate. Re-creates OpenClinica 4's "Add/Update Participant" endpoint.
+ * Every call needs `authorization: Bearer &lt;JWT&gt;` metadata. Errors are `google.rpc.Status`
+ * values whose details hold a `google.rpc.ErrorInfo` (reason = an `ErrorReason` name without
+ * its `ERROR_REASON_` prefix, domain `participants.openclinica.v1`, metadata `errorCode` with the
+ * OpenClinica code) and, for validation errors, a `google.rpc.BadRequest` with one field
+ * violation per broken rule.
+ * </pre>
+ */
+@io.grpc.stub.annotations.GrpcGenerated
+public final class ParticipantServiceGrpc {
+
+  private ParticipantServiceGrpc() {}
+
+  public static final java.lang.String SERVICE_NAME = "openclinica.participants.v1.ParticipantService";
+
+  // Static method descriptors that strictly reflect the proto.
+  private static volatile io.grpc.MethodDescriptor<com.openclinica.participants.v1.UpsertParticipantRequest,
+      com.openclinica.participants.v1.UpsertParticipantResponse> getUpsertParticipantMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "UpsertParticipant",
+      requestType = com.openclinica.participants.v1.UpsertParticipantRequest.class,
+      responseType = com.openclinica.participants.v1.UpsertParticipantResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<com.openclinica.participants.v1.UpsertParticipantRequest,
+      com.openclinica.participants.v1.UpsertParticipantResponse> getUpsertParticipantMethod() {
+    io.grpc.MethodDescriptor<com.openclinica.participants.v1.UpsertParticipantRequest, com.openclinica.participants.v1.UpsertParticipantResponse> getUpsertParticipantMethod;
+    if ((getUpsertParticipantMethod = ParticipantServiceGrpc.getUpsertParticipantMethod) == null) {
+      synchronized (ParticipantServiceGrpc.class) {
+        if ((getUpsertParticipantMethod = ParticipantServiceGrpc.getUpsertParticipantMethod) == null) {
+          ParticipantServiceGrpc.getUpsertParticipantMethod = getUpsertParticipantMethod =
+              io.grpc.MethodDescriptor.<com.openclinica.participants.v1.UpsertParticipantRequest, com.openclinica.participants.v1.UpsertParticipantResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "UpsertParticipant"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  com.openclinica.participants.v1.UpsertParticipantRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  com.openclinica.participants.v1.UpsertParticipantResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new ParticipantServiceMethodDescriptorSupplier("UpsertParticipant"))
+              .build();
+        }
+      }
+    }
+    return getUpsertParticipantMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<com.openclinica.participants.v1.GetParticipantRequest,
+      com.openclinica.participants.v1.Participant> getGetParticipantMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "GetParticipant",
+      requestType = com.openclinica.participants.v1.GetParticipantRequest.class,
+      responseType = com.openclinica.participants.v1.Participant.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<com.openclinica.participants.v1.GetParticipantRequest,
+      com.openclinica.participants.v1.Participant> getGetParticipantMethod() {
+    io.grpc.MethodDescriptor<com.openclinica.participants.v1.GetParticipantRequest, com.openclinica.participants.v1.Participant> getGetParticipantMethod;
+    if ((getGetParticipantMethod = ParticipantServiceGrpc.getGetParticipantMethod) == null) {
+      synchronized (ParticipantServiceGrpc.class) {
+        if ((getGetParticipantMethod = ParticipantServiceGrpc.getGetParticipantMethod) == null) {
+          ParticipantServiceGrpc.getGetParticipantMethod = getGetParticipantMethod =
+              io.grpc.MethodDescriptor.<com.openclinica.participants.v1.GetParticipantRequest, com.openclinica.participants.v1.Participant>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "GetParticipant"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  com.openclinica.participants.v1.GetParticipantRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  com.openclinica.participants.v1.Participant.getDefaultInstance()))
+              .setSchemaDescriptor(new ParticipantServiceMethodDescriptorSupplier("GetParticipant"))
+              .build();
+        }
+      }
+    }
+    return getGetParticipantMethod;
+  }
+
+  /**
+   * Creates a new async stub that supports all call types for the service
+   */
+  public static ParticipantServiceStub newStub(io.grpc.Channel channel) {
+    io.grpc.stub.AbstractStub.StubFactory<ParticipantServiceStub> factory =
+      new io.grpc.stub.AbstractStub.StubFactory<ParticipantServiceStub>() {
+        @java.lang.Override
+        public ParticipantServiceStub newStub(io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+          return new ParticipantServiceStub(channel, callOptions);
+        }
+      };
+    return ParticipantServiceStub.newStub(factory, channel);
+  }
+
+  /**
+   * Creates a new blocking-style stub that supports all types of calls on the service
+   */
+  public static ParticipantServiceBlockingV2Stub newBlockingV2Stub(
+      io.grpc.Channel channel) {
+    io.grpc.stub.AbstractStub.StubFactory<ParticipantServiceBlockingV2Stub> factory =
+      new io.grpc.stub.AbstractStub.StubFactory<ParticipantServiceBlockingV2Stub>() {
+        @java.lang.Override
+        public ParticipantServiceBlockingV2Stub newStub(io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+          return new ParticipantServiceBlockingV2Stub(channel, callOptions);
+        }
+      };
+    return ParticipantServiceBlockingV2Stub.newStub(factory, channel);
+  }
+
+  /**
+   * Creates a new blocking-style stub that supports unary and streaming output calls on the service
+   */
+  public static ParticipantServiceBlockingStub newBlockingStub(
+      io.grpc.Channel channel) {
+    io.grpc.stub.AbstractStub.StubFactory<ParticipantServiceBlockingStub> factory =
+      new io.grpc.stub.AbstractStub.StubFactory<ParticipantServiceBlockingStub>() {
+        @java.lang.Override
+        public ParticipantServiceBlockingStub newStub(io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+          return new ParticipantServiceBlockingStub(channel, callOptions);
+        }
+      };
+    return ParticipantServiceBlockingStub.newStub(factory, channel);
+  }
+
+  /**
+   * Creates a new ListenableFuture-style stub that supports unary calls on the service
+   */
+  public static ParticipantServiceFutureStub newFutureStub(
+      io.grpc.Channel channel) {
+    io.grpc.stub.AbstractStub.StubFactory<ParticipantServiceFutureStub> factory =
+      new io.grpc.stub.AbstractStub.StubFactory<ParticipantServiceFutureStub>() {
+        @java.lang.Override
+        public ParticipantServiceFutureStub newStub(io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+          return new ParticipantServiceFutureStub(channel, callOptions);
+        }
+      };
+    return ParticipantServiceFutureStub.newStub(factory, channel);
+  }
+
+  /**
+   * <pre>
+   * Adds Participants to a study site or to the study level, updates their contact data, and
+   * registers them for Participate. Re-creates OpenClinica 4's "Add/Update Participant" endpoint.
+   * Every call needs `authorization: Bearer &lt;JWT&gt;` metadata. Errors are `google.rpc.Status`
+   * values whose details hold a `google.rpc.ErrorInfo` (reason = an `ErrorReason` name without
+   * its `ERROR_REASON_` prefix, domain `participants.openclinica.v1`, metadata `errorCode` with the
+   * OpenClinica code) and, for validation errors, a `google.rpc.BadRequest` with one field
+   * violation per broken rule.
+   * </pre>
+   */
+  public interface AsyncService {
+
+    /**
+     * <pre>
+     * Creates the Participant if its ID is new in the study, otherwise updates it.
+     * Checks run in order: token; study and site; role; request shape; field validation (every
+     * violation reported); lookup; enrollment cap (creations only); write. Safe to retry with the
+     * same `request_id`.
+     * </pre>
+     */
+    default void upsertParticipant(com.openclinica.participants.v1.UpsertParticipantRequest request,
+        io.grpc.stub.StreamObserver<com.openclinica.participants.v1.UpsertParticipantResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getUpsertParticipantMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Reads one Participant. Allowed to every role; a Participant outside the caller's reach
+     * answers `PARTICIPANT_NOT_FOUND`. MONITOR and VIEWER get no contact data.
+     * </pre>
+     */
+    default void getParticipant(com.openclinica.participants.v1.GetParticipantRequest request,
+        io.grpc.stub.StreamObserver<com.openclinica.participants.v1.Participant> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetParticipantMethod(), responseObserver);
+    }
+  }
+
+  /**
+   * Base class for the server implementation of the service ParticipantService.
+   * <pre>
+   * Adds Participants to a study site or to the study level, updates their contact data, and
+   * registers them for Participate. Re-creates OpenClinica 4's "Add/Update Participant" endpoint.
+   * Every call needs `authorization: Bearer &lt;JWT&gt;` metadata. Errors are `google.rpc.Status`
+   * values whose details hold a `google.rpc.ErrorInfo` (reason = an `ErrorReason` name without
+   * its `ERROR_REASON_` prefix, domain `participants.openclinica.v1`, metadata `errorCode` with the
+   * OpenClinica code) and, for validation errors, a `google.rpc.BadRequest` with one field
+   * violation per broken rule.
+   * </pre>
+   */
+  public static abstract class ParticipantServiceImplBase
+      implements io.grpc.BindableService, AsyncService {
+
+    @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
+      return ParticipantServiceGrpc.bindService(this);
+    }
+  }
+
+  /**
+   * A stub to allow clients to do asynchronous rpc calls to service ParticipantService.
+   * <pre>
+   * Adds Participants to a study site or to the study level, updates their contact data, and
+   * registers them for Participate. Re-creates OpenClinica 4's "Add/Update Participant" endpoint.
+   * Every call needs `authorization: Bearer &lt;JWT&gt;` metadata. Errors are `google.rpc.Status`
+   * values whose details hold a `google.rpc.ErrorInfo` (reason = an `ErrorReason` name without
+   * its `ERROR_REASON_` prefix, domain `participants.openclinica.v1`, metadata `errorCode` with the
+   * OpenClinica code) and, for validation errors, a `google.rpc.BadRequest` with one field
+   * violation per broken rule.
+   * </pre>
+   */
+  public static final class ParticipantServiceStub
+      extends io.grpc.stub.AbstractAsyncStub<ParticipantServiceStub> {
+    private ParticipantServiceStub(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      super(channel, callOptions);
+    }
+
+    @java.lang.Override
+    protected ParticipantServiceStub build(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      return new ParticipantServiceStub(channel, callOptions);
+    }
+
+    /**
+     * <pre>
+     * Creates the Participant if its ID is new in the study, otherwise updates it.
+     * Checks run in order: token; study and site; role; request shape; field validation (every
+     * violation reported); lookup; enrollment cap (creations only); write. Safe to retry with the
+     * same `request_id`.
+     * </pre>
+     */
+    public void upsertParticipant(com.openclinica.participants.v1.UpsertParticipantRequest request,
+        io.grpc.stub.StreamObserver<com.openclinica.participants.v1.UpsertParticipantResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getUpsertParticipantMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Reads one Participant. Allowed to every role; a Participant outside the caller's reach
+     * answers `PARTICIPANT_NOT_FOUND`. MONITOR and VIEWER get no contact data.
+     * </pre>
+     */
+    public void getParticipant(com.openclinica.participants.v1.GetParticipantRequest request,
+        io.grpc.stub.StreamObserver<com.openclinica.participants.v1.Participant> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getGetParticipantMethod(), getCallOptions()), request, responseObserver);
+    }
+  }
+
+  /**
+   * A stub to allow clients to do synchronous rpc calls to service ParticipantService.
+   * <pre>
+   * Adds Participants to a study site or to the study level, updates their contact data, and
+   * registers them for Participate. Re-creates OpenClinica 4's "Add/Update Participant" endpoint.
+   * Every call needs `authorization: Bearer &lt;JWT&gt;` metadata. Errors are `google.rpc.Status`
+   * values whose details hold a `google.rpc.ErrorInfo` (reason = an `ErrorReason` name without
+   * its `ERROR_REASON_` prefix, domain `participants.openclinica.v1`, metadata `errorCode` with the
+   * OpenClinica code) and, for validation errors, a `google.rpc.BadRequest` with one field
+   * violation per broken rule.
+   * </pre>
+   */
+  public static final class ParticipantServiceBlockingV2Stub
+      extends io.grpc.stub.AbstractBlockingStub<ParticipantServiceBlockingV2Stub> {
+    private ParticipantServiceBlockingV2Stub(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      super(channel, callOptions);
+    }
+
+    @java.lang.Override
+    protected ParticipantServiceBlockingV2Stub build(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      return new ParticipantServiceBlockingV2Stub(channel, callOptions);
+    }
+
+    /**
+     * <pre>
+     * Creates the Participant if its ID is new in the study, otherwise updates it.
+     * Checks run in order: token; study and site; role; request shape; field validation (every
+     * violation reported); lookup; enrollment cap (creations only); write. Safe to retry with the
+     * same `request_id`.
+     * </pre>
+     */
+    public com.openclinica.participants.v1.UpsertParticipantResponse upsertParticipant(com.openclinica.participants.v1.UpsertParticipantRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getUpsertParticipantMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Reads one Participant. Allowed to every role; a Participant outside the caller's reach
+     * answers `PARTICIPANT_NOT_FOUND`. MONITOR and VIEWER get no contact data.
+     * </pre>
+     */
+    public com.openclinica.participants.v1.Participant getParticipant(com.openclinica.participants.v1.GetParticipantRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getGetParticipantMethod(), getCallOptions(), request);
+    }
+  }
+
+  /**
+   * A stub to allow clients to do limited synchronous rpc calls to service ParticipantService.
+   * <pre>
+   * Adds Participants to a study site or to the study level, updates their contact data, and
+   * registers them for Participate. Re-creates OpenClinica 4's "Add/Update Participant" endpoint.
+   * Every call needs `authorization: Bearer &lt;JWT&gt;` metadata. Errors are `google.rpc.Status`
+   * values whose details hold a `google.rpc.ErrorInfo` (reason = an `ErrorReason` name without
+   * its `ERROR_REASON_` prefix, domain `participants.openclinica.v1`, metadata `errorCode` with the
+   * OpenClinica code) and, for validation errors, a `google.rpc.BadRequest` with one field
+   * violation per broken rule.
+   * </pre>
+   */
+  public static final class ParticipantServiceBlockingStub
+      extends io.grpc.stub.AbstractBlockingStub<ParticipantServiceBlockingStub> {
+    private ParticipantServiceBlockingStub(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      super(channel, callOptions);
+    }
+
+    @java.lang.Override
+    protected ParticipantServiceBlockingStub build(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      return new ParticipantServiceBlockingStub(channel, callOptions);
+    }
+
+    /**
+     * <pre>
+     * Creates the Participant if its ID is new in the study, otherwise updates it.
+     * Checks run in order: token; study and site; role; request shape; field validation (every
+     * violation reported); lookup; enrollment cap (creations only); write. Safe to retry with the
+     * same `request_id`.
+     * </pre>
+     */
+    public com.openclinica.participants.v1.UpsertParticipantResponse upsertParticipant(com.openclinica.participants.v1.UpsertParticipantRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getUpsertParticipantMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Reads one Participant. Allowed to every role; a Participant outside the caller's reach
+     * answers `PARTICIPANT_NOT_FOUND`. MONITOR and VIEWER get no contact data.
+     * </pre>
+     */
+    public com.openclinica.participants.v1.Participant getParticipant(com.openclinica.participants.v1.GetParticipantRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getGetParticipantMethod(), getCallOptions(), request);
+    }
+  }
+
+  /**
+   * A stub to allow clients to do ListenableFuture-style rpc calls to service ParticipantService.
+   * <pre>
+   * Adds Participants to a study site or to the study level, updates their contact data, and
+   * registers them for Participate. Re-creates OpenClinica 4's "Add/Update Participant" endpoint.
+   * Every call needs `authorization: Bearer &lt;JWT&gt;` metadata. Errors are `google.rpc.Status`
+   * values whose details hold a `google.rpc.ErrorInfo` (reason = an `ErrorReason` name without
+   * its `ERROR_REASON_` prefix, domain `participants.openclinica.v1`, metadata `errorCode` with the
+   * OpenClinica code) and, for validation errors, a `google.rpc.BadRequest` with one field
+   * violation per broken rule.
+   * </pre>
+   */
+  public static final class ParticipantServiceFutureStub
+      extends io.grpc.stub.AbstractFutureStub<ParticipantServiceFutureStub> {
+    private ParticipantServiceFutureStub(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      super(channel, callOptions);
+    }
+
+    @java.lang.Override
+    protected ParticipantServiceFutureStub build(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      return new ParticipantServiceFutureStub(channel, callOptions);
+    }
+
+    /**
+     * <pre>
+     * Creates the Participant if its ID is new in the study, otherwise updates it.
+     * Checks run in order: token; study and site; role; request shape; field validation (every
+     * violation reported); lookup; enrollment cap (creations only); write. Safe to retry with the
+     * same `request_id`.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<com.openclinica.participants.v1.UpsertParticipantResponse> upsertParticipant(
+        com.openclinica.participants.v1.UpsertParticipantRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getUpsertParticipantMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * Reads one Participant. Allowed to every role; a Participant outside the caller's reach
+     * answers `PARTICIPANT_NOT_FOUND`. MONITOR and VIEWER get no contact data.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<com.openclinica.participants.v1.Participant> getParticipant(
+        com.openclinica.participants.v1.GetParticipantRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getGetParticipantMethod(), getCallOptions()), request);
+    }
+  }
+
+  private static final int METHODID_UPSERT_PARTICIPANT = 0;
+  private static final int METHODID_GET_PARTICIPANT = 1;
+
+  private static final class MethodHandlers<Req, Resp> implements
+      io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
+      io.grpc.stub.ServerCalls.ServerStreamingMethod<Req, Resp>,
+      io.grpc.stub.ServerCalls.ClientStreamingMethod<Req, Resp>,
+      io.grpc.stub.ServerCalls.BidiStreamingMethod<Req, Resp> {
+    private final AsyncService serviceImpl;
+    private final int methodId;
+
+    MethodHandlers(AsyncService serviceImpl, int methodId) {
+      this.serviceImpl = serviceImpl;
+      this.methodId = methodId;
+    }
+
+    @java.lang.Override
+    @java.lang.SuppressWarnings("unchecked")
+    public void invoke(Req request, io.grpc.stub.StreamObserver<Resp> responseObserver) {
+      switch (methodId) {
+        case METHODID_UPSERT_PARTICIPANT:
+          serviceImpl.upsertParticipant((com.openclinica.participants.v1.UpsertParticipantRequest) request,
+              (io.grpc.stub.StreamObserver<com.openclinica.participants.v1.UpsertParticipantResponse>) responseObserver);
+          break;
+        case METHODID_GET_PARTICIPANT:
+          serviceImpl.getParticipant((com.openclinica.participants.v1.GetParticipantRequest) request,
+              (io.grpc.stub.StreamObserver<com.openclinica.participants.v1.Participant>) responseObserver);
+          break;
+        default:
+          throw new AssertionError();
+      }
+    }
+
+    @java.lang.Override
+    @java.lang.SuppressWarnings("unchecked")
+    public io.grpc.stub.StreamObserver<Req> invoke(
+        io.grpc.stub.StreamObserver<Resp> responseObserver) {
+      switch (methodId) {
+        default:
+          throw new AssertionError();
+      }
+    }
+  }
+
+  public static final io.grpc.ServerServiceDefinition bindService(AsyncService service) {
+    return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
+        .addMethod(
+          getUpsertParticipantMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              com.openclinica.participants.v1.UpsertParticipantRequest,
+              com.openclinica.participants.v1.UpsertParticipantResponse>(
+                service, METHODID_UPSERT_PARTICIPANT)))
+        .addMethod(
+          getGetParticipantMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              com.openclinica.participants.v1.GetParticipantRequest,
+              com.openclinica.participants.v1.Participant>(
+                service, METHODID_GET_PARTICIPANT)))
+        .build();
+  }
+
+  private static abstract class ParticipantServiceBaseDescriptorSupplier
+      implements io.grpc.protobuf.ProtoFileDescriptorSupplier, io.grpc.protobuf.ProtoServiceDescriptorSupplier {
+    ParticipantServiceBaseDescriptorSupplier() {}
+
+    @java.lang.Override
+    public com.google.protobuf.Descriptors.FileDescriptor getFileDescriptor() {
+      return com.openclinica.participants.v1.ParticipantServiceProto.getDescriptor();
+    }
+
+    @java.lang.Override
+    public com.google.protobuf.Descriptors.ServiceDescriptor getServiceDescriptor() {
+      return getFileDescriptor().findServiceByName("ParticipantService");
+    }
+  }
+
+  private static final class ParticipantServiceFileDescriptorSupplier
+      extends ParticipantServiceBaseDescriptorSupplier {
+    ParticipantServiceFileDescriptorSupplier() {}
+  }
+
+  private static final class ParticipantServiceMethodDescriptorSupplier
+      extends ParticipantServiceBaseDescriptorSupplier
+      implements io.grpc.protobuf.ProtoMethodDescriptorSupplier {
+    private final java.lang.String methodName;
+
+    ParticipantServiceMethodDescriptorSupplier(java.lang.String methodName) {
+      this.methodName = methodName;
+    }
+
+    @java.lang.Override
+    public com.google.protobuf.Descriptors.MethodDescriptor getMethodDescriptor() {
+      return getServiceDescriptor().findMethodByName(methodName);
+    }
+  }
+
+  private static volatile io.grpc.ServiceDescriptor serviceDescriptor;
+
+  public static io.grpc.ServiceDescriptor getServiceDescriptor() {
+    io.grpc.ServiceDescriptor result = serviceDescriptor;
+    if (result == null) {
+      synchronized (ParticipantServiceGrpc.class) {
+        result = serviceDescriptor;
+        if (result == null) {
+          serviceDescriptor = result = io.grpc.ServiceDescriptor.newBuilder(SERVICE_NAME)
+              .setSchemaDescriptor(new ParticipantServiceFileDescriptorSupplier())
+              .addMethod(getUpsertParticipantMethod())
+              .addMethod(getGetParticipantMethod())
+              .build();
+        }
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,51 @@
+from openclinica.participants.v1 import participant_pb2 as _participant_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UpsertParticipantRequest(_message.Message):
+    __slots__ = ("study", "site", "subject_key", "secondary_id", "contact", "register", "request_id", "validate_only", "etag", "reason_for_change")
+    STUDY_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SECONDARY_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    REASON_FOR_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    study: _participant_pb2.StudyScope
+    site: _participant_pb2.SiteScope
+    subject_key: str
+    secondary_id: str
+    contact: _participant_pb2.ParticipantContact
+    register: bool
+    request_id: str
+    validate_only: bool
+    etag: str
+    reason_for_change: str
+    def __init__(self, study: _Optional[_Union[_participant_pb2.StudyScope, _Mapping]] = ..., site: _Optional[_Union[_participant_pb2.SiteScope, _Mapping]] = ..., subject_key: _Optional[str] = ..., secondary_id: _Optional[str] = ..., contact: _Optional[_Union[_participant_pb2.ParticipantContact, _Mapping]] = ..., register: _Optional[bool] = ..., request_id: _Optional[str] = ..., validate_only: _Optional[bool] = ..., etag: _Optional[str] = ..., reason_for_change: _Optional[str] = ...) -> None: ...
+
+class UpsertParticipantResponse(_message.Message):
+    __slots__ = ("participant", "created", "access_code")
+    PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_CODE_FIELD_NUMBER: _ClassVar[int]
+    participant: _participant_pb2.Participant
+    created: bool
+    access_code: str
+    def __init__(self, participant: _Optional[_Union[_participant_pb2.Participant, _Mapping]] = ..., created: _Optional[bool] = ..., access_code: _Optional[str] = ...) -> None: ...
+
+class GetParticipantRequest(_message.Message):
+    __slots__ = ("study", "site", "subject_key")
+    STUDY_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    study: _participant_pb2.StudyScope
+    site: _participant_pb2.SiteScope
+    subject_key: str
+    def __init__(self, study: _Optional[_Union[_participant_pb2.StudyScope, _Mapping]] = ..., site: _Optional[_Union[_participant_pb2.SiteScope, _Mapping]] = ..., subject_key: _Optional[str] = ...) -> None: ...

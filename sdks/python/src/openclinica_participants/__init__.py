@@ -1,0 +1,274 @@
+"""Client helpers for the OpenClinica participant service.
+
+The generated stubs live in ``openclinica.participants.v1``; this module adds what every caller
+needs on top of them:
+
+* :class:`ParticipantsClient` — a channel that sends ``authorization: Bearer <token>`` with every
+  call, and methods that raise :class:`ParticipantsError` instead of a bare ``grpc.RpcError``;
+* :func:`decode_error` — turns any ``grpc.RpcError`` from the service into a
+  :class:`ParticipantsError` holding the typed :data:`ErrorReason`, the OpenClinica ``errorCode``
+  and the field violations of a validation error;
+* :func:`bearer_interceptor` — the token interceptor on its own, for callers with their own channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union, cast
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status
+
+from openclinica.participants.v1 import (
+    error_reason_pb2,
+    participant_pb2,
+    participant_service_pb2,
+    participant_service_pb2_grpc,
+)
+from openclinica.participants.v1.error_reason_pb2 import ErrorReason
+from openclinica.participants.v1.participant_pb2 import (
+    Participant,
+    ParticipantContact,
+    ParticipantStatus,
+    ParticipateStatus,
+    SiteScope,
+    StudyScope,
+)
+from openclinica.participants.v1.participant_service_pb2 import (
+    GetParticipantRequest,
+    UpsertParticipantRequest,
+    UpsertParticipantResponse,
+)
+from openclinica.participants.v1.participant_service_pb2_grpc import ParticipantServiceStub
+
+__all__ = [
+    "ERROR_DOMAIN",
+    "ErrorReason",
+    "FieldViolation",
+    "GetParticipantRequest",
+    "Participant",
+    "ParticipantContact",
+    "ParticipantServiceStub",
+    "ParticipantStatus",
+    "ParticipantsClient",
+    "ParticipantsError",
+    "ParticipateStatus",
+    "SiteScope",
+    "StudyScope",
+    "UpsertParticipantRequest",
+    "UpsertParticipantResponse",
+    "bearer_interceptor",
+    "decode_error",
+    "error_reason_from_name",
+    "error_reason_pb2",
+    "participant_pb2",
+    "participant_service_pb2",
+    "participant_service_pb2_grpc",
+]
+
+#: The ``google.rpc.ErrorInfo.domain`` of every error the service sends.
+ERROR_DOMAIN = "participants.openclinica.v1"
+
+_REASON_PREFIX = "ERROR_REASON_"
+
+TokenSource = Union[str, Callable[[], str]]
+
+
+def error_reason_from_name(name: str) -> ErrorReason:
+    """Maps an ErrorInfo / FieldViolation reason such as ``"FIRST_NAME_TOO_LONG"`` to the generated
+    enum value (``ErrorReason.ERROR_REASON_FIRST_NAME_TOO_LONG``); an unknown name (a newer server)
+    gives ``ERROR_REASON_UNSPECIFIED``."""
+    if not name:
+        return ErrorReason.ERROR_REASON_UNSPECIFIED
+    try:
+        return cast(ErrorReason, ErrorReason.Value(_REASON_PREFIX + name))
+    except ValueError:
+        return ErrorReason.ERROR_REASON_UNSPECIFIED
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldViolation:
+    """One broken validation rule (a ``google.rpc.BadRequest.FieldViolation``)."""
+
+    #: Request path of the offending field, e.g. ``"contact.first_name"`` or ``"subject_key"``.
+    field: str
+    #: The typed reason, e.g. ``ErrorReason.ERROR_REASON_FIRST_NAME_TOO_LONG``.
+    reason: ErrorReason
+    #: The reason as sent, e.g. ``"FIRST_NAME_TOO_LONG"``.
+    reason_name: str
+    #: Human-readable English description (never contains the submitted value).
+    description: str
+
+
+class ParticipantsError(Exception):
+    """A failed call to the participant service, decoded from its ``google.rpc.Status``."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason_name: str = "",
+        domain: str = "",
+        metadata: Optional[Mapping[str, str]] = None,
+        field_violations: Sequence[FieldViolation] = (),
+        retry_delay: Optional[float] = None,
+    ) -> None:
+        super().__init__(f"{code.name}: {message}" + (f" [{reason_name}]" if reason_name else ""))
+        #: The gRPC status code, e.g. ``grpc.StatusCode.INVALID_ARGUMENT``.
+        self.code = code
+        #: The status message (plain English).
+        self.message = message
+        #: ``ErrorInfo.reason`` as sent, e.g. ``"FIRST_NAME_TOO_LONG"`` (empty when there was none).
+        self.reason_name = reason_name
+        #: ``ErrorInfo.reason`` as the generated enum; ``ERROR_REASON_UNSPECIFIED`` if absent/unknown.
+        self.reason: ErrorReason = error_reason_from_name(reason_name)
+        #: ``ErrorInfo.domain`` (``participants.openclinica.v1``).
+        self.domain = domain
+        #: ``ErrorInfo.metadata``: ``errorCode`` plus ``studyOid`` / ``siteOid`` where known.
+        self.metadata: Mapping[str, str] = dict(metadata or {})
+        #: Every broken validation rule (empty unless the error is a validation error).
+        self.field_violations: Tuple[FieldViolation, ...] = tuple(field_violations)
+        #: Seconds to wait before retrying, from ``google.rpc.RetryInfo`` (STORAGE_UNAVAILABLE).
+        self.retry_delay = retry_delay
+
+    @property
+    def error_code(self) -> str:
+        """The OpenClinica error code, e.g. ``"errorCode.firstNameTooLong"`` (``""`` if absent)."""
+        return self.metadata.get("errorCode", "")
+
+    @property
+    def reason_value_name(self) -> str:
+        """The generated enum value name, e.g. ``"ERROR_REASON_FIRST_NAME_TOO_LONG"``."""
+        return ErrorReason.Name(self.reason)
+
+
+def decode_error(error: grpc.RpcError) -> ParticipantsError:
+    """Decodes the ``grpc-status-details-bin`` trailer (a ``google.rpc.Status``) of a failed call."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = error.details() if hasattr(error, "details") else str(error)
+    status: Optional[status_pb2.Status] = None
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except (AttributeError, ValueError):
+        # ValueError: the trailer disagrees with the call's code / message; ignore the details.
+        status = None
+    reason_name, domain, metadata = "", "", {}
+    violations: list[FieldViolation] = []
+    retry_delay: Optional[float] = None
+    if status is not None:
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason_name, domain, metadata = info.reason, info.domain, dict(info.metadata)
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad_request = error_details_pb2.BadRequest()
+                detail.Unpack(bad_request)
+                violations.extend(
+                    FieldViolation(
+                        field=v.field,
+                        reason=error_reason_from_name(v.reason),
+                        reason_name=v.reason,
+                        description=v.description,
+                    )
+                    for v in bad_request.field_violations
+                )
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                retry_delay = retry.retry_delay.ToTimedelta().total_seconds()
+    return ParticipantsError(
+        code if code is not None else grpc.StatusCode.UNKNOWN,
+        message or "",
+        reason_name=reason_name,
+        domain=domain,
+        metadata=metadata,
+        field_violations=violations,
+        retry_delay=retry_delay,
+    )
+
+
+class _BearerInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    def __init__(self, token: TokenSource) -> None:
+        self._token = token
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        token = self._token() if callable(self._token) else self._token
+        metadata = list(client_call_details.metadata or [])
+        if token:
+            metadata.append(("authorization", f"Bearer {token}"))
+        details = client_call_details._replace(metadata=metadata) if hasattr(
+            client_call_details, "_replace"
+        ) else _CallDetails(client_call_details, metadata)
+        return continuation(details, request)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, base: grpc.ClientCallDetails, metadata: Any) -> None:
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = metadata
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
+def bearer_interceptor(token: TokenSource) -> grpc.UnaryUnaryClientInterceptor:  # type: ignore[type-arg]
+    """An interceptor that sends ``authorization: Bearer <token>``; ``token`` may be a callable
+    that returns a fresh token for each call. Use with ``grpc.intercept_channel``."""
+    return _BearerInterceptor(token)
+
+
+class ParticipantsClient:
+    """A ParticipantService client that authenticates every call and raises
+    :class:`ParticipantsError` on failure.
+
+    ``target`` is ``host:port``. Without ``credentials`` the channel is plaintext (development);
+    pass ``grpc.ssl_channel_credentials()`` in production.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: TokenSource,
+        *,
+        credentials: Optional[grpc.ChannelCredentials] = None,
+        options: Optional[Sequence[Tuple[str, object]]] = None,
+    ) -> None:
+        if credentials is None:
+            channel = grpc.insecure_channel(target, options=options)
+        else:
+            channel = grpc.secure_channel(target, credentials, options=options)
+        self._raw_channel = channel
+        self.channel = grpc.intercept_channel(channel, bearer_interceptor(token))
+        #: The generated stub, for callers who want ``with_call`` or futures.
+        self.stub = ParticipantServiceStub(self.channel)  # type: ignore[no-untyped-call]
+
+    def upsert_participant(
+        self, request: UpsertParticipantRequest, *, timeout: Optional[float] = None
+    ) -> UpsertParticipantResponse:
+        """Creates or updates a Participant; raises :class:`ParticipantsError`."""
+        try:
+            return cast(UpsertParticipantResponse, self.stub.UpsertParticipant(request, timeout=timeout))
+        except grpc.RpcError as error:
+            raise decode_error(error) from None
+
+    def get_participant(
+        self, request: GetParticipantRequest, *, timeout: Optional[float] = None
+    ) -> Participant:
+        """Reads one Participant; raises :class:`ParticipantsError`."""
+        try:
+            return cast(Participant, self.stub.GetParticipant(request, timeout=timeout))
+        except grpc.RpcError as error:
+            raise decode_error(error) from None
+
+    def close(self) -> None:
+        self._raw_channel.close()
+
+    def __enter__(self) -> "ParticipantsClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
