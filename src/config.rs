@@ -34,7 +34,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server (migrations and the catalog are applied first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
     /// Manage the catalog of studies, sites and roles.
@@ -61,6 +61,14 @@ pub enum CatalogCommand {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1h)"))
+}
+
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(24 * 3600) {
+        return Err("request ids are remembered for at least 24h".to_owned());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -180,6 +188,9 @@ pub struct ServeArgs {
         default_value_t = 256
     )]
     pub concurrency_per_connection: usize,
+    /// How long a request_id's answer is remembered (at least 24h).
+    #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_RETENTION", value_parser = parse_retention, default_value = "7d")]
+    pub idempotency_retention: Duration,
     /// Time in-flight calls get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "PARTICIPANTS_GRACE_PERIOD", value_parser = parse_duration, default_value = "20s")]
     pub grace_period: Duration,

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(db) => {
             let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
                 .await
@@ -131,6 +131,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         tracing::info!(?report, "catalog applied");
     }
+    spawn_idempotency_purge(store.clone(), args.idempotency_retention);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -152,6 +153,21 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     tracing::info!("stopped");
     drop(demo_dir);
     Ok(())
+}
+
+/// Forgets remembered responses past their retention, hourly.
+fn spawn_idempotency_purge(store: Store, retention: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match store.purge_idempotency_records(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired request ids forgotten"),
+                Err(e) => tracing::warn!(error = %e, "request id purge failed; will retry"),
+            }
+        }
+    });
 }
 
 fn print_demo_lines(

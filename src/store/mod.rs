@@ -156,6 +156,18 @@ impl Store {
         Ok(WriteTx { tx, _gate: gate })
     }
 
+    /// Forgets remembered responses older than `retention`; returns how many.
+    pub async fn purge_idempotency_records(&self, retention: Duration) -> Result<u64, DbErr> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let result = entity::idempotency_record::Entity::delete_many()
+            .filter(entity::idempotency_record::Column::CreatedAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         self.db.ping().await.is_ok()

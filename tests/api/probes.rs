@@ -84,7 +84,21 @@ async fn reflection_lists_the_service_and_error_details(backend: Backend) {
     }
 }
 
+async fn an_oversized_request_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut req = crate::helpers::at_ohio("BIG-1");
+    req.reason_for_change = "x".repeat(100 * 1024);
+    let status = app
+        .upsert("crc.ohio", req)
+        .await
+        .expect_err("over the 64 KiB limit");
+    // tonic refuses it while decoding, before any handler runs.
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert_eq!(app.participant_count().await, 0);
+}
+
 crate::on_both_backends!(
     health_is_serving,
-    reflection_lists_the_service_and_error_details
+    reflection_lists_the_service_and_error_details,
+    an_oversized_request_is_refused,
 );

@@ -85,4 +85,38 @@ crate::on_both_backends!(
     a_replay_returns_the_first_response_and_writes_nothing,
     a_replay_is_answered_before_other_checks,
     failed_and_validate_only_calls_are_not_remembered,
+    remembered_answers_expire_after_the_retention,
 );
+
+async fn remembered_answers_expire_after_the_retention(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for key in ["old", "new"] {
+        let req = UpsertParticipantRequest {
+            request_id: key.into(),
+            ..at_ohio(key)
+        };
+        app.upsert("crc.ohio", req).await.unwrap();
+    }
+    {
+        use participants::store::entity::idempotency_record::{Column, Entity};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        let two_days_ago = chrono::Utc::now() - chrono::Duration::days(2);
+        Entity::update_many()
+            .col_expr(Column::CreatedAt, Expr::value(two_days_ago))
+            .filter(Column::RequestId.eq("old"))
+            .exec(app.store.connection())
+            .await
+            .unwrap();
+    }
+    let purged = app
+        .store
+        .purge_idempotency_records(std::time::Duration::from_secs(36 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM idempotency_records WHERE request_id = 'new'")
+            .await,
+        1
+    );
+}
