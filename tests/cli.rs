@@ -17,6 +17,12 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use helpers::Backend;
+
 const BIN: &str = env!("CARGO_BIN_EXE_participants");
 const SECRET: &str = "cli-test-secret-cli-test-secret-0123456789";
 const DATA_KEY: &str = "Y2xpLXRlc3QtZGF0YS1rZXktMzItYnl0ZXMtbG9uZyE=";
@@ -239,10 +245,22 @@ impl Drop for Server {
     }
 }
 
-#[tokio::test]
-async fn sigterm_turns_health_not_serving_and_exits_zero() {
+/// The database of a server test: SQLite in the test's folder, or a fresh PostgreSQL database.
+async fn database(backend: Backend, dir: &Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}/cli.db?mode=rwc", dir.display()),
+        Backend::Postgres => helpers::fresh_database(backend).await.url,
+    }
+}
+
+async fn sigterm_turns_health_not_serving_and_exits_zero(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path(), &["--grace-period", "2s"], &[]);
+    let db = database(backend, dir.path()).await;
+    let mut server = Server::start(
+        dir.path(),
+        &["--grace-period", "2s", "--database-url", &db],
+        &[],
+    );
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
         .unwrap()
         .connect()
@@ -272,10 +290,14 @@ async fn sigterm_turns_health_not_serving_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
 }
 
-#[tokio::test]
-async fn logs_hold_no_personal_data_or_tokens() {
+async fn logs_hold_no_personal_data_or_tokens(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[], &[("PARTICIPANTS_LOG", "debug")]);
+    let db = database(backend, dir.path()).await;
+    let server = Server::start(
+        dir.path(),
+        &["--database-url", &db],
+        &[("PARTICIPANTS_LOG", "debug")],
+    );
     let token = server.token("crc.ohio");
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
         .unwrap()
@@ -425,3 +447,8 @@ fn the_demo_prints_grpcurl_lines_that_work() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+on_both_backends!(
+    sigterm_turns_health_not_serving_and_exits_zero,
+    logs_hold_no_personal_data_or_tokens,
+);

@@ -165,18 +165,21 @@ impl Text {
     }
 }
 
-/// OpenClinica's email pattern, whole string.
-static EMAIL_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
+/// OpenClinica's email pattern, whole string. The patterns are constants that the tests prove
+/// compile; if one ever failed to, values would be refused, never a panic on a request.
+static EMAIL_PATTERN: LazyLock<Result<Regex, regex::Error>> = LazyLock::new(|| {
     Regex::new(
         r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$",
     )
-    .expect("the email pattern is a valid regex")
 });
 
 /// OpenClinica's phone pattern, whole string.
-static PHONE_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\+[0-9]{1,3} [0-9]{1,14}$").expect("the phone pattern is a valid regex")
-});
+static PHONE_PATTERN: LazyLock<Result<Regex, regex::Error>> =
+    LazyLock::new(|| Regex::new(r"^\+[0-9]{1,3} [0-9]{1,14}$"));
+
+fn matches(pattern: &LazyLock<Result<Regex, regex::Error>>, value: &str) -> bool {
+    pattern.as_ref().is_ok_and(|re| re.is_match(value))
+}
 
 pub const EMAIL_MAX: usize = 255;
 pub const PHONE_MAX: usize = 17;
@@ -195,7 +198,7 @@ impl EmailAddress {
                 format!("{FIELD} must be at most {EMAIL_MAX} characters"),
             ));
         }
-        if !EMAIL_PATTERN.is_match(raw) {
+        if !matches(&EMAIL_PATTERN, raw) {
             return Err(Violation::new(
                 FIELD,
                 Reason::InvalidEmailAddress,
@@ -224,7 +227,7 @@ impl PhoneNumber {
                 format!("{FIELD} must be at most {PHONE_MAX} characters"),
             ));
         }
-        if !PHONE_PATTERN.is_match(raw) {
+        if !matches(&PHONE_PATTERN, raw) {
             return Err(Violation::new(
                 FIELD,
                 Reason::InvalidPhoneNumber,
@@ -495,4 +498,24 @@ pub fn parse_secondary_id(raw: Option<&str>) -> Result<Patch<Text>, Violation> {
         ));
     }
     Ok(Patch::Set(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_patterns_compile() {
+        assert!(EMAIL_PATTERN.is_ok());
+        assert!(PHONE_PATTERN.is_ok());
+        assert!(EmailAddress::parse("OHIOS@openclinica.com").is_ok());
+        assert!(PhoneNumber::parse("+1 1234567890").is_ok());
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        assert_eq!(char_len("ОНІО"), 4);
+        assert!(Text::parse(&"Ж".repeat(35), "f", 35, Reason::FirstNameTooLong).is_ok());
+        assert!(Text::parse(&"Ж".repeat(36), "f", 35, Reason::FirstNameTooLong).is_err());
+    }
 }
