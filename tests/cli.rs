@@ -4,7 +4,7 @@
 use std::{
     io::{BufRead, BufReader, Read},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -16,6 +16,9 @@ use participants::pb::{
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
+
+#[path = "common/serve.rs"]
+mod serve;
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
@@ -151,10 +154,13 @@ fn migrate_and_catalog_apply_are_repeatable() {
 }
 
 /// A server process with its stderr collected.
-struct Server {
-    child: Child,
-    addr: String,
-    stderr: mpsc::Receiver<String>,
+struct Server(serve::Running);
+
+impl std::ops::Deref for Server {
+    type Target = serve::Running;
+    fn deref(&self) -> &serve::Running {
+        &self.0
+    }
 }
 
 impl Server {
@@ -169,36 +175,16 @@ impl Server {
             "--catalog",
             CATALOG,
         ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(extra);
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn the server");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server says where it listens");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split('"').next().unwrap_or_default().to_owned();
-            }
-        };
-        Self {
+        let (child, log) = serve::spawn(&mut cmd);
+        Self(serve::wait_until_listening(
             child,
-            addr,
-            stderr: rx,
-        }
+            log,
+            Duration::from_secs(30),
+        ))
     }
 
     fn token(&self, user: &str) -> String {
@@ -222,7 +208,7 @@ impl Server {
     fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.0.child.try_wait().unwrap() {
                 return status;
             }
             assert!(
@@ -234,14 +220,7 @@ impl Server {
     }
 
     fn log(&self) -> String {
-        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.log.try_iter().collect::<Vec<_>>().join("\n")
     }
 }
 

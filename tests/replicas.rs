@@ -5,9 +5,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -72,18 +70,8 @@ async fn fresh_database() -> (String, String) {
     (format!("{base}/{name}"), name)
 }
 
-struct Replica {
-    child: Child,
-    addr: String,
-    _stderr: mpsc::Receiver<String>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "common/serve.rs"]
+mod serve;
 
 /// Starts `n` replicas at once on one database: migrations and the catalog race at start-up.
 fn start_replicas(
@@ -91,58 +79,31 @@ fn start_replicas(
     db_url: &str,
     catalog: &std::path::Path,
     extra: &[&str],
-) -> Vec<Replica> {
-    let mut starting = Vec::new();
-    for _ in 0..n {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--catalog",
-            ])
-            .arg(catalog)
-            .args(extra)
-            .env("PARTICIPANTS_DATABASE_URL", db_url)
-            .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
-            .env("PARTICIPANTS_DATA_KEY", DATA_KEY)
-            .env("PARTICIPANTS_LOG", "warn,participants=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn a replica");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        starting.push((child, rx));
-    }
+) -> Vec<serve::Running> {
+    let starting: Vec<_> = (0..n)
+        .map(|_| {
+            serve::spawn(
+                Command::new(BIN)
+                    .args([
+                        "serve",
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--log-format",
+                        "json",
+                        "--catalog",
+                    ])
+                    .arg(catalog)
+                    .args(extra)
+                    .env("PARTICIPANTS_DATABASE_URL", db_url)
+                    .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
+                    .env("PARTICIPANTS_DATA_KEY", DATA_KEY)
+                    .env("PARTICIPANTS_LOG", "warn,participants=info"),
+            )
+        })
+        .collect();
     starting
         .into_iter()
-        .map(|(child, rx)| {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let addr = loop {
-                let line = rx
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .expect("a replica starts");
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    break rest.split('"').next().unwrap_or_default().to_owned();
-                }
-                assert!(!line.contains("\"ERROR\""), "replica failed: {line}");
-            };
-            Replica {
-                child,
-                addr,
-                _stderr: rx,
-            }
-        })
+        .map(|(child, log)| serve::wait_until_listening(child, log, Duration::from_secs(60)))
         .collect()
 }
 

@@ -546,6 +546,27 @@ struct Audit<'a> {
 }
 
 impl Audit<'_> {
+    /// One FIELD_CHANGED event per changed field, in field order.
+    async fn changed(&self, tx: &DatabaseTransaction, changes: Vec<Change>) -> Result<(), DbErr> {
+        for c in changes {
+            self.record(tx, "FIELD_CHANGED", Some(c.field), c.old, c.new)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The first registration for Participate; the access code itself is never recorded.
+    async fn registered(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        self.record(
+            tx,
+            "PARTICIPATE_REGISTERED",
+            Some("participate_status"),
+            None,
+            Some("created".to_owned()),
+        )
+        .await
+    }
+
     async fn record(
         &self,
         tx: &DatabaseTransaction,
@@ -610,7 +631,7 @@ pub async fn execute(
         Some(key) => queries::participant_by_key(tx, study.id, &key.normalized()).await?,
         None => None,
     };
-    let (row, contact, created, _registered) = match existing {
+    let (row, contact, created) = match existing {
         Some(found) => {
             if found.site_id != cmd.site_id {
                 return Err(rejected(
@@ -689,12 +710,8 @@ pub async fn execute(
     Ok(response)
 }
 
-type Written = (
-    participant::Model,
-    Option<participant_contact::Model>,
-    bool,
-    bool,
-);
+/// The participant as written, its contact data (plain), and whether it was created.
+type Written = (participant::Model, Option<participant_contact::Model>, bool);
 
 async fn create(
     tx: &DatabaseTransaction,
@@ -771,27 +788,15 @@ async fn create(
                 .reset_all()
                 .insert(tx)
                 .await?;
-            for c in changes {
-                audit
-                    .record(tx, "FIELD_CHANGED", Some(c.field), c.old, c.new)
-                    .await?;
-            }
+            audit.changed(tx, changes).await?;
             Some(contact)
         }
         None => None,
     };
     if cmd.register {
-        audit
-            .record(
-                tx,
-                "PARTICIPATE_REGISTERED",
-                Some("participate_status"),
-                None,
-                Some("created".to_owned()),
-            )
-            .await?;
+        audit.registered(tx).await?;
     }
-    Ok((row, contact, true, cmd.register))
+    Ok((row, contact, true))
 }
 
 async fn update(
@@ -835,7 +840,7 @@ async fn update(
 
     if changes.is_empty() && !register_now {
         // A no-op writes nothing and keeps etag and update_time.
-        return Ok((found, contact, false, false));
+        return Ok((found, contact, false));
     }
 
     let code = if register_now {
@@ -868,21 +873,9 @@ async fn update(
         cmd,
         participant_id: found.id,
     };
-    for c in changes {
-        audit
-            .record(tx, "FIELD_CHANGED", Some(c.field), c.old, c.new)
-            .await?;
-    }
+    audit.changed(tx, changes).await?;
     if register_now {
-        audit
-            .record(
-                tx,
-                "PARTICIPATE_REGISTERED",
-                Some("participate_status"),
-                None,
-                Some("created".to_owned()),
-            )
-            .await?;
+        audit.registered(tx).await?;
     }
-    Ok((row, contact, false, register_now))
+    Ok((row, contact, false))
 }

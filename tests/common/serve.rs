@@ -1,0 +1,59 @@
+//! Shared by the tests that run the `participants` binary: spawn `serve`, collect its log, and
+//! learn the address it listens on.
+#![allow(dead_code)] // each test binary uses its own part
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{self, Receiver},
+    time::{Duration, Instant},
+};
+
+/// A `participants serve` process, killed when dropped.
+pub struct Running {
+    pub child: Child,
+    pub addr: String,
+    /// The process's stderr (its log), line by line.
+    pub log: Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `cmd` (a configured `participants serve --listen 127.0.0.1:0 --log-format json …`)
+/// with its stderr collected, without waiting for it.
+pub fn spawn(cmd: &mut Command) -> (Child, Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn participants serve");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits for the `listening on ADDR` log line of a spawned server.
+pub fn wait_until_listening(child: Child, log: Receiver<String>, limit: Duration) -> Running {
+    let deadline = Instant::now() + limit;
+    let addr = loop {
+        let line = log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the server says where it listens");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split('"').next().unwrap_or_default().to_owned();
+        }
+        assert!(!line.contains("\"ERROR\""), "the server failed: {line}");
+    };
+    Running { child, addr, log }
+}
