@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
     IntoActiveModel,
 };
 use sha2::{Digest, Sha256};
@@ -540,41 +540,46 @@ async fn pick_access_code(tx: &DatabaseTransaction, study_id: i64) -> Result<Str
     Err(ServiceError::Internal("no free access code".into()).into())
 }
 
+/// The audit events of one write, inserted together in the write's transaction.
 struct Audit<'a> {
     cmd: &'a UpsertCommand,
     participant_id: i64,
+    events: Vec<audit_event::ActiveModel>,
 }
 
-impl Audit<'_> {
-    /// One FIELD_CHANGED event per changed field, in field order.
-    async fn changed(&self, tx: &DatabaseTransaction, changes: Vec<Change>) -> Result<(), DbErr> {
-        for c in changes {
-            self.record(tx, "FIELD_CHANGED", Some(c.field), c.old, c.new)
-                .await?;
+impl<'a> Audit<'a> {
+    fn new(cmd: &'a UpsertCommand, participant_id: i64) -> Self {
+        Self {
+            cmd,
+            participant_id,
+            events: Vec::new(),
         }
-        Ok(())
+    }
+
+    /// One FIELD_CHANGED event per changed field, in field order.
+    fn changed(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            self.record("FIELD_CHANGED", Some(c.field), c.old, c.new);
+        }
     }
 
     /// The first registration for Participate; the access code itself is never recorded.
-    async fn registered(&self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+    fn registered(&mut self) {
         self.record(
-            tx,
             "PARTICIPATE_REGISTERED",
             Some("participate_status"),
             None,
             Some("created".to_owned()),
-        )
-        .await
+        );
     }
 
-    async fn record(
-        &self,
-        tx: &DatabaseTransaction,
+    fn record(
+        &mut self,
         event_type: &str,
         field: Option<&str>,
         old: Option<String>,
         new: Option<String>,
-    ) -> Result<(), DbErr> {
+    ) {
         // Old and new values of contact fields are personal data: sealed like the contact row.
         let (old, new) = match field {
             Some(f) if ContactField::ALL.iter().any(|c| c.name() == f) => {
@@ -586,7 +591,7 @@ impl Audit<'_> {
             }
             _ => (old, new),
         };
-        audit_event::ActiveModel {
+        self.events.push(audit_event::ActiveModel {
             participant_id: Set(self.participant_id),
             study_id: Set(self.cmd.study_id),
             event_type: Set(event_type.to_owned()),
@@ -598,9 +603,17 @@ impl Audit<'_> {
             request_id: Set(self.cmd.request_id.as_ref().map(|r| r.as_str().to_owned())),
             reason_for_change: Set(self.cmd.reason_for_change.clone()),
             ..Default::default()
+        });
+    }
+
+    /// Inserts the recorded events in one statement.
+    async fn write(self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+        if self.events.is_empty() {
+            return Ok(());
         }
-        .insert(tx)
-        .await?;
+        audit_event::Entity::insert_many(self.events)
+            .exec(tx)
+            .await?;
         Ok(())
     }
 }
@@ -752,29 +765,15 @@ async fn create(
     .insert(tx)
     .await?;
 
-    let audit = Audit {
-        cmd,
-        participant_id: row.id,
-    };
-    audit
-        .record(
-            tx,
-            "PARTICIPANT_CREATED",
-            Some("subject_key"),
-            None,
-            Some(row.subject_key.clone()),
-        )
-        .await?;
+    let mut audit = Audit::new(cmd, row.id);
+    audit.record(
+        "PARTICIPANT_CREATED",
+        Some("subject_key"),
+        None,
+        Some(row.subject_key.clone()),
+    );
     if secondary_id.is_some() {
-        audit
-            .record(
-                tx,
-                "FIELD_CHANGED",
-                Some("secondary_id"),
-                None,
-                secondary_id,
-            )
-            .await?;
+        audit.record("FIELD_CHANGED", Some("secondary_id"), None, secondary_id);
     }
     let contact = match site {
         Some(_) => {
@@ -788,14 +787,15 @@ async fn create(
                 .reset_all()
                 .insert(tx)
                 .await?;
-            audit.changed(tx, changes).await?;
+            audit.changed(changes);
             Some(contact)
         }
         None => None,
     };
     if cmd.register {
-        audit.registered(tx).await?;
+        audit.registered();
     }
+    audit.write(tx).await?;
     Ok((row, contact, true))
 }
 
@@ -869,13 +869,11 @@ async fn update(
             active.insert(tx).await?;
         }
     }
-    let audit = Audit {
-        cmd,
-        participant_id: found.id,
-    };
-    audit.changed(tx, changes).await?;
+    let mut audit = Audit::new(cmd, found.id);
+    audit.changed(changes);
     if register_now {
-        audit.registered(tx).await?;
+        audit.registered();
     }
+    audit.write(tx).await?;
     Ok((row, contact, false))
 }
