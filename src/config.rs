@@ -110,6 +110,10 @@ pub struct JwtArgs {
     /// HS256 secret for development tokens, at least 32 bytes.
     #[arg(long, env = "PARTICIPANTS_JWT_HS256_SECRET", hide_env_values = true)]
     pub jwt_hs256_secret: Option<String>,
+    /// JWKS file with the RS256 / ES256 public keys of the identity provider (tokens name
+    /// their key with `kid`).
+    #[arg(long, env = "PARTICIPANTS_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
     /// Required `iss` claim, when set.
     #[arg(long, env = "PARTICIPANTS_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -121,7 +125,12 @@ pub struct JwtArgs {
 impl JwtArgs {
     pub fn settings(&self) -> JwtSettings {
         JwtSettings {
-            hs256_secret: self.jwt_hs256_secret.clone().map(String::into_bytes),
+            hs256_secret: self
+                .jwt_hs256_secret
+                .clone()
+                .filter(|s| !s.is_empty())
+                .map(String::into_bytes),
+            jwks_file: self.jwt_jwks_file.clone(),
             issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
             audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
         }

@@ -1,9 +1,15 @@
-//! Bearer-token authentication. Verification sits behind `TokenVerifier`, so RS256/ES256 keys
-//! from a JWKS can be added as another key source without touching the handlers.
+//! Bearer-token authentication. Verification sits behind `TokenVerifier`; the handlers only see
+//! the resulting `Caller`.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm},
+};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status, service::Interceptor};
 
@@ -35,19 +41,20 @@ pub trait TokenVerifier: Send + Sync + 'static {
 /// JWT settings (SPEC section 3).
 #[derive(Debug, Clone, Default)]
 pub struct JwtSettings {
+    /// Development key: HS256 tokens without a `kid`.
     pub hs256_secret: Option<Vec<u8>>,
+    /// Production keys: a JWKS file of RS256 / ES256 public keys, chosen by the token's `kid`.
+    pub jwks_file: Option<std::path::PathBuf>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
 }
 
-/// Where verification keys come from. A JWKS source (RS256/ES256) is the next variant.
-enum KeySource {
-    Hs256(DecodingKey),
-}
-
-/// Verifies JWTs with an explicit algorithm allow-list.
+/// Verifies JWTs with an explicit algorithm allow-list: HS256 with the development secret,
+/// RS256 and ES256 with the JWKS keys. The key is picked by the server's configuration and the
+/// token's `kid`, never fetched from a URL the token names.
 pub struct JwtVerifier {
-    keys: KeySource,
+    hs256: Option<DecodingKey>,
+    jwks: HashMap<String, (Algorithm, DecodingKey)>,
     validation: Validation,
 }
 
@@ -57,19 +64,57 @@ struct UserClaims {
     preferred_username: Option<String>,
 }
 
+/// Loads RS256 and ES256 public keys from a JWKS file, by `kid`.
+fn load_jwks(path: &std::path::Path) -> Result<HashMap<String, (Algorithm, DecodingKey)>, String> {
+    let what = format!("JWKS file {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{what}: {e}"))?;
+    let set: JwkSet = serde_json::from_str(&text).map_err(|e| format!("{what}: {e}"))?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .ok_or_else(|| format!("{what}: every key needs a kid"))?;
+        let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
+            (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
+            (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+            (None, AlgorithmParameters::EllipticCurve(ec)) if ec.curve == EllipticCurve::P256 => {
+                Algorithm::ES256
+            }
+            _ => {
+                return Err(format!("{what}: key {kid:?} is not an RS256 or ES256 key"));
+            }
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("{what}: key {kid:?}: {e}"))?;
+        keys.insert(kid, (alg, key));
+    }
+    Ok(keys)
+}
+
 impl JwtVerifier {
     pub fn new(settings: &JwtSettings) -> Result<Self, String> {
-        let secret = settings
-            .hs256_secret
-            .as_ref()
-            .ok_or("PARTICIPANTS_JWT_HS256_SECRET is not set: a token key is required")?;
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "PARTICIPANTS_JWT_HS256_SECRET must be at least {MIN_SECRET_LEN} bytes"
-            ));
+        let hs256 = match &settings.hs256_secret {
+            Some(secret) if secret.len() < MIN_SECRET_LEN => {
+                return Err(format!(
+                    "PARTICIPANTS_JWT_HS256_SECRET must be at least {MIN_SECRET_LEN} bytes"
+                ));
+            }
+            Some(secret) => Some(DecodingKey::from_secret(secret)),
+            None => None,
+        };
+        let jwks = match &settings.jwks_file {
+            Some(path) => load_jwks(path)?,
+            None => HashMap::new(),
+        };
+        if hs256.is_none() && jwks.is_empty() {
+            return Err(
+                "no token key: set PARTICIPANTS_JWT_HS256_SECRET (development) or PARTICIPANTS_JWT_JWKS_FILE"
+                    .to_owned(),
+            );
         }
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = 30;
         validation.validate_exp = true;
         validation.validate_nbf = true;
@@ -90,7 +135,8 @@ impl JwtVerifier {
         }
         validation.required_spec_claims = required;
         Ok(Self {
-            keys: KeySource::Hs256(DecodingKey::from_secret(secret)),
+            hs256,
+            jwks,
             validation,
         })
     }
@@ -100,14 +146,25 @@ impl TokenVerifier for JwtVerifier {
     fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        if !self.validation.algorithms.contains(&header.alg) {
-            return Err(AuthError::Invalid(format!(
-                "algorithm {:?} not allowed",
-                header.alg
-            )));
-        }
-        let KeySource::Hs256(key) = &self.keys;
-        let data = jsonwebtoken::decode::<UserClaims>(token, key, &self.validation)
+        // The allow-list: a JWKS key by kid with that key's algorithm, or HS256 without a kid.
+        let (alg, key) = match (&header.kid, header.alg) {
+            (Some(kid), alg) => match self.jwks.get(kid) {
+                Some((key_alg, key)) if *key_alg == alg => (alg, key),
+                _ => return Err(AuthError::Invalid(format!("no {alg:?} key with this kid"))),
+            },
+            (None, Algorithm::HS256) => match &self.hs256 {
+                Some(key) => (Algorithm::HS256, key),
+                None => return Err(AuthError::Invalid("HS256 is not enabled".into())),
+            },
+            (None, alg) => {
+                return Err(AuthError::Invalid(format!(
+                    "algorithm {alg:?} without a kid is not allowed"
+                )));
+            }
+        };
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![alg];
+        let data = jsonwebtoken::decode::<UserClaims>(token, key, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let user = data
             .claims
@@ -184,9 +241,15 @@ pub fn mint_hs256(
     user: &str,
     ttl: std::time::Duration,
 ) -> Result<String, String> {
-    // Checks the secret the same way the server does.
-    JwtVerifier::new(settings)?;
-    let secret = settings.hs256_secret.as_deref().unwrap_or_default();
+    let secret = settings
+        .hs256_secret
+        .as_deref()
+        .ok_or("PARTICIPANTS_JWT_HS256_SECRET is not set: development tokens are HS256")?;
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "PARTICIPANTS_JWT_HS256_SECRET must be at least {MIN_SECRET_LEN} bytes"
+        ));
+    }
     let now = chrono::Utc::now().timestamp();
     let claims = MintClaims {
         sub: user,

@@ -5,7 +5,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tonic::Code;
 
-use crate::helpers::{AppOptions, Backend, SECRET, TestApp, at_ohio, expect_failure, with_token};
+use crate::helpers::{
+    AppOptions, Backend, ES256_PRIVATE_PEM, RS256_PRIVATE_PEM, SECRET, TestApp, at_ohio,
+    expect_failure, with_token,
+};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -146,7 +149,86 @@ async fn preferred_username_names_the_user(backend: Backend) {
         .expect("preferred_username wins over sub");
 }
 
+fn sign_with(alg: Algorithm, kid: Option<&str>, pem: &str, claims: serde_json::Value) -> String {
+    let key = match alg {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()),
+        _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
+    }
+    .expect("test key");
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+async fn jwks_keys_verify_rs256_and_es256_by_kid(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.hs256 = false;
+    options.jwks = true;
+    let app = TestApp::spawn_with(options).await;
+    let claims = json!({"sub": "crc.ohio", "exp": now() + 600});
+    let es = sign_with(
+        Algorithm::ES256,
+        Some("test-es256"),
+        ES256_PRIVATE_PEM,
+        claims.clone(),
+    );
+    call_with(&app, Some(&es)).await.expect("ES256 by kid");
+    let rs = sign_with(
+        Algorithm::RS256,
+        Some("test-rs256"),
+        RS256_PRIVATE_PEM,
+        claims.clone(),
+    );
+    call_with(&app, Some(&rs)).await.expect("RS256 by kid");
+
+    let refused = [
+        // unknown kid
+        sign_with(
+            Algorithm::ES256,
+            Some("other"),
+            ES256_PRIVATE_PEM,
+            claims.clone(),
+        ),
+        // no kid
+        sign_with(Algorithm::ES256, None, ES256_PRIVATE_PEM, claims.clone()),
+        // an RS256 token that names the ES256 key
+        sign_with(
+            Algorithm::RS256,
+            Some("test-es256"),
+            RS256_PRIVATE_PEM,
+            claims.clone(),
+        ),
+        // HS256 is off when only a JWKS is configured
+        sign(claims.clone(), SECRET),
+        // key confusion: HS256 "signed" with the RSA public key's text as the secret
+        {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some("test-rs256".into());
+            jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_secret(JWKS_PUBLIC_TEXT.as_bytes()),
+            )
+            .unwrap()
+        },
+        // expired, even with a good key
+        sign_with(
+            Algorithm::ES256,
+            Some("test-es256"),
+            ES256_PRIVATE_PEM,
+            json!({"sub": "crc.ohio", "exp": now() - 3600}),
+        ),
+    ];
+    for token in refused {
+        let r = call_with(&app, Some(&token)).await;
+        expect_failure(r, Code::Unauthenticated, "UNAUTHENTICATED");
+    }
+}
+
+const JWKS_PUBLIC_TEXT: &str = include_str!("../fixtures/jwt/jwks.json");
+
 crate::on_both_backends!(
+    jwks_keys_verify_rs256_and_es256_by_kid,
     every_bad_token_is_unauthenticated,
     issuer_and_audience_are_enforced_when_configured,
     preferred_username_names_the_user,

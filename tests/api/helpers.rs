@@ -93,7 +93,16 @@ pub struct AppOptions {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub fault: Fault,
+    /// Accept HS256 tokens signed with `SECRET`.
+    pub hs256: bool,
+    /// Accept RS256/ES256 tokens signed with the keys of `tests/fixtures/jwt/`.
+    pub jwks: bool,
 }
+
+/// The test JWKS and its private keys.
+pub const JWKS_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt/jwks.json");
+pub const ES256_PRIVATE_PEM: &str = include_str!("../fixtures/jwt/es256-private.pem");
+pub const RS256_PRIVATE_PEM: &str = include_str!("../fixtures/jwt/rs256-private.pem");
 
 impl AppOptions {
     pub fn new(backend: Backend) -> Self {
@@ -103,6 +112,8 @@ impl AppOptions {
             issuer: None,
             audience: None,
             fault: Fault::None,
+            hs256: true,
+            jwks: false,
         }
     }
 }
@@ -124,7 +135,8 @@ impl TestApp {
             .expect("apply catalog");
 
         let settings = JwtSettings {
-            hs256_secret: Some(SECRET.as_bytes().to_vec()),
+            hs256_secret: options.hs256.then(|| SECRET.as_bytes().to_vec()),
+            jwks_file: options.jwks.then(|| JWKS_FILE.into()),
             issuer: options.issuer,
             audience: options.audience,
         };
