@@ -232,10 +232,10 @@ fn contact_context(participant_id: i64, field: &str) -> String {
 }
 
 /// Applies `f` to every contact column with its name.
-fn map_contact(
+fn map_contact<E>(
     c: &participant_contact::Model,
-    mut f: impl FnMut(&str, Option<&str>) -> Result<Option<String>, ServiceError>,
-) -> Result<participant_contact::Model, ServiceError> {
+    mut f: impl FnMut(&str, Option<&str>) -> Result<Option<String>, E>,
+) -> Result<participant_contact::Model, E> {
     Ok(participant_contact::Model {
         participant_id: c.participant_id,
         first_name: f("first_name", c.first_name.as_deref())?,
@@ -260,10 +260,13 @@ pub(crate) fn seal_contact(
     c: &participant_contact::Model,
 ) -> participant_contact::Model {
     let id = c.participant_id;
-    map_contact(c, |field, v| {
-        Ok(cipher.seal_opt(v, &contact_context(id, field)))
-    })
-    .unwrap_or_else(|_| c.clone())
+    let sealed = map_contact(c, |field, v| {
+        Ok::<_, std::convert::Infallible>(cipher.seal_opt(v, &contact_context(id, field)))
+    });
+    match sealed {
+        Ok(model) => model,
+        Err(never) => match never {},
+    }
 }
 
 /// The readable form of a stored contact row.
