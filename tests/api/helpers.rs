@@ -97,6 +97,8 @@ pub struct AppOptions {
     pub hs256: bool,
     /// Accept RS256/ES256 tokens signed with the keys of `tests/fixtures/jwt/`.
     pub jwks: bool,
+    /// Transport limits; the defaults of `ServerConfig` when absent.
+    pub server: Option<ServerConfig>,
 }
 
 /// The test JWKS and its private keys.
@@ -114,6 +116,7 @@ impl AppOptions {
             fault: Fault::None,
             hs256: true,
             jwks: false,
+            server: None,
         }
     }
 }
@@ -148,11 +151,11 @@ impl TestApp {
         let (tx, rx) = oneshot::channel::<()>();
         let cipher = Arc::new(DataCipher::new(DATA_KEY, &[]));
         let participants = Participants::new(store.clone(), cipher).with_fault(options.fault);
-        let config = ServerConfig {
+        let config = options.server.unwrap_or(ServerConfig {
             health_interval: Duration::from_millis(200),
             grace_period: Duration::from_secs(5),
             ..ServerConfig::default()
-        };
+        });
         tokio::spawn(server::serve(
             listener,
             participants,

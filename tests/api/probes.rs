@@ -97,7 +97,54 @@ async fn an_oversized_request_is_refused(backend: Backend) {
     assert_eq!(app.participant_count().await, 0);
 }
 
+async fn a_call_past_the_request_timeout_is_cancelled(backend: Backend) {
+    let mut options = crate::helpers::AppOptions::new(backend);
+    options.server = Some(participants::grpc::server::ServerConfig {
+        request_timeout: std::time::Duration::ZERO,
+        ..Default::default()
+    });
+    let app = TestApp::spawn_with(options).await;
+    let status = app
+        .upsert("crc.ohio", crate::helpers::seed_request())
+        .await
+        .expect_err("no call finishes in no time");
+    // tonic's server-side timeout answers CANCELLED; the dropped transaction wrote nothing.
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(app.participant_count().await, 0);
+}
+
+async fn calls_over_the_connection_limit_are_shed(backend: Backend) {
+    let mut options = crate::helpers::AppOptions::new(backend);
+    options.server = Some(participants::grpc::server::ServerConfig {
+        concurrency_per_connection: 1,
+        ..Default::default()
+    });
+    let app = TestApp::spawn_with(options).await;
+    let calls: Vec<_> = (0..20)
+        .map(|n| {
+            let mut client = app.client.clone();
+            let req = app.authed("crc.ohio", crate::helpers::at_ohio(&format!("SHED-{n}")));
+            tokio::spawn(async move { client.upsert_participant(req).await })
+        })
+        .collect();
+    let (mut ok, mut shed) = (0, 0);
+    for call in calls {
+        match call.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(s) => {
+                assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+                shed += 1;
+            }
+        }
+    }
+    assert!(ok >= 1 && shed >= 1, "ok {ok}, shed {shed}");
+    assert_eq!(app.participant_count().await, ok);
+}
+
 crate::on_both_backends!(
+    a_call_past_the_request_timeout_is_cancelled,
+    calls_over_the_connection_limit_are_shed,
     health_is_serving,
     reflection_lists_the_service_and_error_details,
     an_oversized_request_is_refused,
