@@ -115,6 +115,11 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     let jwt = args.jwt.settings();
     let verifier = JwtVerifier::new(&jwt)?;
     let cipher = Arc::new(args.data.cipher()?);
+    // The key id is a hash prefix, safe to log; it tells operators which key seals new data.
+    tracing::info!(
+        data_key_id = cipher.current_key_id(),
+        "personal data is encrypted at rest"
+    );
     // Read the catalog before touching the database, so a bad file changes nothing.
     let catalog = match (&args.catalog, args.demo) {
         (Some(path), _) => Some(Catalog::load(path).map_err(|e| e.to_string())?),
