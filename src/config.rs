@@ -114,6 +114,9 @@ pub struct JwtArgs {
     /// their key with `kid`).
     #[arg(long, env = "PARTICIPANTS_JWT_JWKS_FILE")]
     pub jwt_jwks_file: Option<PathBuf>,
+    /// How often the JWKS file is read again, to pick up rotated keys.
+    #[arg(long, env = "PARTICIPANTS_JWT_JWKS_REFRESH", value_parser = parse_duration, default_value = "5m")]
+    pub jwt_jwks_refresh: Duration,
     /// Required `iss` claim, when set.
     #[arg(long, env = "PARTICIPANTS_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,

@@ -113,7 +113,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         }
     }
     let jwt = args.jwt.settings();
-    let verifier = JwtVerifier::new(&jwt)?;
+    let verifier = Arc::new(JwtVerifier::new(&jwt)?);
+    if verifier.has_jwks_file() {
+        spawn_jwks_reload(verifier.clone(), args.jwt.jwt_jwks_refresh);
+    }
     let cipher = Arc::new(args.data.cipher()?);
     // The key id is a hash prefix, safe to log; it tells operators which key seals new data.
     tracing::info!(
@@ -150,7 +153,7 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     server::serve(
         listener,
         Participants::new(store, cipher),
-        Arc::new(verifier),
+        verifier,
         args.server_config(),
         server::shutdown_signal(),
     )
@@ -158,6 +161,20 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     tracing::info!("stopped");
     drop(demo_dir);
     Ok(())
+}
+
+/// Reads the JWKS file again every `every`, so rotated keys work without a restart.
+fn spawn_jwks_reload(verifier: Arc<JwtVerifier>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = verifier.reload_jwks() {
+                tracing::warn!(error = %e, "JWKS reload failed; the current keys stay");
+            }
+        }
+    });
 }
 
 /// Forgets remembered responses past their retention, hourly.

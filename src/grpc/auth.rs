@@ -3,7 +3,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, PoisonError, RwLock},
 };
 
 use jsonwebtoken::{
@@ -54,7 +54,8 @@ pub struct JwtSettings {
 /// token's `kid`, never fetched from a URL the token names.
 pub struct JwtVerifier {
     hs256: Option<DecodingKey>,
-    jwks: HashMap<String, (Algorithm, DecodingKey)>,
+    jwks_file: Option<std::path::PathBuf>,
+    jwks: RwLock<HashMap<String, (Algorithm, DecodingKey)>>,
     validation: Validation,
 }
 
@@ -136,9 +137,33 @@ impl JwtVerifier {
         validation.required_spec_claims = required;
         Ok(Self {
             hs256,
-            jwks,
+            jwks_file: settings.jwks_file.clone(),
+            jwks: RwLock::new(jwks),
             validation,
         })
+    }
+
+    /// Reads the JWKS file again, so rotated keys are picked up without a restart. A file
+    /// that cannot be read or parsed leaves the current keys in place. Returns the key count.
+    pub fn reload_jwks(&self) -> Result<usize, String> {
+        let Some(path) = &self.jwks_file else {
+            return Ok(0);
+        };
+        let keys = load_jwks(path)?;
+        if keys.is_empty() && self.hs256.is_none() {
+            return Err(format!(
+                "JWKS file {} has no keys; keeping the current ones",
+                path.display()
+            ));
+        }
+        let count = keys.len();
+        *self.jwks.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        Ok(count)
+    }
+
+    /// Whether keys come from a JWKS file (and so can be reloaded).
+    pub fn has_jwks_file(&self) -> bool {
+        self.jwks_file.is_some()
     }
 }
 
@@ -147,8 +172,9 @@ impl TokenVerifier for JwtVerifier {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         // The allow-list: a JWKS key by kid with that key's algorithm, or HS256 without a kid.
+        let jwks = self.jwks.read().unwrap_or_else(PoisonError::into_inner);
         let (alg, key) = match (&header.kid, header.alg) {
-            (Some(kid), alg) => match self.jwks.get(kid) {
+            (Some(kid), alg) => match jwks.get(kid) {
                 Some((key_alg, key)) if *key_alg == alg => (alg, key),
                 _ => return Err(AuthError::Invalid(format!("no {alg:?} key with this kid"))),
             },

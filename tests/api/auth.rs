@@ -233,3 +233,56 @@ crate::on_both_backends!(
     issuer_and_audience_are_enforced_when_configured,
     preferred_username_names_the_user,
 );
+
+#[test]
+fn a_rotated_jwks_file_is_picked_up_on_reload() {
+    use participants::grpc::auth::{JwtSettings, JwtVerifier, TokenVerifier};
+    let all: serde_json::Value = serde_json::from_str(JWKS_PUBLIC_TEXT).unwrap();
+    let only = |kid: &str| {
+        let keys: Vec<_> = all["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kid"] == kid)
+            .cloned()
+            .collect();
+        json!({ "keys": keys }).to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, only("test-es256")).unwrap();
+    let verifier = JwtVerifier::new(&JwtSettings {
+        jwks_file: Some(file.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let claims = json!({"sub": "crc.ohio", "exp": now() + 600});
+    let es = sign_with(
+        Algorithm::ES256,
+        Some("test-es256"),
+        ES256_PRIVATE_PEM,
+        claims.clone(),
+    );
+    let rs = sign_with(
+        Algorithm::RS256,
+        Some("test-rs256"),
+        RS256_PRIVATE_PEM,
+        claims,
+    );
+    assert!(verifier.verify(&es).is_ok());
+    assert!(
+        verifier.verify(&rs).is_err(),
+        "the RS256 key is not published yet"
+    );
+
+    // The provider rotates: the RSA key replaces the EC key.
+    std::fs::write(&file, only("test-rs256")).unwrap();
+    assert_eq!(verifier.reload_jwks(), Ok(1));
+    assert!(verifier.verify(&rs).is_ok());
+    assert!(verifier.verify(&es).is_err(), "the retired key is refused");
+
+    // A broken file keeps the current keys.
+    std::fs::write(&file, "{ not json").unwrap();
+    assert!(verifier.reload_jwks().is_err());
+    assert!(verifier.verify(&rs).is_ok());
+}
