@@ -46,14 +46,6 @@ pub enum Patch<T> {
 }
 
 impl<T> Patch<T> {
-    pub fn as_ref(&self) -> Patch<&T> {
-        match self {
-            Patch::Unchanged => Patch::Unchanged,
-            Patch::Clear => Patch::Clear,
-            Patch::Set(v) => Patch::Set(v),
-        }
-    }
-
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Patch<U> {
         match self {
             Patch::Unchanged => Patch::Unchanged,
