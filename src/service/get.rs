@@ -42,12 +42,14 @@ impl Participants {
         {
             return Err(not_found());
         }
-        let site_oid = match found.site_id {
-            Some(id) => queries::site_by_id(conn, id)
+        // A site-scoped call already loaded the participant's site.
+        let site_oid = match (found.site_id, &scope.site) {
+            (None, _) => None,
+            (Some(_), Some(site)) => Some(site.oid.clone()),
+            (Some(id), None) => queries::site_by_id(conn, id)
                 .await
                 .map_err(to_service_error)?
                 .map(|s| s.oid),
-            None => None,
         };
         let contact = if role.may_write() && found.site_id.is_some() {
             match queries::contact_of(conn, found.id)

@@ -232,7 +232,7 @@ fn contact_context(participant_id: i64, field: &str) -> String {
 }
 
 /// Applies `f` to every contact column with its name.
-fn map_contact<E>(
+pub(crate) fn map_contact<E>(
     c: &participant_contact::Model,
     mut f: impl FnMut(&str, Option<&str>) -> Result<Option<String>, E>,
 ) -> Result<participant_contact::Model, E> {

@@ -16,8 +16,8 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    Caller, Fault, Participants, ScopeRows, check_role, load_scope, open_contact, scope_oids,
-    seal_contact,
+    Caller, Fault, Participants, ScopeRows, check_role, load_scope, map_contact, open_contact,
+    scope_oids, seal_contact,
 };
 use crate::crypto::DataCipher;
 use crate::domain::{
@@ -384,53 +384,19 @@ struct Change {
     new: Option<String>,
 }
 
-fn contact_value(c: &participant_contact::Model, f: ContactField) -> Option<&String> {
-    match f {
-        ContactField::FirstName => c.first_name.as_ref(),
-        ContactField::LastName => c.last_name.as_ref(),
-        ContactField::MiddleName => c.middle_name.as_ref(),
-        ContactField::EmailAddress => c.email_address.as_ref(),
-        ContactField::PhoneNumber => c.phone_number.as_ref(),
-        ContactField::StreetAddress1 => c.street_address1.as_ref(),
-        ContactField::StreetAddress2 => c.street_address2.as_ref(),
-        ContactField::City => c.city.as_ref(),
-        ContactField::State => c.state.as_ref(),
-        ContactField::Country => c.country.as_ref(),
-        ContactField::PostalCode => c.postal_code.as_ref(),
-        ContactField::FullDob => c.full_dob.as_ref(),
-        ContactField::HospitalNumber => c.hospital_number.as_ref(),
-    }
-}
-
-fn set_contact_value(c: &mut participant_contact::Model, f: ContactField, v: Option<String>) {
-    let slot = match f {
-        ContactField::FirstName => &mut c.first_name,
-        ContactField::LastName => &mut c.last_name,
-        ContactField::MiddleName => &mut c.middle_name,
-        ContactField::EmailAddress => &mut c.email_address,
-        ContactField::PhoneNumber => &mut c.phone_number,
-        ContactField::StreetAddress1 => &mut c.street_address1,
-        ContactField::StreetAddress2 => &mut c.street_address2,
-        ContactField::City => &mut c.city,
-        ContactField::State => &mut c.state,
-        ContactField::Country => &mut c.country,
-        ContactField::PostalCode => &mut c.postal_code,
-        ContactField::FullDob => &mut c.full_dob,
-        ContactField::HospitalNumber => &mut c.hospital_number,
-    };
-    *slot = v;
-}
-
 /// Applies the command's patches to the stored values, returning the new contact and the
-/// changed fields in `ContactField::ALL` order.
+/// changed fields in column order.
 fn apply_contact(
     current: &participant_contact::Model,
     patch: &ContactPatch,
 ) -> (participant_contact::Model, Vec<Change>) {
-    let mut next = current.clone();
     let mut changes = Vec::new();
-    for field in ContactField::ALL {
-        let old = contact_value(current, field).cloned();
+    let next = map_contact(current, |name, old| {
+        let old = old.map(str::to_owned);
+        // map_contact names every column of ContactField::ALL.
+        let Some(field) = ContactField::ALL.into_iter().find(|f| f.name() == name) else {
+            return Ok(old);
+        };
         let new = patch.get(field).map(str::to_owned).apply(old.clone());
         if new != old {
             changes.push(Change {
@@ -438,10 +404,13 @@ fn apply_contact(
                 old,
                 new: new.clone(),
             });
-            set_contact_value(&mut next, field, new);
         }
+        Ok::<_, std::convert::Infallible>(new)
+    });
+    match next {
+        Ok(next) => (next, changes),
+        Err(never) => match never {},
     }
-    (next, changes)
 }
 
 fn new_etag() -> String {
@@ -817,18 +786,23 @@ async fn update(
             new: secondary_id.clone(),
         });
     }
+    // (the plain contact, whether a row is stored) for a site-level participant
     let stored_contact = match found.site_id {
         Some(_) => Some(match queries::contact_of(tx, found.id).await? {
-            Some(stored) => open_contact(&cmd.cipher, &stored)?,
-            None => participant_contact::Model {
-                participant_id: found.id,
-                ..Default::default()
-            },
+            Some(stored) => (open_contact(&cmd.cipher, &stored)?, true),
+            None => (
+                participant_contact::Model {
+                    participant_id: found.id,
+                    ..Default::default()
+                },
+                false,
+            ),
         }),
         None => None,
     };
+    let contact_row_exists = stored_contact.as_ref().is_some_and(|(_, exists)| *exists);
     let (contact, contact_changes) = match &stored_contact {
-        Some(current) => {
+        Some((current, _)) => {
             let (next, c) = apply_contact(current, &cmd.contact);
             (Some(next), c)
         }
@@ -859,11 +833,10 @@ async fn update(
     let row = row.update(tx).await?;
 
     if contact_changed && let Some(next) = &contact {
-        let exists = queries::contact_of(tx, found.id).await?.is_some();
         let active = seal_contact(&cmd.cipher, next)
             .into_active_model()
             .reset_all();
-        if exists {
+        if contact_row_exists {
             active.update(tx).await?;
         } else {
             active.insert(tx).await?;

@@ -59,21 +59,29 @@ pub async fn assignments(
         .filter(role_assignment::Column::Active.eq(true))
         .all(c)
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let Some(role) = Role::parse(&row.role) else {
-            continue;
-        };
-        let site_oid = match row.site_id {
-            Some(id) => match site_by_id(c, id).await? {
-                Some(site) => Some(site.oid),
-                None => continue,
-            },
-            None => None,
-        };
-        out.push(Assignment { site_oid, role });
-    }
-    Ok(out)
+    let site_ids: Vec<i64> = rows.iter().filter_map(|r| r.site_id).collect();
+    let site_oids: std::collections::HashMap<i64, String> = if site_ids.is_empty() {
+        Default::default()
+    } else {
+        site::Entity::find()
+            .filter(site::Column::Id.is_in(site_ids))
+            .all(c)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.oid))
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let role = Role::parse(&row.role)?;
+            let site_oid = match row.site_id {
+                Some(id) => Some(site_oids.get(&id)?.clone()),
+                None => None,
+            };
+            Some(Assignment { site_oid, role })
+        })
+        .collect())
 }
 
 pub async fn participant_by_key(
