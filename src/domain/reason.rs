@@ -13,6 +13,8 @@ pub enum GrpcCode {
     Aborted,
     Unauthenticated,
     Unavailable,
+    ResourceExhausted,
+    DeadlineExceeded,
     Internal,
 }
 
@@ -89,9 +91,17 @@ reasons! {
     EtagMismatch => "ETAG_MISMATCH", "errorCode.etagMismatch", Aborted, 412;
     Unauthenticated => "UNAUTHENTICATED", "errorCode.unauthenticated", Unauthenticated, 401;
     StorageUnavailable => "STORAGE_UNAVAILABLE", "errorCode.storageUnavailable", Unavailable, 503;
-    // Beyond SPEC section 5: a request_id over 64 characters, and the catch-all INTERNAL.
+    // Beyond SPEC section 5: a request_id over 64 characters, the catch-all INTERNAL, and the
+    // hardening reasons after it (proto numbers follow this order, so new reasons go last).
     RequestIdTooLong => "REQUEST_ID_TOO_LONG", "errorCode.requestIdTooLong", InvalidArgument, 400;
     Internal => "INTERNAL", "errorCode.internal", Internal, 500;
+    // Hardening: characters that hide, bounded free text, and the transport's own refusals.
+    UnsupportedCharacter => "UNSUPPORTED_CHARACTER", "errorCode.unsupportedCharacter", InvalidArgument, 400;
+    ReasonForChangeTooLong => "REASON_FOR_CHANGE_TOO_LONG", "errorCode.reasonForChangeTooLong", InvalidArgument, 400;
+    RequestTimedOut => "REQUEST_TIMED_OUT", "errorCode.requestTimedOut", DeadlineExceeded, 504;
+    ServerOverloaded => "SERVER_OVERLOADED", "errorCode.serverOverloaded", ResourceExhausted, 429;
+    MessageTooLarge => "MESSAGE_TOO_LARGE", "errorCode.messageTooLarge", ResourceExhausted, 413;
+    MalformedRequest => "MALFORMED_REQUEST", "errorCode.malformedRequest", InvalidArgument, 400;
 }
 
 impl std::fmt::Display for Reason {

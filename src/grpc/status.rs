@@ -20,6 +20,8 @@ pub fn grpc_code(code: GrpcCode) -> Code {
         GrpcCode::Aborted => Code::Aborted,
         GrpcCode::Unauthenticated => Code::Unauthenticated,
         GrpcCode::Unavailable => Code::Unavailable,
+        GrpcCode::ResourceExhausted => Code::ResourceExhausted,
+        GrpcCode::DeadlineExceeded => Code::DeadlineExceeded,
         GrpcCode::Internal => Code::Internal,
     }
 }
