@@ -6,7 +6,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 
-use crate::domain::{Role, id::IdTemplate};
+use crate::domain::{
+    Role,
+    id::IdTemplate,
+    validate::{OID_MAX, plausible_oid},
+};
 use crate::store::{
     self, Store,
     entity::{role_assignment, site, study},
@@ -114,20 +118,13 @@ fn invalid(msg: impl Into<String>) -> CatalogError {
 
 /// OIDs are printable, without white space or `<`/`>`; parentheses are allowed (`S_JUNO(PROD)`).
 fn check_oid(oid: &str, what: &str) -> Result<(), CatalogError> {
-    if oid.is_empty() || oid.chars().count() > 40 {
-        return Err(invalid(format!(
-            "{what}: the oid must have 1 to 40 characters"
-        )));
+    // The same rule the service applies to the OIDs of a request.
+    if plausible_oid(oid) {
+        return Ok(());
     }
-    if oid
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-    {
-        return Err(invalid(format!(
-            "{what}: the oid must not contain white space, '<' or '>'"
-        )));
-    }
-    Ok(())
+    Err(invalid(format!(
+        "{what}: the oid must have 1 to {OID_MAX} characters, without white space, '<', '>' or control or formatting characters"
+    )))
 }
 
 fn check_status(status: Option<String>, what: &str) -> Result<String, CatalogError> {

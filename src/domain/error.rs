@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use super::{reason::Reason, validate::Violation};
+use super::{
+    reason::Reason,
+    validate::{Violation, plausible_oid},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -58,7 +61,8 @@ impl ServiceError {
         }
     }
 
-    /// Adds the study and site OIDs to the error's metadata where known.
+    /// Adds the study and site OIDs to the error's metadata where known. An OID that no study or
+    /// site could have (too long, hidden characters) is never echoed.
     pub fn in_scope(mut self, study: &str, site: Option<&str>) -> Self {
         if let ServiceError::Rejected {
             study_oid,
@@ -66,11 +70,11 @@ impl ServiceError {
             ..
         } = &mut self
         {
-            if study_oid.is_none() && !study.is_empty() {
+            if study_oid.is_none() && plausible_oid(study) {
                 *study_oid = Some(study.to_owned());
             }
             if site_oid.is_none() {
-                *site_oid = site.filter(|s| !s.is_empty()).map(str::to_owned);
+                *site_oid = site.filter(|s| plausible_oid(s)).map(str::to_owned);
             }
         }
         self

@@ -5,6 +5,8 @@ use std::sync::LazyLock;
 
 use chrono::NaiveDate;
 use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::reason::Reason;
 
@@ -68,6 +70,54 @@ fn char_len(s: &str) -> usize {
     s.chars().count()
 }
 
+/// Which characters a field may hold besides the visible ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chars {
+    /// IDs, keys and OIDs: no control, format or line-separator character at all.
+    Identifier,
+    /// One line of text (names, address lines): as `Identifier`, except the zero-width joiner and
+    /// non-joiner, which Persian and Indic names and emoji sequences need.
+    SingleLine,
+    /// Free text (`reason_for_change`): as `SingleLine`, plus line feed, carriage return and tab.
+    MultiLine,
+}
+
+impl Chars {
+    fn refuses(self, c: char) -> bool {
+        match c.general_category() {
+            GeneralCategory::Control => {
+                !(self == Chars::MultiLine && matches!(c, '\n' | '\r' | '\t'))
+            }
+            GeneralCategory::Format => {
+                !(self != Chars::Identifier && matches!(c, '\u{200C}' | '\u{200D}'))
+            }
+            GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator => {
+                self != Chars::MultiLine
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `s` holds a character this kind of field refuses (NUL, ESC, a zero-width space,
+    /// a bidirectional override, a BOM…): such characters hide what a value really is.
+    pub fn any_refused(self, s: &str) -> bool {
+        s.chars().any(|c| self.refuses(c))
+    }
+}
+
+fn unsupported_character(field: &'static str) -> Violation {
+    Violation::new(
+        field,
+        Reason::UnsupportedCharacter,
+        format!("{field} must not contain control characters or invisible formatting characters"),
+    )
+}
+
+/// Canonical composition (NFC), so that `é` and `e` + U+0301 are one value.
+pub fn nfc(s: &str) -> String {
+    s.nfc().collect()
+}
+
 /// Maximum length of a Participant ID, in characters.
 pub const SUBJECT_KEY_MAX: usize = 30;
 /// Maximum length of a `request_id`, in characters.
@@ -84,25 +134,28 @@ pub struct SubjectKey(String);
 impl SubjectKey {
     /// Parses a non-empty raw key; `None` when it is empty after trimming.
     pub fn parse(raw: &str, field: &'static str) -> Result<Option<Self>, Violation> {
-        let key = raw.trim();
+        let key = nfc(raw.trim());
         if key.is_empty() {
             return Ok(None);
         }
-        if char_len(key) > SUBJECT_KEY_MAX {
+        if char_len(&key) > SUBJECT_KEY_MAX {
             return Err(Violation::new(
                 field,
                 Reason::ParticipantIdLongerThan30Characters,
                 format!("{field} must be at most {SUBJECT_KEY_MAX} characters"),
             ));
         }
-        if has_html_character(key) {
+        if has_html_character(&key) {
             return Err(Violation::new(
                 field,
                 Reason::ParticipantIdContainsUnsupportedHtmlCharacter,
                 format!("{field} must not contain '<' or '>'"),
             ));
         }
-        Ok(Some(Self(key.to_owned())))
+        if Chars::Identifier.any_refused(&key) {
+            return Err(unsupported_character(field));
+        }
+        Ok(Some(Self(key)))
     }
 
     /// A key already known to be valid, such as a generated one.
@@ -126,9 +179,21 @@ impl SubjectKey {
     }
 }
 
-/// Trimmed and lower-cased: how Participant IDs are compared.
+/// How Participant IDs are compared: trimmed, then Unicode canonical caseless matching
+/// (NFD, full case folding, NFD; stored composed), so `SS` and `ß`, or `é` and `e` + U+0301,
+/// are one ID. Capital I with dot (U+0130) folds to `i`, as a Turkish user typing the ID expects;
+/// every other character follows Unicode's default full case folding. Computed here, never by
+/// the database, so SQLite and PostgreSQL compare alike.
 pub fn normalize_subject_key(raw: &str) -> String {
-    raw.trim().to_lowercase()
+    use caseless::Caseless;
+    let dotless = raw.trim().replace('\u{130}', "i");
+    dotless
+        .nfd()
+        .default_case_fold()
+        .nfd()
+        .collect::<String>()
+        .nfc()
+        .collect()
 }
 
 /// Bounded free text (names, address lines, Secondary ID, hospital number).
@@ -142,14 +207,29 @@ impl Text {
         max: usize,
         too_long: Reason,
     ) -> Result<Self, Violation> {
-        if char_len(raw) > max {
+        Self::parse_with(raw, field, max, too_long, Chars::SingleLine)
+    }
+
+    /// Composes the text (NFC), then checks its length in characters and its characters.
+    pub fn parse_with(
+        raw: &str,
+        field: &'static str,
+        max: usize,
+        too_long: Reason,
+        chars: Chars,
+    ) -> Result<Self, Violation> {
+        let text = nfc(raw);
+        if char_len(&text) > max {
             return Err(Violation::new(
                 field,
                 too_long,
                 format!("{field} must be at most {max} characters"),
             ));
         }
-        Ok(Self(raw.to_owned()))
+        if chars.any_refused(&text) {
+            return Err(unsupported_character(field));
+        }
+        Ok(Self(text))
     }
 
     pub fn as_str(&self) -> &str {
@@ -236,7 +316,14 @@ impl PhoneNumber {
     }
 }
 
-/// A full date of birth: a real calendar date, `YYYY-MM-DD`, not after today.
+/// The earliest date of birth accepted: nobody alive was born before it, and `0000-01-01` is a
+/// placeholder, not a date of birth.
+pub const DOB_EARLIEST: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+
+/// A full date of birth: a real calendar date, `YYYY-MM-DD`, from 1900-01-01 to today.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DateOfBirth(String);
 
@@ -247,7 +334,9 @@ impl DateOfBirth {
             Violation::new(
                 FIELD,
                 Reason::InvalidFullDob,
-                format!("{FIELD} must be a real date written YYYY-MM-DD and not in the future"),
+                format!(
+                    "{FIELD} must be a real date written YYYY-MM-DD, not before 1900-01-01 and not in the future"
+                ),
             )
         };
         // The shape is checked first: chrono alone would accept `2020-1-5`.
@@ -260,7 +349,7 @@ impl DateOfBirth {
             return Err(invalid());
         }
         let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| invalid())?;
-        if date > today {
+        if date > today || date < DOB_EARLIEST {
             return Err(invalid());
         }
         Ok(Self(raw.to_owned()))
@@ -287,12 +376,49 @@ impl RequestId {
                 format!("request_id must be at most {REQUEST_ID_MAX} characters"),
             ));
         }
+        // Compared byte for byte, so not normalised; but nothing that hides may be in it.
+        if Chars::Identifier.any_refused(raw) {
+            return Err(unsupported_character("request_id"));
+        }
         Ok(Some(Self(raw.to_owned())))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Maximum length of `reason_for_change`, in characters: it is kept for as long as the audit
+/// trail, which nothing may delete.
+pub const REASON_FOR_CHANGE_MAX: usize = 1000;
+
+/// Why a change was made, recorded with its audit events; `None` when empty.
+pub fn parse_reason_for_change(raw: &str) -> Result<Option<Text>, Violation> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    Text::parse_with(
+        raw,
+        "reason_for_change",
+        REASON_FOR_CHANGE_MAX,
+        Reason::ReasonForChangeTooLong,
+        Chars::MultiLine,
+    )
+    .map(Some)
+}
+
+/// The longest OID the catalog accepts.
+pub const OID_MAX: usize = 40;
+
+/// Whether `oid` could name a study or site at all: 1 to 40 characters, no white space, no
+/// `<` or `>`, nothing that hides. Anything else is refused at the edge, never looked up or
+/// echoed back.
+pub fn plausible_oid(oid: &str) -> bool {
+    !oid.is_empty()
+        && char_len(oid) <= OID_MAX
+        && !oid.chars().any(char::is_whitespace)
+        && !has_html_character(oid)
+        && !Chars::Identifier.any_refused(oid)
 }
 
 /// A contact field: its request path, stored column name, and rules.
@@ -481,8 +607,14 @@ pub fn parse_secondary_id(raw: Option<&str>) -> Result<Patch<Text>, Violation> {
     if raw.is_empty() {
         return Ok(Patch::Clear);
     }
-    let text = Text::parse(raw, FIELD, 35, Reason::SecondaryIdTooLong)?;
-    if has_html_character(raw) {
+    let text = Text::parse_with(
+        raw,
+        FIELD,
+        35,
+        Reason::SecondaryIdTooLong,
+        Chars::Identifier,
+    )?;
+    if has_html_character(text.as_str()) {
         return Err(Violation::new(
             FIELD,
             Reason::ParticipantIdContainsUnsupportedHtmlCharacter,

@@ -10,7 +10,7 @@ use sea_orm::ConnectionTrait;
 
 use crate::crypto::DataCipher;
 
-use crate::domain::{Access, Reason, ServiceError, role::resolve_role};
+use crate::domain::{Access, Reason, ServiceError, role::resolve_role, validate::plausible_oid};
 use crate::pb;
 use crate::store::{
     Store,
@@ -31,6 +31,8 @@ pub enum Fault {
     None,
     /// Fail every write after its audit events were inserted, before commit.
     AfterAudit,
+    /// Hold every write this long just before its commit, as a slow disk would.
+    SlowCommit(std::time::Duration),
 }
 
 /// The participant use cases over one store.
@@ -102,6 +104,14 @@ pub(crate) async fn load_scope(
     site_oid: Option<&str>,
 ) -> Result<ScopeRows, ServiceError> {
     let tag = |e: ServiceError| e.in_scope(study_oid, site_oid);
+    // An OID no study could have is not looked up (PostgreSQL refuses NUL in text, and a
+    // 20,000-character OID is not worth a query).
+    if !plausible_oid(study_oid) {
+        return Err(tag(ServiceError::rejected(
+            Reason::StudyNotExist,
+            "no study has this OID",
+        )));
+    }
     let study = queries::study_by_oid(c, study_oid)
         .await
         .map_err(to_service_error)?
@@ -120,16 +130,19 @@ pub(crate) async fn load_scope(
     let site = match site_oid {
         None => None,
         Some(oid) => {
-            let site = queries::site_by_oid(c, oid)
-                .await
-                .map_err(to_service_error)?
-                .filter(|s| s.study_id == study.id)
-                .ok_or_else(|| {
-                    tag(ServiceError::rejected(
-                        Reason::SiteNotExist,
-                        "no site of this study has this OID",
-                    ))
-                })?;
+            let found = if plausible_oid(oid) {
+                queries::site_by_oid(c, oid)
+                    .await
+                    .map_err(to_service_error)?
+            } else {
+                None
+            };
+            let site = found.filter(|s| s.study_id == study.id).ok_or_else(|| {
+                tag(ServiceError::rejected(
+                    Reason::SiteNotExist,
+                    "no site of this study has this OID",
+                ))
+            })?;
             if site.status != "available" {
                 return Err(tag(ServiceError::rejected(
                     Reason::SiteNotAvailable,

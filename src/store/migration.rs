@@ -8,7 +8,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(CaselessKeys)]
     }
 }
 
@@ -280,6 +280,82 @@ impl MigrationTrait for Initial {
     }
 
     // Migrations run in one transaction on every backend, so a half-applied schema never stays.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Participant IDs compared by Unicode canonical caseless matching instead of lowercasing:
+/// recomputes the stored comparison key of every participant.
+struct CaselessKeys;
+
+impl MigrationName for CaselessKeys {
+    fn name(&self) -> &str {
+        "m20261128_000002_caseless_subject_keys"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CaselessKeys {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use std::collections::HashSet;
+
+        use sea_orm::{Statement, TryGetable};
+
+        let db = manager.get_connection();
+        let backend = db.get_database_backend();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                backend,
+                "SELECT id, study_id, subject_key, subject_key_norm FROM participants ORDER BY id",
+            ))
+            .await?;
+        let mut rows_read = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = i64::try_get_by_index(&row, 0).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+            let study =
+                i64::try_get_by_index(&row, 1).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+            let key =
+                String::try_get_by_index(&row, 2).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+            let norm =
+                String::try_get_by_index(&row, 3).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+            rows_read.push((id, study, key, norm));
+        }
+        let mut taken: HashSet<(i64, String)> = rows_read
+            .iter()
+            .map(|(_, study, _, norm)| (*study, norm.clone()))
+            .collect();
+        let update = match backend {
+            DbBackend::Postgres => "UPDATE participants SET subject_key_norm = $1 WHERE id = $2",
+            _ => "UPDATE participants SET subject_key_norm = ? WHERE id = ?",
+        };
+        for (id, study, key, old) in rows_read {
+            let new = crate::domain::validate::normalize_subject_key(&key);
+            if new == old {
+                continue;
+            }
+            if taken.contains(&(study, new.clone())) {
+                // Two IDs that were distinct under lowercasing but match now cannot share the
+                // key: this one keeps its old key, and its row id (never the ID) is logged for
+                // a data manager to resolve.
+                tracing::warn!(
+                    participant = id,
+                    "participant ID matches an earlier one caselessly; its comparison key is kept"
+                );
+                continue;
+            }
+            taken.remove(&(study, old));
+            taken.insert((study, new.clone()));
+            db.execute_raw(Statement::from_sql_and_values(
+                backend,
+                update,
+                [new.into(), id.into()],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
     fn use_transaction(&self) -> Option<bool> {
         Some(true)
     }

@@ -6,6 +6,7 @@ mod at_rest;
 mod audit;
 mod auth;
 mod catalog;
+mod characters;
 mod concurrency;
 mod errors;
 mod get;
