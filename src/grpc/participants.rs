@@ -1,5 +1,8 @@
 //! The ParticipantService handlers: thin — take the caller, call the use case, map the result.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::pb::{
@@ -10,12 +13,46 @@ use crate::service::{Caller, Participants};
 
 pub struct ParticipantApi {
     participants: Participants,
+    request_timeout: Duration,
 }
 
 impl ParticipantApi {
-    pub fn new(participants: Participants) -> Self {
-        Self { participants }
+    /// `request_timeout` bounds every call; a client's shorter `grpc-timeout` bounds it more.
+    pub fn new(participants: Participants, request_timeout: Duration) -> Self {
+        Self {
+            participants,
+            request_timeout,
+        }
     }
+
+    fn deadline<T>(&self, req: &Request<T>) -> Instant {
+        let client = req
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let budget = client.map_or(self.request_timeout, |c| c.min(self.request_timeout));
+        Instant::now() + budget
+    }
+}
+
+/// Parses a `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let split = value.len().checked_sub(1)?;
+    let (digits, unit) = (value.get(..split)?, value.get(split..)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
@@ -33,9 +70,10 @@ impl ParticipantService for ParticipantApi {
         request: Request<UpsertParticipantRequest>,
     ) -> Result<Response<UpsertParticipantResponse>, Status> {
         let caller = caller(&request)?;
+        let deadline = self.deadline(&request);
         let response = self
             .participants
-            .upsert(&caller, request.into_inner())
+            .upsert(&caller, request.into_inner(), deadline)
             .await
             .map_err(|e| {
                 tracing::info!(user = %caller.user, reason = %e.reason(), "upsert refused");
@@ -55,14 +93,32 @@ impl ParticipantService for ParticipantApi {
         request: Request<GetParticipantRequest>,
     ) -> Result<Response<Participant>, Status> {
         let caller = caller(&request)?;
+        let deadline = self.deadline(&request);
         let participant = self
             .participants
-            .get(&caller, request.into_inner())
+            .get(&caller, request.into_inner(), deadline)
             .await
             .map_err(|e| {
                 tracing::info!(user = %caller.user, reason = %e.reason(), "get refused");
                 Status::from(e)
             })?;
         Ok(Response::new(participant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert_eq!(parse_grpc_timeout("1ü"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
     }
 }

@@ -17,7 +17,8 @@ use crate::service::Participants;
 /// Transport limits and timing.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// A call still running after this is cancelled (`CANCELLED`).
+    /// A call whose write has not started after this answers `DEADLINE_EXCEEDED`
+    /// (`REQUEST_TIMED_OUT`); a started write always finishes and is answered.
     pub request_timeout: Duration,
     /// Largest accepted request message.
     pub max_message_bytes: usize,
@@ -77,8 +78,9 @@ pub async fn serve(
         .map_err(|e| format!("reflection: {e}"))?;
 
     let store = participants.store().clone();
-    let api = ParticipantServiceServer::new(ParticipantApi::new(participants))
-        .max_decoding_message_size(config.max_message_bytes);
+    let api =
+        ParticipantServiceServer::new(ParticipantApi::new(participants, config.request_timeout))
+            .max_decoding_message_size(config.max_message_bytes);
     let api = InterceptedService::new(api, AuthInterceptor::new(verifier));
 
     // Migrations and the catalog are done by now: report SERVING while the database answers.
@@ -124,7 +126,6 @@ pub async fn serve(
     };
 
     let server = Server::builder()
-        .timeout(config.request_timeout)
         .concurrency_limit_per_connection(config.concurrency_per_connection)
         .load_shed(true)
         .max_concurrent_streams(config.max_concurrent_streams)

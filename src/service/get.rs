@@ -2,12 +2,24 @@
 //! write it (minimum necessary).
 
 use super::{Caller, Participants, check_role, load_scope, participant_message, scope_oids};
-use crate::domain::{Access, Reason, ServiceError, validate::normalize_subject_key};
+use crate::domain::{Access, Reason, ServiceError, validate::SubjectKey};
 use crate::pb;
 use crate::store::{queries, to_service_error};
 
 impl Participants {
+    /// Reads one Participant; abandoned (nothing to undo) when `deadline` passes.
     pub async fn get(
+        &self,
+        caller: &Caller,
+        req: pb::GetParticipantRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<pb::Participant, ServiceError> {
+        tokio::time::timeout_at(deadline, self.read_one(caller, req))
+            .await
+            .map_err(|_| ServiceError::rejected(Reason::RequestTimedOut, "the request timed out"))?
+    }
+
+    async fn read_one(
         &self,
         caller: &Caller,
         req: pb::GetParticipantRequest,
@@ -28,11 +40,11 @@ impl Participants {
                 "no participant has this ID within your reach",
             ))
         };
-        let norm = normalize_subject_key(&req.subject_key);
-        if norm.is_empty() {
+        // A key that breaks the ID rules cannot name anyone (and is never sent to the database).
+        let Ok(Some(key)) = SubjectKey::parse(&req.subject_key, "subject_key") else {
             return Err(not_found());
-        }
-        let found = queries::participant_by_key(conn, scope.study.id, &norm)
+        };
+        let found = queries::participant_by_key(conn, scope.study.id, &key.normalized())
             .await
             .map_err(to_service_error)?
             .ok_or_else(not_found)?;

@@ -14,6 +14,7 @@ use sea_orm::{
     IntoActiveModel,
 };
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
 use super::{
     Caller, Fault, Participants, ScopeRows, check_role, load_scope, map_contact, open_contact,
@@ -25,7 +26,7 @@ use crate::domain::{
     id::{access_code, subject_oid_base, subject_oid_candidate, template_for},
     validate::{
         ContactField, ContactPatch, Patch, RequestId, SUBJECT_KEY_MAX, SubjectKey, Text, Violation,
-        normalize_subject_key, parse_secondary_id,
+        normalize_subject_key, parse_reason_for_change, parse_secondary_id,
     },
 };
 use crate::pb;
@@ -179,12 +180,21 @@ fn check_shape(req: &pb::UpsertParticipantRequest, scope: &ScopeRows) -> Result<
     Ok(())
 }
 
+/// The fields of a request once every rule of stage 5 holds.
+struct Fields {
+    subject_key: Option<SubjectKey>,
+    secondary_id: Patch<Text>,
+    contact: ContactPatch,
+    request_id: Option<RequestId>,
+    reason_for_change: Option<Text>,
+}
+
 /// Stage 5: every field rule, all violations collected.
 fn validate(
     req: &pb::UpsertParticipantRequest,
     study: &study::Model,
     today: NaiveDate,
-) -> Result<(Option<SubjectKey>, Patch<Text>, ContactPatch), ServiceError> {
+) -> Result<Fields, ServiceError> {
     let mut violations = Vec::new();
     let subject_key = match SubjectKey::parse(&req.subject_key, "subject_key") {
         Ok(Some(key)) => Some(key),
@@ -211,32 +221,78 @@ fn validate(
         Some(c) => ContactPatch::parse(contact_fields(c), today, &mut violations),
         None => ContactPatch::default(),
     };
+    let request_id = RequestId::parse(&req.request_id).unwrap_or_else(|v| {
+        violations.push(v);
+        None
+    });
+    let reason_for_change = parse_reason_for_change(&req.reason_for_change).unwrap_or_else(|v| {
+        violations.push(v);
+        None
+    });
     if violations.is_empty() {
-        Ok((subject_key, secondary_id, contact))
+        Ok(Fields {
+            subject_key,
+            secondary_id,
+            contact,
+            request_id,
+            reason_for_change,
+        })
     } else {
         Err(ServiceError::invalid(violations))
     }
 }
 
+/// What the checks before the write decided.
+enum Prepared {
+    /// A repeated `request_id`: the first answer, written nothing.
+    Replayed(Box<pb::UpsertParticipantResponse>),
+    /// A write to run.
+    Write(Box<UpsertCommand>, Box<ScopeRows>),
+}
+
+fn timed_out() -> ServiceError {
+    ServiceError::rejected(
+        Reason::RequestTimedOut,
+        "the request timed out before its write started; nothing was written, and a retry with the same request_id is safe",
+    )
+}
+
 impl Participants {
-    /// Adds or updates one Participant.
+    /// Adds or updates one Participant. The checks before the write only read, so they are
+    /// abandoned when `deadline` passes; the write is started only before `deadline` and, once
+    /// started, runs to its end even if the caller goes away, so that a committed write is
+    /// always answered (or remembered for its `request_id`) as a success.
     pub async fn upsert(
         &self,
         caller: &Caller,
         req: pb::UpsertParticipantRequest,
+        deadline: Instant,
     ) -> Result<pb::UpsertParticipantResponse, ServiceError> {
-        let conn = self.store.connection();
-        let request_id =
-            RequestId::parse(&req.request_id).map_err(|v| ServiceError::invalid(vec![v]))?;
-        let request_hash = hash_request(&req);
-        if let Some(rid) = &request_id
-            && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
+        let prepared = tokio::time::timeout_at(deadline, self.prepare(caller, req))
+            .await
+            .map_err(|_| timed_out())??;
+        let (command, scope) = match prepared {
+            Prepared::Replayed(response) => return Ok(*response),
+            Prepared::Write(command, scope) => (command, scope),
+        };
+        let this = self.clone();
+        let write = tokio::spawn(async move {
+            this.write(&command, deadline)
                 .await
-                .map_err(db_or_rejected)?
-        {
-            return Ok(response);
-        }
+                .map_err(|e| scope.tag(e))
+        });
+        write
+            .await
+            .map_err(|e| ServiceError::Internal(format!("write task: {e}")))?
+    }
 
+    /// Stages 2 to 7 of the SPEC, up to the write: nothing here writes.
+    async fn prepare(
+        &self,
+        caller: &Caller,
+        req: pb::UpsertParticipantRequest,
+    ) -> Result<Prepared, ServiceError> {
+        let conn = self.store.connection();
         let (study, site) = match &req.scope {
             Some(pb::upsert_participant_request::Scope::Study(s)) => (Some(s), None),
             Some(pb::upsert_participant_request::Scope::Site(s)) => (None, Some(s)),
@@ -245,18 +301,32 @@ impl Participants {
         let (study_oid, site_oid) = scope_oids(study, site)?;
         let scope = load_scope(conn, study_oid, site_oid).await?;
         check_role(conn, caller, &scope, Access::Write).await?;
+
+        // A repeat is answered only to a caller who may still act here: a revoked role gets no
+        // remembered answer (with its contact data and access code) back.
+        let request_hash = hash_request(&req);
+        let remembered = RequestId::parse(&req.request_id).ok().flatten();
+        if let Some(rid) = &remembered
+            && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
+                .await
+                .map_err(|e| scope.tag(db_or_rejected(e)))?
+        {
+            return Ok(Prepared::Replayed(Box::new(response)));
+        }
+
         check_shape(&req, &scope).map_err(|e| scope.tag(e))?;
         let now = now_micros();
-        let (subject_key, secondary_id, contact) =
-            validate(&req, &scope.study, now.date_naive()).map_err(|e| scope.tag(e))?;
-        if let Err(full) = full_before_lock(conn, &scope, subject_key.as_ref(), &req.etag).await {
+        let fields = validate(&req, &scope.study, now.date_naive()).map_err(|e| scope.tag(e))?;
+        if let Err(full) =
+            full_before_lock(conn, &scope, fields.subject_key.as_ref(), &req.etag).await
+        {
             // A twin call with the same request_id may have just filled the cap: it wins.
-            if let Some(rid) = &request_id
+            if let Some(rid) = &remembered
                 && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
                     .await
-                    .map_err(db_or_rejected)?
+                    .map_err(|e| scope.tag(db_or_rejected(e)))?
             {
-                return Ok(response);
+                return Ok(Prepared::Replayed(Box::new(response)));
             }
             return Err(scope.tag(full));
         }
@@ -265,26 +335,41 @@ impl Participants {
             user: caller.user.clone(),
             study_id: scope.study.id,
             site_id: scope.site.as_ref().map(|s| s.id),
-            subject_key,
-            secondary_id,
-            contact,
+            subject_key: fields.subject_key,
+            secondary_id: fields.secondary_id,
+            contact: fields.contact,
             register: req.register,
             validate_only: req.validate_only,
             etag: Some(req.etag.clone()).filter(|e| !e.is_empty()),
-            reason_for_change: Some(req.reason_for_change.clone()).filter(|r| !r.is_empty()),
-            request_id,
+            reason_for_change: fields.reason_for_change.map(|r| r.as_str().to_owned()),
+            request_id: fields.request_id,
             request_hash,
             now,
             fault: self.fault,
             cipher: self.cipher.clone(),
         };
+        Ok(Prepared::Write(Box::new(command), Box::new(scope)))
+    }
 
+    /// Stage 8: one transaction, run again on a conflict with a concurrent one. No attempt
+    /// starts after `deadline`; a started attempt is never abandoned.
+    async fn write(
+        &self,
+        command: &UpsertCommand,
+        deadline: Instant,
+    ) -> Result<pb::UpsertParticipantResponse, ServiceError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let write = self.store.begin_write().await.map_err(to_service_error)?;
-            match execute(&write.tx, &command).await {
+            let write = tokio::time::timeout_at(deadline, self.store.begin_write())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(to_service_error)?;
+            match execute(&write.tx, command).await {
                 Ok(response) => {
+                    if let Fault::SlowCommit(delay) = command.fault {
+                        tokio::time::sleep(delay).await;
+                    }
                     let done = if command.validate_only {
                         write.tx.rollback().await
                     } else {
@@ -295,7 +380,7 @@ impl Participants {
                         Err(e) if classify(&e) == DbFailure::Retry && attempt < MAX_ATTEMPTS => {
                             continue;
                         }
-                        Err(e) => return Err(scope.tag(to_service_error(e))),
+                        Err(e) => return Err(to_service_error(e)),
                     }
                 }
                 Err(TxError::Db(e))
@@ -305,7 +390,7 @@ impl Participants {
                     tracing::debug!(attempt, "write conflicted with a concurrent one; retrying");
                     continue;
                 }
-                Err(e) => return Err(scope.tag(db_or_rejected(e))),
+                Err(e) => return Err(db_or_rejected(e)),
             }
         }
     }

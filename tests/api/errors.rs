@@ -346,13 +346,23 @@ async fn every_reason_is_reached(backend: Backend) {
                 ..at_ohio("A")
             },
         ),
+        (
+            "UNSUPPORTED_CHARACTER",
+            "subject_key",
+            at_ohio("ZW\u{200B}"),
+        ),
+        (
+            "REASON_FOR_CHANGE_TOO_LONG",
+            "reason_for_change",
+            UpsertParticipantRequest {
+                reason_for_change: long(1001),
+                ..at_ohio("A")
+            },
+        ),
     ];
     for (reason, field, req) in cases {
         let f = expect_failure(app.upsert(crc, req).await, Code::InvalidArgument, reason);
-        assert_eq!(
-            f.metadata.get("studyOid").map(String::as_str),
-            Some(JUNO).filter(|_| reason != "REQUEST_ID_TOO_LONG")
-        );
+        assert_eq!(f.metadata.get("studyOid").map(String::as_str), Some(JUNO));
         check(f, Some(field));
     }
 
@@ -479,6 +489,23 @@ async fn every_reason_is_reached(backend: Backend) {
     );
     assert_eq!(f.message, "internal error");
     check(f, None);
+    drop(faulty);
+
+    // Time: no write starts after the request timeout.
+    let mut options = AppOptions::new(backend);
+    options.server = Some(participants::grpc::server::ServerConfig {
+        request_timeout: std::time::Duration::ZERO,
+        ..Default::default()
+    });
+    let slow = TestApp::spawn_with(options).await;
+    check(
+        expect_failure(
+            slow.upsert(crc, at_ohio("A")).await,
+            Code::DeadlineExceeded,
+            "REQUEST_TIMED_OUT",
+        ),
+        None,
+    );
 
     let all: BTreeSet<String> = Reason::ALL.iter().map(|r| r.as_str().to_owned()).collect();
     assert_eq!(seen, all, "every reason of the table was reached");

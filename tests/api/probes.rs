@@ -1,6 +1,6 @@
 //! Health and reflection need no token.
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, JUNO, OHIO, TestApp};
 use participants::grpc::server::SERVICE_NAME;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -97,21 +97,87 @@ async fn an_oversized_request_is_refused(backend: Backend) {
     assert_eq!(app.participant_count().await, 0);
 }
 
-async fn a_call_past_the_request_timeout_is_cancelled(backend: Backend) {
+async fn a_call_past_the_request_timeout_writes_nothing(backend: Backend) {
     let mut options = crate::helpers::AppOptions::new(backend);
     options.server = Some(participants::grpc::server::ServerConfig {
         request_timeout: std::time::Duration::ZERO,
         ..Default::default()
     });
     let app = TestApp::spawn_with(options).await;
-    let status = app
-        .upsert("crc.ohio", crate::helpers::seed_request())
-        .await
-        .expect_err("no call finishes in no time");
-    // tonic's server-side timeout answers CANCELLED; the dropped transaction wrote nothing.
-    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    let f = crate::helpers::expect_failure(
+        app.upsert("crc.ohio", crate::helpers::seed_request()).await,
+        tonic::Code::DeadlineExceeded,
+        "REQUEST_TIMED_OUT",
+    );
+    assert!(f.message.contains("nothing was written"), "{f:?}");
+    crate::helpers::expect_failure(
+        app.get("crc.ohio", crate::helpers::get_site(JUNO, OHIO, "OHIO-5"))
+            .await,
+        tonic::Code::DeadlineExceeded,
+        "REQUEST_TIMED_OUT",
+    );
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(app.participant_count().await, 0);
+}
+
+/// A write that started before the request timeout is finished and answered, however slow its
+/// commit: before, the server's timeout dropped the call, even while its commit was under way,
+/// and answered CANCELLED for writes that had happened, so a caller retrying without a
+/// request_id created a duplicate.
+async fn a_committed_write_is_never_answered_as_a_failure(backend: Backend) {
+    let mut options = crate::helpers::AppOptions::new(backend);
+    options.fault =
+        participants::service::Fault::SlowCommit(std::time::Duration::from_millis(1000));
+    options.server = Some(participants::grpc::server::ServerConfig {
+        request_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    });
+    let app = TestApp::spawn_with(options).await;
+    // Warm the pool (the answer does not matter), so the checks finish within the timeout.
+    let _ = app
+        .get("crc.ohio", crate::helpers::get_site(JUNO, OHIO, "NOBODY"))
+        .await;
+    let created = app
+        .upsert("crc.ohio", crate::helpers::seed_request())
+        .await
+        .expect("the write started in time, so it finishes and is answered");
+    assert!(created.created);
+    assert_eq!(app.participant_count().await, 1);
+}
+
+/// A client that gives up (its deadline passes) after the write started does not undo or cut
+/// the write short: it commits, and a retry with the same request_id gets the first answer.
+async fn a_write_outlives_a_caller_that_gave_up(backend: Backend) {
+    let mut options = crate::helpers::AppOptions::new(backend);
+    options.fault = participants::service::Fault::SlowCommit(std::time::Duration::from_millis(900));
+    let app = TestApp::spawn_with(options).await;
+    // Warm the pool, so the timed call's checks finish well within its deadline.
+    app.upsert("crc.ohio", crate::helpers::at_ohio("WARM-1"))
+        .await
+        .expect("warm-up");
+    let mut req = crate::helpers::seed_request();
+    req.request_id = "gave-up-1".into();
+    let mut call = app.authed("crc.ohio", req.clone());
+    call.set_timeout(std::time::Duration::from_millis(400));
+    let status = app
+        .client
+        .clone()
+        .upsert_participant(call)
+        .await
+        .expect_err("the client's deadline passes first");
+    // tonic's client reports its own expired deadline as CANCELLED.
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
+        ),
+        "{status:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(app.participant_count().await, 2, "the write committed");
+    let again = app.upsert("crc.ohio", req).await.expect("retry");
+    assert!(again.created, "the retry is answered with the first answer");
+    assert_eq!(app.participant_count().await, 2);
 }
 
 async fn calls_over_the_connection_limit_are_shed(backend: Backend) {
@@ -143,7 +209,9 @@ async fn calls_over_the_connection_limit_are_shed(backend: Backend) {
 }
 
 crate::on_both_backends!(
-    a_call_past_the_request_timeout_is_cancelled,
+    a_call_past_the_request_timeout_writes_nothing,
+    a_committed_write_is_never_answered_as_a_failure,
+    a_write_outlives_a_caller_that_gave_up,
     calls_over_the_connection_limit_are_shed,
     health_is_serving,
     reflection_lists_the_service_and_error_details,

@@ -48,17 +48,69 @@ async fn a_replay_returns_the_first_response_and_writes_nothing(backend: Backend
     assert!(app.upsert("dep.ohio", mine).await.unwrap().created);
 }
 
-async fn a_replay_is_answered_before_other_checks(backend: Backend) {
+/// A remembered answer holds contact data and the access code: it is given back only to a
+/// caller whose role still allows the write, at a study and site still available.
+async fn a_replay_is_answered_only_after_scope_and_role_checks(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let req = UpsertParticipantRequest {
-        request_id: "once".into(),
-        ..at_ohio("R-1")
-    };
+    let mut req = seed_request();
+    req.request_id = "once".into();
+    req.register = true;
     let first = app.upsert("crc.ohio", req.clone()).await.unwrap();
-    // The site closes; the replay is still answered as the first time.
+    assert!(!first.access_code.is_empty());
+    assert_eq!(app.upsert("crc.ohio", req.clone()).await.unwrap(), first);
+
+    // The role is revoked: no answer with the participant's data comes back.
+    app.execute("UPDATE role_assignments SET active = false WHERE user_name = 'crc.ohio'")
+        .await;
+    let f = expect_failure(
+        app.upsert("crc.ohio", req.clone()).await,
+        Code::PermissionDenied,
+        "NO_ROLE_SET_UP",
+    );
+    assert!(f.violations.is_empty());
+    // Nor does a reused key tell a caller without the role anything.
+    let mut other = req.clone();
+    other.subject_key = "OHIO-6".into();
+    expect_failure(
+        app.upsert("crc.ohio", other).await,
+        Code::PermissionDenied,
+        "NO_ROLE_SET_UP",
+    );
+    app.execute("UPDATE role_assignments SET active = true WHERE user_name = 'crc.ohio'")
+        .await;
+
+    // The site closes: the scope check answers first.
     app.execute("UPDATE sites SET status = 'frozen' WHERE oid = 'S_OHI0(TEST)'")
         .await;
-    assert_eq!(app.upsert("crc.ohio", req).await.unwrap(), first);
+    expect_failure(
+        app.upsert("crc.ohio", req).await,
+        Code::FailedPrecondition,
+        "SITE_NOT_AVAILABLE",
+    );
+}
+
+/// A viewer learns nothing about request ids: the role check answers before them, and an
+/// over-long request_id is reported with the other field violations.
+async fn request_id_errors_come_after_the_role_check(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut req = at_ohio("R-1");
+    req.request_id = "x".repeat(65);
+    expect_failure(
+        app.upsert("viewer.ohio", req.clone()).await,
+        Code::PermissionDenied,
+        "NO_SUFFICIENT_PRIVILEGES",
+    );
+    req.contact = Some(ParticipantContact {
+        email_address: Some("not-an-email".into()),
+        ..Default::default()
+    });
+    let f = expect_failure(
+        app.upsert("crc.ohio", req).await,
+        Code::InvalidArgument,
+        "INVALID_EMAIL_ADDRESS",
+    );
+    let fields: Vec<&str> = f.violations.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(fields, ["contact.email_address", "request_id"]);
 }
 
 async fn failed_and_validate_only_calls_are_not_remembered(backend: Backend) {
@@ -83,7 +135,8 @@ async fn failed_and_validate_only_calls_are_not_remembered(backend: Backend) {
 
 crate::on_both_backends!(
     a_replay_returns_the_first_response_and_writes_nothing,
-    a_replay_is_answered_before_other_checks,
+    a_replay_is_answered_only_after_scope_and_role_checks,
+    request_id_errors_come_after_the_role_check,
     failed_and_validate_only_calls_are_not_remembered,
     remembered_answers_expire_after_the_retention,
 );
