@@ -111,6 +111,22 @@ const (
 	// An unexpected failure inside the service; nothing was written. The server log has the
 	// detail. INTERNAL.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 38
+	// A text field, identifier or OID holds a control or format character (NUL, ESC, tab in a
+	// single-line field, zero-width space, a bidirectional override, a BOM…). INVALID_ARGUMENT.
+	ErrorReason_ERROR_REASON_UNSUPPORTED_CHARACTER ErrorReason = 39
+	// `reason_for_change` is longer than 1,000 characters. INVALID_ARGUMENT.
+	ErrorReason_ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG ErrorReason = 40
+	// The server's request timeout (or the call's shorter deadline) passed before the write
+	// started; nothing was written, and a retry with the same `request_id` is safe.
+	// DEADLINE_EXCEEDED.
+	ErrorReason_ERROR_REASON_REQUEST_TIMED_OUT ErrorReason = 41
+	// The server is at its limit of calls in flight; retry after the `google.rpc.RetryInfo`
+	// delay. Nothing was written. RESOURCE_EXHAUSTED.
+	ErrorReason_ERROR_REASON_SERVER_OVERLOADED ErrorReason = 42
+	// The request message is larger than the server accepts. RESOURCE_EXHAUSTED.
+	ErrorReason_ERROR_REASON_MESSAGE_TOO_LARGE ErrorReason = 43
+	// The request message cannot be decoded as the method's protobuf type. INVALID_ARGUMENT.
+	ErrorReason_ERROR_REASON_MALFORMED_REQUEST ErrorReason = 44
 )
 
 // Enum value maps for ErrorReason.
@@ -155,6 +171,12 @@ var (
 		36: "ERROR_REASON_STORAGE_UNAVAILABLE",
 		37: "ERROR_REASON_REQUEST_ID_TOO_LONG",
 		38: "ERROR_REASON_INTERNAL",
+		39: "ERROR_REASON_UNSUPPORTED_CHARACTER",
+		40: "ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG",
+		41: "ERROR_REASON_REQUEST_TIMED_OUT",
+		42: "ERROR_REASON_SERVER_OVERLOADED",
+		43: "ERROR_REASON_MESSAGE_TOO_LARGE",
+		44: "ERROR_REASON_MALFORMED_REQUEST",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                                        0,
@@ -196,6 +218,12 @@ var (
 		"ERROR_REASON_STORAGE_UNAVAILABLE":                                36,
 		"ERROR_REASON_REQUEST_ID_TOO_LONG":                                37,
 		"ERROR_REASON_INTERNAL":                                           38,
+		"ERROR_REASON_UNSUPPORTED_CHARACTER":                              39,
+		"ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG":                         40,
+		"ERROR_REASON_REQUEST_TIMED_OUT":                                  41,
+		"ERROR_REASON_SERVER_OVERLOADED":                                  42,
+		"ERROR_REASON_MESSAGE_TOO_LARGE":                                  43,
+		"ERROR_REASON_MALFORMED_REQUEST":                                  44,
 	}
 )
 
@@ -230,7 +258,7 @@ var File_openclinica_participants_v1_error_reason_proto protoreflect.FileDescrip
 
 const file_openclinica_participants_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	".openclinica/participants/v1/error_reason.proto\x12\x1bopenclinica.participants.v1*\xd1\f\n" +
+	".openclinica/participants/v1/error_reason.proto\x12\x1bopenclinica.participants.v1*\xb6\x0e\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_STUDY_NOT_EXIST\x10\x01\x12$\n" +
@@ -271,7 +299,13 @@ const file_openclinica_participants_v1_error_reason_proto_rawDesc = "" +
 	"\x1cERROR_REASON_UNAUTHENTICATED\x10#\x12$\n" +
 	" ERROR_REASON_STORAGE_UNAVAILABLE\x10$\x12$\n" +
 	" ERROR_REASON_REQUEST_ID_TOO_LONG\x10%\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x10&B\x9d\x02\n" +
+	"\x15ERROR_REASON_INTERNAL\x10&\x12&\n" +
+	"\"ERROR_REASON_UNSUPPORTED_CHARACTER\x10'\x12+\n" +
+	"'ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG\x10(\x12\"\n" +
+	"\x1eERROR_REASON_REQUEST_TIMED_OUT\x10)\x12\"\n" +
+	"\x1eERROR_REASON_SERVER_OVERLOADED\x10*\x12\"\n" +
+	"\x1eERROR_REASON_MESSAGE_TOO_LARGE\x10+\x12\"\n" +
+	"\x1eERROR_REASON_MALFORMED_REQUEST\x10,B\x9d\x02\n" +
 	"\x1fcom.openclinica.participants.v1B\x10ErrorReasonProtoP\x01ZZgithub.com/openclinica/participants/sdks/go/gen/openclinica/participants/v1;participantsv1\xa2\x02\x03OPX\xaa\x02\x1bOpenclinica.Participants.V1\xca\x02\x1bOpenclinica\\Participants\\V1\xe2\x02'Openclinica\\Participants\\V1\\GPBMetadata\xea\x02\x1dOpenclinica::Participants::V1b\x06proto3"
 
 var (

@@ -335,6 +335,58 @@ public enum ErrorReason
    * <code>ERROR_REASON_INTERNAL = 38;</code>
    */
   ERROR_REASON_INTERNAL(38),
+  /**
+   * <pre>
+   * A text field, identifier or OID holds a control or format character (NUL, ESC, tab in a
+   * single-line field, zero-width space, a bidirectional override, a BOM…). INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_UNSUPPORTED_CHARACTER = 39;</code>
+   */
+  ERROR_REASON_UNSUPPORTED_CHARACTER(39),
+  /**
+   * <pre>
+   * `reason_for_change` is longer than 1,000 characters. INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG = 40;</code>
+   */
+  ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG(40),
+  /**
+   * <pre>
+   * The server's request timeout (or the call's shorter deadline) passed before the write
+   * started; nothing was written, and a retry with the same `request_id` is safe.
+   * DEADLINE_EXCEEDED.
+   * </pre>
+   *
+   * <code>ERROR_REASON_REQUEST_TIMED_OUT = 41;</code>
+   */
+  ERROR_REASON_REQUEST_TIMED_OUT(41),
+  /**
+   * <pre>
+   * The server is at its limit of calls in flight; retry after the `google.rpc.RetryInfo`
+   * delay. Nothing was written. RESOURCE_EXHAUSTED.
+   * </pre>
+   *
+   * <code>ERROR_REASON_SERVER_OVERLOADED = 42;</code>
+   */
+  ERROR_REASON_SERVER_OVERLOADED(42),
+  /**
+   * <pre>
+   * The request message is larger than the server accepts. RESOURCE_EXHAUSTED.
+   * </pre>
+   *
+   * <code>ERROR_REASON_MESSAGE_TOO_LARGE = 43;</code>
+   */
+  ERROR_REASON_MESSAGE_TOO_LARGE(43),
+  /**
+   * <pre>
+   * The request message cannot be decoded as the method's protobuf type. INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_MALFORMED_REQUEST = 44;</code>
+   */
+  ERROR_REASON_MALFORMED_REQUEST(44),
   UNRECOGNIZED(-1),
   ;
 
@@ -664,6 +716,58 @@ public enum ErrorReason
    * <code>ERROR_REASON_INTERNAL = 38;</code>
    */
   public static final int ERROR_REASON_INTERNAL_VALUE = 38;
+  /**
+   * <pre>
+   * A text field, identifier or OID holds a control or format character (NUL, ESC, tab in a
+   * single-line field, zero-width space, a bidirectional override, a BOM…). INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_UNSUPPORTED_CHARACTER = 39;</code>
+   */
+  public static final int ERROR_REASON_UNSUPPORTED_CHARACTER_VALUE = 39;
+  /**
+   * <pre>
+   * `reason_for_change` is longer than 1,000 characters. INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG = 40;</code>
+   */
+  public static final int ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG_VALUE = 40;
+  /**
+   * <pre>
+   * The server's request timeout (or the call's shorter deadline) passed before the write
+   * started; nothing was written, and a retry with the same `request_id` is safe.
+   * DEADLINE_EXCEEDED.
+   * </pre>
+   *
+   * <code>ERROR_REASON_REQUEST_TIMED_OUT = 41;</code>
+   */
+  public static final int ERROR_REASON_REQUEST_TIMED_OUT_VALUE = 41;
+  /**
+   * <pre>
+   * The server is at its limit of calls in flight; retry after the `google.rpc.RetryInfo`
+   * delay. Nothing was written. RESOURCE_EXHAUSTED.
+   * </pre>
+   *
+   * <code>ERROR_REASON_SERVER_OVERLOADED = 42;</code>
+   */
+  public static final int ERROR_REASON_SERVER_OVERLOADED_VALUE = 42;
+  /**
+   * <pre>
+   * The request message is larger than the server accepts. RESOURCE_EXHAUSTED.
+   * </pre>
+   *
+   * <code>ERROR_REASON_MESSAGE_TOO_LARGE = 43;</code>
+   */
+  public static final int ERROR_REASON_MESSAGE_TOO_LARGE_VALUE = 43;
+  /**
+   * <pre>
+   * The request message cannot be decoded as the method's protobuf type. INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_MALFORMED_REQUEST = 44;</code>
+   */
+  public static final int ERROR_REASON_MALFORMED_REQUEST_VALUE = 44;
 
 
   public final int getNumber() {
@@ -729,6 +833,12 @@ public enum ErrorReason
       case 36: return ERROR_REASON_STORAGE_UNAVAILABLE;
       case 37: return ERROR_REASON_REQUEST_ID_TOO_LONG;
       case 38: return ERROR_REASON_INTERNAL;
+      case 39: return ERROR_REASON_UNSUPPORTED_CHARACTER;
+      case 40: return ERROR_REASON_REASON_FOR_CHANGE_TOO_LONG;
+      case 41: return ERROR_REASON_REQUEST_TIMED_OUT;
+      case 42: return ERROR_REASON_SERVER_OVERLOADED;
+      case 43: return ERROR_REASON_MESSAGE_TOO_LARGE;
+      case 44: return ERROR_REASON_MALFORMED_REQUEST;
       default: return null;
     }
   }
