@@ -2,6 +2,7 @@
 
 pub mod get;
 pub mod upsert;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -41,16 +42,26 @@ pub struct Participants {
     pub(crate) store: Store,
     pub(crate) cipher: Arc<DataCipher>,
     pub(crate) fault: Fault,
+    pub(crate) writer: writer::Writer,
 }
 
 impl Participants {
-    /// `cipher` seals personal data before it is stored and opens it when read.
+    /// `cipher` seals personal data before it is stored and opens it when read. Writes are
+    /// group-committed with the default settings (`with_batching` changes them). Needs a
+    /// Tokio runtime: the writers are tasks.
     pub fn new(store: Store, cipher: Arc<DataCipher>) -> Self {
         Self {
+            writer: writer::Writer::start(store.clone(), writer::BatchConfig::default()),
             store,
             cipher,
             fault: Fault::None,
         }
+    }
+
+    /// Group-commit settings.
+    pub fn with_batching(mut self, config: writer::BatchConfig) -> Self {
+        self.writer = writer::Writer::start(self.store.clone(), config);
+        self
     }
 
     /// Makes writes fail as `fault` says. For tests.

@@ -31,13 +31,9 @@ use crate::domain::{
 };
 use crate::pb;
 use crate::store::{
-    DbFailure, classify,
     entity::{audit_event, idempotency_record, participant, participant_contact, site, study},
     queries, to_service_error,
 };
-
-/// How many times a transaction that met a concurrent conflict is run again.
-const MAX_ATTEMPTS: usize = 8;
 
 /// A request that passed every check before the transaction.
 #[derive(Debug, Clone)]
@@ -250,7 +246,7 @@ enum Prepared {
     Write(Box<UpsertCommand>, Box<ScopeRows>),
 }
 
-fn timed_out() -> ServiceError {
+pub(crate) fn timed_out() -> ServiceError {
     ServiceError::rejected(
         Reason::RequestTimedOut,
         "the request timed out before its write started; nothing was written, and a retry with the same request_id is safe",
@@ -260,8 +256,8 @@ fn timed_out() -> ServiceError {
 impl Participants {
     /// Adds or updates one Participant. The checks before the write only read, so they are
     /// abandoned when `deadline` passes; the write is started only before `deadline` and, once
-    /// started, runs to its end even if the caller goes away, so that a committed write is
-    /// always answered (or remembered for its `request_id`) as a success.
+    /// a writer took it, runs to its end even if the caller goes away, so that a committed
+    /// write is always answered (or remembered for its `request_id`) as a success.
     pub async fn upsert(
         &self,
         caller: &Caller,
@@ -275,15 +271,11 @@ impl Participants {
             Prepared::Replayed(response) => return Ok(*response),
             Prepared::Write(command, scope) => (command, scope),
         };
-        let this = self.clone();
-        let write = tokio::spawn(async move {
-            this.write(&command, deadline)
-                .await
-                .map_err(|e| scope.tag(e))
-        });
-        write
+        // Stage 8, the write, shared with the upserts that arrive together (group commit).
+        self.writer
+            .submit(Arc::from(command), deadline)
             .await
-            .map_err(|e| ServiceError::Internal(format!("write task: {e}")))?
+            .map_err(|e| scope.tag(e))
     }
 
     /// Stages 2 to 7 of the SPEC, up to the write: nothing here writes.
@@ -349,50 +341,6 @@ impl Participants {
             cipher: self.cipher.clone(),
         };
         Ok(Prepared::Write(Box::new(command), Box::new(scope)))
-    }
-
-    /// Stage 8: one transaction, run again on a conflict with a concurrent one. No attempt
-    /// starts after `deadline`; a started attempt is never abandoned.
-    async fn write(
-        &self,
-        command: &UpsertCommand,
-        deadline: Instant,
-    ) -> Result<pb::UpsertParticipantResponse, ServiceError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let write = tokio::time::timeout_at(deadline, self.store.begin_write())
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(to_service_error)?;
-            match execute(&write.tx, command).await {
-                Ok(response) => {
-                    if let Fault::SlowCommit(delay) = command.fault {
-                        tokio::time::sleep(delay).await;
-                    }
-                    let done = if command.validate_only {
-                        write.tx.rollback().await
-                    } else {
-                        write.tx.commit().await
-                    };
-                    match done {
-                        Ok(()) => return Ok(response),
-                        Err(e) if classify(&e) == DbFailure::Retry && attempt < MAX_ATTEMPTS => {
-                            continue;
-                        }
-                        Err(e) => return Err(to_service_error(e)),
-                    }
-                }
-                Err(TxError::Db(e))
-                    if classify(&e) == DbFailure::Retry && attempt < MAX_ATTEMPTS =>
-                {
-                    drop(write);
-                    tracing::debug!(attempt, "write conflicted with a concurrent one; retrying");
-                    continue;
-                }
-                Err(e) => return Err(db_or_rejected(e)),
-            }
-        }
     }
 }
 
