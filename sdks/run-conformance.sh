@@ -5,7 +5,7 @@
 # server and database, and check that every language gave the same answers.
 #
 # Usage: sdks/run-conformance.sh [SERVER_BINARY]      (default: target/debug/participants)
-# Env:   CONFORMANCE_LANGUAGES   languages to run, default "python typescript go java"
+# Env:   CONFORMANCE_LANGUAGES   languages to run, default "python typescript go java rust"
 #        BUF_BREAKING_AGAINST    buf input to check breaking changes against (default: see below)
 #        SKIP_INSTALL=1          skip sdks/tools/install.sh (tools already installed)
 # Ends with the line `conformance: N passed, M failed`; exits non-zero on any failure.
@@ -17,7 +17,7 @@ SDKS=$ROOT/sdks
 TOOLS=$SDKS/.tools
 BUF=$SDKS/typescript/node_modules/.bin/buf
 PY=$TOOLS/venv/bin/python
-LANGUAGES=${CONFORMANCE_LANGUAGES:-python typescript go java}
+LANGUAGES=${CONFORMANCE_LANGUAGES:-python typescript go java rust}
 GENERATED=(sdks/python/gen sdks/typescript/src/gen sdks/go/gen sdks/java/src/generated)
 
 BIN=${1:-target/debug/participants}
@@ -157,10 +157,14 @@ step "build the SDKs"
 build_typescript() { (cd "$SDKS/typescript" && npm run --silent build); }
 build_go() { (cd "$SDKS/go" && go vet ./...); }
 build_java() { (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never -DskipTests test-compile 2>&1 | sed 's/\x1b\[[0-9;]*m//g'); }
+# The Rust client crate (a workspace member) builds its runner and example once, here; the runs
+# below reuse that build. CARGO_TARGET_DIR, if set, is honoured.
+build_rust() { cargo test -q -p participants-client --no-run 2>&1; }
 build_python() { (cd "$SDKS/python" && "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" src/openclinica_participants examples); }
 must "typescript (tsc, strict)" build_typescript
 must "go (go vet ./...)" build_go
 must "java (mvn test-compile)" build_java
+must "rust (cargo build -p participants-client, tests and examples)" build_rust
 must "python (mypy --strict against the installed package and its .pyi stubs)" build_python
 
 # --- 5. tokens: one per user of the suite, minted by the server binary --------------------------
@@ -248,6 +252,8 @@ for lang in $LANGUAGES; do
     java) java -cp "$SDKS/java/target/classes:$SDKS/java/target/test-classes:$(cat "$TOOLS/java-classpath.txt")" \
         com.openclinica.participants.examples.CreateParticipant EXAMPLE-JAVA "${EX_ARGS[@]}" >"$out" 2>&1 || true
       example_checks java EXAMPLE-JAVA "$out" ;;
+    rust) cargo run -q -p participants-client --example create_participant -- EXAMPLE-RS "${EX_ARGS[@]}" >"$out" 2>&1 || true
+      example_checks rust EXAMPLE-RS "$out" ;;
   esac
 done
 unset PARTICIPANTS_ADDR PARTICIPANTS_TOKEN
@@ -264,6 +270,7 @@ run_language() { # LANG LOG: runs the language's runner against $ADDR
     typescript) (cd "$SDKS/typescript" && node --test dist/test/conformance.test.js) ;;
     go) (cd "$SDKS/go" && go test -count=1 -v ./conformance/) ;;
     java) (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never test) ;;
+    rust) cargo test -q -p participants-client --test conformance -- --nocapture ;;
     *) echo "unknown language $1" >&2; return 2 ;;
   esac
 }
