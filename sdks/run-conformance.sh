@@ -160,12 +160,22 @@ build_java() { (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never -DskipTests tes
 # The Rust client crate (a workspace member) builds its runner and example once, here; the runs
 # below reuse that build. CARGO_TARGET_DIR, if set, is honoured.
 build_rust() { cargo test -q -p participants-client --no-run 2>&1; }
-build_python() { (cd "$SDKS/python" && "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" src/openclinica_participants examples); }
+# Python: `python -m build` makes the wheel and sdist a user gets; the wheel is installed into the
+# venv and mypy --strict checks the *installed* package (its py.typed markers and .pyi stubs), the
+# example and the helper's tests from outside the source folder, so nothing resolves to src/.
+build_python() {
+  rm -rf "$WORK/python-dist" && mkdir -p "$WORK/python-dist" "$WORK/mypy" &&
+  "$PY" -m build --no-isolation --outdir "$WORK/python-dist" "$SDKS/python" >"$WORK/python-dist/build.log" 2>&1 &&
+  ls "$WORK/python-dist"/openclinica_participants-*.whl "$WORK/python-dist"/openclinica_participants-*.tar.gz &&
+  "$PY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$WORK/python-dist"/openclinica_participants-*.whl &&
+  (cd "$WORK/mypy" && "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" -p openclinica_participants &&
+    "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" "$SDKS/python/examples" "$SDKS/python/tests/test_client.py")
+}
 must "typescript (tsc, strict)" build_typescript
 must "go (go vet ./...)" build_go
 must "java (mvn test-compile)" build_java
 must "rust (cargo build -p participants-client, tests and examples)" build_rust
-must "python (mypy --strict against the installed package and its .pyi stubs)" build_python
+must "python (python -m build; mypy --strict against the installed wheel, its py.typed and .pyi stubs)" build_python
 
 # --- 5. tokens: one per user of the suite, minted by the server binary --------------------------
 step "mint tokens ($BIN token)"
