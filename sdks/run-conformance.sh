@@ -155,7 +155,32 @@ fi
 # --- 4. build every SDK (compile errors fail here, before any server starts) ---------------------
 step "build the SDKs"
 build_typescript() { (cd "$SDKS/typescript" && npm run --silent build); }
-build_go() { (cd "$SDKS/go" && go vet ./...); }
+# TypeScript: the `npm pack` tarball, installed into a fresh project as a user would, must carry the
+# compiled code and types, run nothing at install time, and load from ESM (import) and CommonJS
+# (require of an ES module, Node >= 20.19).
+pack_typescript() {
+  local dir=$WORK/npm-pack tgz
+  rm -rf "$dir" && mkdir -p "$dir/project" &&
+  tgz=$(cd "$SDKS/typescript" && npm pack --silent --pack-destination "$dir" | tail -n 1) &&
+  tar -xOzf "$dir/$tgz" package/package.json | node -e '
+    const p = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const run = ["preinstall", "install", "postinstall", "prepare"].filter((s) => p.scripts && p.scripts[s]);
+    if (run.length) { console.error("the packed package runs scripts at install time: " + run); process.exit(1); }' &&
+  tar -tzf "$dir/$tgz" >"$dir/files.txt" &&
+  grep -qx 'package/dist/src/index.js' "$dir/files.txt" && grep -qx 'package/dist/src/index.d.ts' "$dir/files.txt" &&
+  (cd "$dir/project" && printf '{ "name": "pack-test", "private": true }\n' >package.json &&
+    npm install --no-audit --no-fund --loglevel=error "$dir/$tgz" >/dev/null &&
+    printf 'const sdk = require("@openclinica/participants-sdk");\nif (typeof sdk.createParticipantsClient !== "function" || typeof sdk.decodeError !== "function") process.exit(1);\nsdk.createParticipantsClient({ baseUrl: "http://127.0.0.1:9", token: "t" });\nconsole.log("cjs ok");\n' >cjs.cjs &&
+    printf 'import { createParticipantsClient, ErrorReason } from "@openclinica/participants-sdk";\nif (typeof createParticipantsClient !== "function" || ErrorReason.INVALID_EMAIL_ADDRESS === undefined) process.exit(1);\nconsole.log("esm ok");\n' >esm.mjs &&
+    node cjs.cjs && node esm.mjs)
+}
+# Go: the module's `go` directive is the lowest grpc-go allows (its own go.mod's), so the SDK asks
+# no newer toolchain of its users than its main dependency does.
+build_go() {
+  (cd "$SDKS/go" && go vet ./... &&
+    own=$(go list -m -f '{{.GoVersion}}') && grpc=$(go list -m -f '{{.GoVersion}}' google.golang.org/grpc) &&
+    if [[ "$own" != "$grpc" ]]; then echo "sdks/go/go.mod says go $own; grpc-go needs go $grpc: use that" >&2; false; fi)
+}
 build_java() { (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never -DskipTests test-compile 2>&1 | sed 's/\x1b\[[0-9;]*m//g'); }
 # The Rust client crate (a workspace member) builds its runner and example once, here; the runs
 # below reuse that build. CARGO_TARGET_DIR, if set, is honoured.
@@ -172,7 +197,8 @@ build_python() {
     "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" "$SDKS/python/examples" "$SDKS/python/tests/test_client.py")
 }
 must "typescript (tsc, strict)" build_typescript
-must "go (go vet ./...)" build_go
+must "typescript (npm pack, installed into a fresh project: no install scripts, ESM and CommonJS)" pack_typescript
+must "go (go vet ./...; go directive = the one grpc-go needs)" build_go
 must "java (mvn test-compile)" build_java
 must "rust (cargo build -p participants-client, tests and examples)" build_rust
 must "python (python -m build; mypy --strict against the installed wheel, its py.typed and .pyi stubs)" build_python
