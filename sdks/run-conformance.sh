@@ -182,6 +182,13 @@ build_go() {
     if [[ "$own" != "$grpc" ]]; then echo "sdks/go/go.mod says go $own; grpc-go needs go $grpc: use that" >&2; false; fi)
 }
 build_java() { (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never -DskipTests test-compile 2>&1 | sed 's/\x1b\[[0-9;]*m//g'); }
+# Java: the jar, sources jar and javadoc jar Maven Central wants, and class files for Java 17
+# (major version 61), the stated baseline.
+package_java() {
+  (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never -DskipTests package 2>&1 | sed 's/\x1b\[[0-9;]*m//g' &&
+    ls target/participants-sdk-*[0-9].jar target/participants-sdk-*-sources.jar target/participants-sdk-*-javadoc.jar &&
+    javap -v -cp target/classes com.openclinica.participants.sdk.AsyncParticipantsClient | grep -q 'major version: 61')
+}
 # The Rust client crate (a workspace member) builds its runner and example once, here; the runs
 # below reuse that build. CARGO_TARGET_DIR, if set, is honoured.
 build_rust() { cargo test -q -p participants-client --no-run 2>&1; }
@@ -200,6 +207,7 @@ must "typescript (tsc, strict)" build_typescript
 must "typescript (npm pack, installed into a fresh project: no install scripts, ESM and CommonJS)" pack_typescript
 must "go (go vet ./...; go directive = the one grpc-go needs)" build_go
 must "java (mvn test-compile)" build_java
+must "java (mvn package: jar, sources and javadoc jars; Java 17 class files)" package_java
 must "rust (cargo build -p participants-client, tests and examples)" build_rust
 must "python (python -m build; mypy --strict against the installed wheel, its py.typed and .pyi stubs)" build_python
 
