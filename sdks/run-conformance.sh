@@ -314,7 +314,7 @@ run_language() { # LANG LOG: runs the language's runner against $ADDR
     typescript) (cd "$SDKS/typescript" && node --test dist/test/conformance.test.js) ;;
     go) (cd "$SDKS/go" && go test -count=1 -v ./conformance/) ;;
     java) (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never test) ;;
-    rust) cargo test -q -p participants-client --test conformance -- --nocapture ;;
+    rust) cargo test -q -p participants-client --test conformance -- --include-ignored --nocapture ;;
     *) echo "unknown language $1" >&2; return 2 ;;
   esac
 }
