@@ -5,7 +5,7 @@
 # server and database, and check that every language gave the same answers.
 #
 # Usage: sdks/run-conformance.sh [SERVER_BINARY]      (default: target/debug/participants)
-# Env:   CONFORMANCE_LANGUAGES   languages to run, default "python typescript go java"
+# Env:   CONFORMANCE_LANGUAGES   languages to run, default "python typescript go java rust"
 #        BUF_BREAKING_AGAINST    buf input to check breaking changes against (default: see below)
 #        SKIP_INSTALL=1          skip sdks/tools/install.sh (tools already installed)
 # Ends with the line `conformance: N passed, M failed`; exits non-zero on any failure.
@@ -17,7 +17,7 @@ SDKS=$ROOT/sdks
 TOOLS=$SDKS/.tools
 BUF=$SDKS/typescript/node_modules/.bin/buf
 PY=$TOOLS/venv/bin/python
-LANGUAGES=${CONFORMANCE_LANGUAGES:-python typescript go java}
+LANGUAGES=${CONFORMANCE_LANGUAGES:-python typescript go java rust}
 GENERATED=(sdks/python/gen sdks/typescript/src/gen sdks/go/gen sdks/java/src/generated)
 
 BIN=${1:-target/debug/participants}
@@ -155,13 +155,61 @@ fi
 # --- 4. build every SDK (compile errors fail here, before any server starts) ---------------------
 step "build the SDKs"
 build_typescript() { (cd "$SDKS/typescript" && npm run --silent build); }
-build_go() { (cd "$SDKS/go" && go vet ./...); }
+# TypeScript: the `npm pack` tarball, installed into a fresh project as a user would, must carry the
+# compiled code and types, run nothing at install time, and load from ESM (import) and CommonJS
+# (require of an ES module, Node >= 20.19).
+pack_typescript() {
+  local dir=$WORK/npm-pack tgz
+  rm -rf "$dir" && mkdir -p "$dir/project" &&
+  tgz=$(cd "$SDKS/typescript" && npm pack --silent --pack-destination "$dir" | tail -n 1) &&
+  tar -xOzf "$dir/$tgz" package/package.json | node -e '
+    const p = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const run = ["preinstall", "install", "postinstall", "prepare"].filter((s) => p.scripts && p.scripts[s]);
+    if (run.length) { console.error("the packed package runs scripts at install time: " + run); process.exit(1); }' &&
+  tar -tzf "$dir/$tgz" >"$dir/files.txt" &&
+  grep -qx 'package/dist/src/index.js' "$dir/files.txt" && grep -qx 'package/dist/src/index.d.ts' "$dir/files.txt" &&
+  (cd "$dir/project" && printf '{ "name": "pack-test", "private": true }\n' >package.json &&
+    npm install --no-audit --no-fund --loglevel=error "$dir/$tgz" >/dev/null &&
+    printf 'const sdk = require("@openclinica/participants-sdk");\nif (typeof sdk.createParticipantsClient !== "function" || typeof sdk.decodeError !== "function") process.exit(1);\nsdk.createParticipantsClient({ baseUrl: "http://127.0.0.1:9", token: "t" });\nconsole.log("cjs ok");\n' >cjs.cjs &&
+    printf 'import { createParticipantsClient, ErrorReason } from "@openclinica/participants-sdk";\nif (typeof createParticipantsClient !== "function" || ErrorReason.INVALID_EMAIL_ADDRESS === undefined) process.exit(1);\nconsole.log("esm ok");\n' >esm.mjs &&
+    node cjs.cjs && node esm.mjs)
+}
+# Go: the module's `go` directive is the lowest grpc-go allows (its own go.mod's), so the SDK asks
+# no newer toolchain of its users than its main dependency does.
+build_go() {
+  (cd "$SDKS/go" && go vet ./... &&
+    own=$(go list -m -f '{{.GoVersion}}') && grpc=$(go list -m -f '{{.GoVersion}}' google.golang.org/grpc) &&
+    if [[ "$own" != "$grpc" ]]; then echo "sdks/go/go.mod says go $own; grpc-go needs go $grpc: use that" >&2; false; fi)
+}
 build_java() { (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never -DskipTests test-compile 2>&1 | sed 's/\x1b\[[0-9;]*m//g'); }
-build_python() { (cd "$SDKS/python" && "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" src/openclinica_participants examples); }
+# Java: the jar, sources jar and javadoc jar Maven Central wants, and class files for Java 17
+# (major version 61), the stated baseline.
+package_java() {
+  (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never -DskipTests package 2>&1 | sed 's/\x1b\[[0-9;]*m//g' &&
+    ls target/participants-sdk-*[0-9].jar target/participants-sdk-*-sources.jar target/participants-sdk-*-javadoc.jar &&
+    javap -v -cp target/classes com.openclinica.participants.sdk.AsyncParticipantsClient | grep -q 'major version: 61')
+}
+# The Rust client crate (a workspace member) builds its runner and example once, here; the runs
+# below reuse that build. CARGO_TARGET_DIR, if set, is honoured.
+build_rust() { cargo test -q -p participants-client --no-run 2>&1; }
+# Python: `python -m build` makes the wheel and sdist a user gets; the wheel is installed into the
+# venv and mypy --strict checks the *installed* package (its py.typed markers and .pyi stubs), the
+# example and the helper's tests from outside the source folder, so nothing resolves to src/.
+build_python() {
+  rm -rf "$WORK/python-dist" && mkdir -p "$WORK/python-dist" "$WORK/mypy" &&
+  "$PY" -m build --no-isolation --outdir "$WORK/python-dist" "$SDKS/python" >"$WORK/python-dist/build.log" 2>&1 &&
+  ls "$WORK/python-dist"/openclinica_participants-*.whl "$WORK/python-dist"/openclinica_participants-*.tar.gz &&
+  "$PY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$WORK/python-dist"/openclinica_participants-*.whl &&
+  (cd "$WORK/mypy" && "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" -p openclinica_participants &&
+    "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" "$SDKS/python/examples" "$SDKS/python/tests/test_client.py")
+}
 must "typescript (tsc, strict)" build_typescript
-must "go (go vet ./...)" build_go
+must "typescript (npm pack, installed into a fresh project: no install scripts, ESM and CommonJS)" pack_typescript
+must "go (go vet ./...; go directive = the one grpc-go needs)" build_go
 must "java (mvn test-compile)" build_java
-must "python (mypy --strict against the installed package and its .pyi stubs)" build_python
+must "java (mvn package: jar, sources and javadoc jars; Java 17 class files)" package_java
+must "rust (cargo build -p participants-client, tests and examples)" build_rust
+must "python (python -m build; mypy --strict against the installed wheel, its py.typed and .pyi stubs)" build_python
 
 # --- 5. tokens: one per user of the suite, minted by the server binary --------------------------
 step "mint tokens ($BIN token)"
@@ -248,6 +296,8 @@ for lang in $LANGUAGES; do
     java) java -cp "$SDKS/java/target/classes:$SDKS/java/target/test-classes:$(cat "$TOOLS/java-classpath.txt")" \
         com.openclinica.participants.examples.CreateParticipant EXAMPLE-JAVA "${EX_ARGS[@]}" >"$out" 2>&1 || true
       example_checks java EXAMPLE-JAVA "$out" ;;
+    rust) cargo run -q -p participants-client --example create_participant -- EXAMPLE-RS "${EX_ARGS[@]}" >"$out" 2>&1 || true
+      example_checks rust EXAMPLE-RS "$out" ;;
   esac
 done
 unset PARTICIPANTS_ADDR PARTICIPANTS_TOKEN
@@ -264,6 +314,7 @@ run_language() { # LANG LOG: runs the language's runner against $ADDR
     typescript) (cd "$SDKS/typescript" && node --test dist/test/conformance.test.js) ;;
     go) (cd "$SDKS/go" && go test -count=1 -v ./conformance/) ;;
     java) (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never test) ;;
+    rust) cargo test -q -p participants-client --test conformance -- --include-ignored --nocapture ;;
     *) echo "unknown language $1" >&2; return 2 ;;
   esac
 }

@@ -19,8 +19,12 @@ use rand::RngCore;
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PARTICIPANTS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: not in files, pipes or a log collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -196,12 +200,26 @@ fn print_demo_lines(
     addr: std::net::SocketAddr,
     jwt: &participants::grpc::auth::JwtSettings,
 ) -> Result<(), String> {
+    // A wildcard listen address is reached through loopback.
+    let addr = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    };
     let ttl = std::time::Duration::from_secs(12 * 3600);
     let crc = mint_hs256(jwt, "crc.ohio", ttl)?;
     let monitor = mint_hs256(jwt, "monitor.juno", ttl)?;
     let upsert = r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"OHIO-5","contact":{"lastName":"ОНІО","emailAddress":"OHIOS@openclinica.com","phoneNumber":"+1 1234567890"},"register":true}"#;
     let get =
         r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"ohio-5"}"#;
+    // The token command names the binary that is running, so it works wherever it was started.
+    let binary = std::env::current_exe()
+        .map(|path| shell_quote(&path.display().to_string()))
+        .unwrap_or_else(|_| "participants".to_owned());
     println!(
         "\nThe participant service is running on {addr} (demo mode: a fresh database in a temporary folder,\n\
          catalog/demo.toml, a fresh development secret and data key).\n\
@@ -211,10 +229,23 @@ fn print_demo_lines(
          grpcurl -plaintext -d '{{\"service\":\"{SERVICE_NAME}\"}}' {addr} grpc.health.v1.Health/Check\n\
          grpcurl -plaintext -H 'authorization: Bearer {crc}' -d '{upsert}' {addr} {SERVICE_NAME}/UpsertParticipant\n\
          grpcurl -plaintext -H 'authorization: Bearer {monitor}' -d '{get}' {addr} {SERVICE_NAME}/GetParticipant\n\n\
+         For the SDK examples (sdks/README.md), the address and the token of crc.ohio (a CRC at S_OHI0(TEST)):\n\n\
+         export PARTICIPANTS_ADDR={addr}\n\
+         export PARTICIPANTS_TOKEN={crc}\n\n\
          Tokens for the other demo users (dm.juno, monitor.juno, viewer.juno, crc.texas, dm.vega, crc.boston, ...):\n\
-         PARTICIPANTS_JWT_HS256_SECRET={secret} cargo run --release -- token --user dm.juno\n\
+         PARTICIPANTS_JWT_HS256_SECRET={secret} {binary} token --user dm.juno\n\
          (the development secret is new on every demo start)\n",
         secret = String::from_utf8_lossy(jwt.hs256_secret.as_deref().unwrap_or_default())
     );
     Ok(())
+}
+
+/// `text` as one shell word: as it is when it holds only safe characters, else single-quoted.
+fn shell_quote(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }

@@ -427,6 +427,111 @@ fn the_demo_prints_grpcurl_lines_that_work() {
     let _ = child.wait();
 }
 
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port already taken: the server logs its start-up lines, then stops at the bind.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = format!("sqlite://{}/colour.db?mode=rwc", dir.path().display());
+    let out = participants(dir.path())
+        .env_remove("NO_COLOR")
+        .env_remove("PARTICIPANTS_LOG")
+        .args(["serve", "--listen", &addr, "--log-format", "text"])
+        .args(["--database-url", &db])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("personal data is encrypted at rest"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "colour codes in {stderr:?}");
+}
+
+#[tokio::test]
+async fn the_demo_prints_export_lines_and_a_token_command_that_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = participants(dir.path())
+        .env_remove("PARTICIPANTS_JWT_HS256_SECRET")
+        .args(["serve", "--demo", "--listen", "0.0.0.0:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut addr, mut token, mut command) = (None, None, None);
+    while command.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("demo lines");
+        if let Some(v) = line.strip_prefix("export PARTICIPANTS_ADDR=") {
+            addr = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("export PARTICIPANTS_TOKEN=") {
+            token = Some(v.to_owned());
+        } else if line.starts_with("PARTICIPANTS_JWT_HS256_SECRET=") {
+            command = Some(line);
+        }
+    }
+    let (addr, token, command) = (addr.unwrap(), token.unwrap(), command.unwrap());
+    // A wildcard listen address is printed as loopback, so the line works as pasted.
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    assert!(
+        command.contains(BIN) && command.ends_with(" token --user dm.juno"),
+        "{command}"
+    );
+
+    // The token command works as pasted, with nothing else in the environment.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .env_remove("PARTICIPANTS_JWT_HS256_SECRET")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dm_token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ParticipantServiceClient::new(channel);
+    for token in [&token, &dm_token] {
+        let mut request = tonic::Request::new(participants::pb::GetParticipantRequest {
+            scope: Some(participants::pb::get_participant_request::Scope::Site(
+                SiteScope {
+                    study_oid: "S_JUNO(PROD)".into(),
+                    site_oid: "S_OHI0(TEST)".into(),
+                },
+            )),
+            subject_key: "NOBODY-1".into(),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let status = client.get_participant(request).await.unwrap_err();
+        // Authenticated and allowed: the participant is simply not there.
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 on_both_backends!(
     sigterm_turns_health_not_serving_and_exits_zero,
     logs_hold_no_personal_data_or_tokens,

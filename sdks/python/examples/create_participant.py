@@ -16,7 +16,7 @@ from openclinica_participants import (
     UpsertParticipantRequest,
 )
 
-defaults = ["SS-0001", "S_JUNO", "S_OHIO"]  # the demo catalog
+defaults = ["SS-0001", "S_JUNO(PROD)", "S_OHI0(TEST)"]  # the demo catalog
 subject_key, study, site = [*sys.argv[1:4], *defaults[len(sys.argv[1:4]) :]]
 with ParticipantsClient(os.environ["PARTICIPANTS_ADDR"], os.environ["PARTICIPANTS_TOKEN"]) as client:
     scope = SiteScope(study_oid=study, site_oid=site)

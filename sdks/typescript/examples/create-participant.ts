@@ -3,7 +3,7 @@
 //      node dist/examples/create-participant.js [SUBJECT_KEY] [STUDY_OID] [SITE_OID]
 import { Code, ErrorReason, createParticipantsClient, decodeError } from "../src/index.js";
 
-const [subjectKey = "SS-0001", studyOid = "S_JUNO", siteOid = "S_OHIO"] = process.argv.slice(2);
+const [subjectKey = "SS-0001", studyOid = "S_JUNO(PROD)", siteOid = "S_OHI0(TEST)"] = process.argv.slice(2);
 const client = createParticipantsClient({
   baseUrl: `http://${process.env.PARTICIPANTS_ADDR}`,
   token: process.env.PARTICIPANTS_TOKEN ?? "",

@@ -18,7 +18,7 @@ import (
 )
 
 func main() {
-	args := []string{"SS-0001", "S_JUNO", "S_OHIO"} // defaults: the demo catalog
+	args := []string{"SS-0001", "S_JUNO(PROD)", "S_OHI0(TEST)"} // defaults: the demo catalog
 	copy(args, os.Args[1:])
 	subjectKey, study, site := args[0], args[1], args[2]
 	client, err := participants.Dial(os.Getenv("PARTICIPANTS_ADDR"), participants.StaticToken(os.Getenv("PARTICIPANTS_TOKEN")))

@@ -8,13 +8,18 @@ needs on top of them:
 * :func:`decode_error` — turns any ``grpc.RpcError`` from the service into a
   :class:`ParticipantsError` holding the typed :data:`ErrorReason`, the OpenClinica ``errorCode``
   and the field violations of a validation error;
+* :class:`AsyncParticipantsClient` — the same on ``grpc.aio`` (asyncio), with
+  :func:`async_bearer_interceptor` for callers with their own ``grpc.aio`` channel;
 * :func:`bearer_interceptor` — the token interceptor on its own, for callers with their own channel.
+
+Both clients give a call that sets no ``timeout`` the deadline :data:`DEFAULT_TIMEOUT`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union, cast
+import inspect
+from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
@@ -43,6 +48,9 @@ from openclinica.participants.v1.participant_service_pb2 import (
 from openclinica.participants.v1.participant_service_pb2_grpc import ParticipantServiceStub
 
 __all__ = [
+    "AsyncParticipantsClient",
+    "AsyncTokenSource",
+    "DEFAULT_TIMEOUT",
     "ERROR_DOMAIN",
     "ErrorReason",
     "FieldViolation",
@@ -58,6 +66,7 @@ __all__ = [
     "StudyScope",
     "UpsertParticipantRequest",
     "UpsertParticipantResponse",
+    "async_bearer_interceptor",
     "bearer_interceptor",
     "decode_error",
     "error_reason_from_name",
@@ -72,7 +81,12 @@ ERROR_DOMAIN = "participants.openclinica.v1"
 
 _REASON_PREFIX = "ERROR_REASON_"
 
+#: Seconds a call may take when the caller sets no ``timeout`` (the call's deadline).
+DEFAULT_TIMEOUT = 10.0
+
 TokenSource = Union[str, Callable[[], str]]
+#: For the asyncio client, the token function may also be a coroutine function.
+AsyncTokenSource = Union[str, Callable[[], str], Callable[[], Awaitable[str]]]
 
 
 def error_reason_from_name(name: str) -> ErrorReason:
@@ -236,7 +250,10 @@ class ParticipantsClient:
         *,
         credentials: Optional[grpc.ChannelCredentials] = None,
         options: Optional[Sequence[Tuple[str, object]]] = None,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
     ) -> None:
+        #: The deadline, in seconds, of a call that passes no ``timeout`` (None: no deadline).
+        self.timeout = timeout
         if credentials is None:
             channel = grpc.insecure_channel(target, options=options)
         else:
@@ -251,7 +268,10 @@ class ParticipantsClient:
     ) -> UpsertParticipantResponse:
         """Creates or updates a Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(UpsertParticipantResponse, self.stub.UpsertParticipant(request, timeout=timeout))
+            return cast(
+                UpsertParticipantResponse,
+                self.stub.UpsertParticipant(request, timeout=self._timeout(timeout)),
+            )
         except grpc.RpcError as error:
             raise decode_error(error) from None
 
@@ -260,9 +280,12 @@ class ParticipantsClient:
     ) -> Participant:
         """Reads one Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(Participant, self.stub.GetParticipant(request, timeout=timeout))
+            return cast(Participant, self.stub.GetParticipant(request, timeout=self._timeout(timeout)))
         except grpc.RpcError as error:
             raise decode_error(error) from None
+
+    def _timeout(self, timeout: Optional[float]) -> Optional[float]:
+        return self.timeout if timeout is None else timeout
 
     def close(self) -> None:
         self._raw_channel.close()
@@ -272,3 +295,99 @@ class ParticipantsClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _AsyncBearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    def __init__(self, token: AsyncTokenSource) -> None:
+        self._token = token
+
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        token: Any = self._token() if callable(self._token) else self._token
+        if inspect.isawaitable(token):
+            token = await token
+        metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+        if token:
+            metadata.add("authorization", f"Bearer {token}")
+        details = grpc.aio.ClientCallDetails(
+            client_call_details.method,
+            client_call_details.timeout,
+            metadata,
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+        )
+        return await continuation(details, request)
+
+
+def async_bearer_interceptor(
+    token: AsyncTokenSource,
+) -> grpc.aio.UnaryUnaryClientInterceptor[Any, Any]:
+    """The ``grpc.aio`` interceptor that sends ``authorization: Bearer <token>``; ``token`` may be
+    a function or a coroutine function asked once per call. Pass it in ``interceptors=[...]`` of
+    ``grpc.aio.insecure_channel`` / ``secure_channel``."""
+    return _AsyncBearerInterceptor(token)
+
+
+class AsyncParticipantsClient:
+    """The asyncio (``grpc.aio``) twin of :class:`ParticipantsClient`: the same bearer token, the
+    same :class:`ParticipantsError`, the same default deadline. Create it inside a running event
+    loop; ``async with AsyncParticipantsClient(target, token) as client: ...``.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: AsyncTokenSource,
+        *,
+        credentials: Optional[grpc.ChannelCredentials] = None,
+        options: Optional[Sequence[Tuple[str, Any]]] = None,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        #: The deadline, in seconds, of a call that passes no ``timeout`` (None: no deadline).
+        self.timeout = timeout
+        # grpc-stubs types `interceptors` loosely (a partial stub): hand it a plain sequence.
+        interceptors: Any = [async_bearer_interceptor(token)]
+        if credentials is None:
+            self.channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+        else:
+            self.channel = grpc.aio.secure_channel(
+                target, credentials, options=options, interceptors=interceptors
+            )
+        #: The generated stub on the ``grpc.aio`` channel (its calls are awaitable).
+        self.stub = ParticipantServiceStub(self.channel)  # type: ignore[no-untyped-call]
+
+    def _timeout(self, timeout: Optional[float]) -> Optional[float]:
+        return self.timeout if timeout is None else timeout
+
+    async def upsert_participant(
+        self, request: UpsertParticipantRequest, *, timeout: Optional[float] = None
+    ) -> UpsertParticipantResponse:
+        """Creates or updates a Participant; raises :class:`ParticipantsError`."""
+        try:
+            return cast(
+                UpsertParticipantResponse,
+                await self.stub.UpsertParticipant(request, timeout=self._timeout(timeout)),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise decode_error(error) from None
+
+    async def get_participant(
+        self, request: GetParticipantRequest, *, timeout: Optional[float] = None
+    ) -> Participant:
+        """Reads one Participant; raises :class:`ParticipantsError`."""
+        try:
+            return cast(
+                Participant, await self.stub.GetParticipant(request, timeout=self._timeout(timeout))
+            )
+        except grpc.aio.AioRpcError as error:
+            raise decode_error(error) from None
+
+    async def close(self) -> None:
+        await self.channel.close(None)
+
+    async def __aenter__(self) -> "AsyncParticipantsClient":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

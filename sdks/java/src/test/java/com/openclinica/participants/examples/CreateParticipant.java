@@ -17,7 +17,7 @@ import com.openclinica.participants.v1.UpsertParticipantResponse;
  */
 public final class CreateParticipant {
   public static void main(String[] args) {
-    String[] a = {"SS-0001", "S_JUNO", "S_OHIO"}; // defaults: the demo catalog
+    String[] a = {"SS-0001", "S_JUNO(PROD)", "S_OHI0(TEST)"}; // defaults: the demo catalog
     System.arraycopy(args, 0, a, 0, Math.min(args.length, a.length));
     SiteScope site = SiteScope.newBuilder().setStudyOid(a[1]).setSiteOid(a[2]).build();
     try (ParticipantsClient client =
