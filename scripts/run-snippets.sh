@@ -11,8 +11,9 @@
 # after a block's closing fence replaces the default (one line per pattern).
 #
 # Usage: scripts/run-snippets.sh [SERVER_BINARY]     (default: target/debug/participants)
-# Needs the SDK tools (sdks/tools/install.sh) and built SDKs (sdks/run-conformance.sh builds them;
-# this script builds what is missing). Ends with `snippets: N passed, M failed`.
+# Needs the SDK tools and the SDKs as sdks/run-conformance.sh leaves them (it installs the tools,
+# the Python wheel, the TypeScript dist/ and the Java classes): run that driver first, as .ci/run
+# does. Ends with `snippets: N passed, M failed`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
