@@ -14,9 +14,13 @@ impl Participants {
         req: pb::GetParticipantRequest,
         deadline: tokio::time::Instant,
     ) -> Result<pb::Participant, ServiceError> {
+        let timed_out = || ServiceError::rejected(Reason::RequestTimedOut, "the request timed out");
+        if tokio::time::Instant::now() >= deadline {
+            return Err(timed_out());
+        }
         tokio::time::timeout_at(deadline, self.read_one(caller, req))
             .await
-            .map_err(|_| ServiceError::rejected(Reason::RequestTimedOut, "the request timed out"))?
+            .map_err(|_| timed_out())?
     }
 
     async fn read_one(
@@ -31,8 +35,9 @@ impl Participants {
             None => (None, None),
         };
         let (study_oid, site_oid) = scope_oids(study, site)?;
-        let scope = load_scope(conn, study_oid, site_oid).await?;
-        let role = check_role(conn, caller, &scope, Access::Read).await?;
+        let catalog = self.catalog().await?;
+        let scope = load_scope(&catalog, study_oid, site_oid)?;
+        let role = check_role(&catalog, caller, &scope, Access::Read)?;
 
         let not_found = || {
             scope.tag(ServiceError::rejected(

@@ -1,5 +1,6 @@
 //! Use cases, one file each. They take the caller and a request, and talk to the store.
 
+pub mod catalog_cache;
 pub mod get;
 pub mod upsert;
 pub mod writer;
@@ -7,7 +8,6 @@ pub mod writer;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
 
 use crate::crypto::DataCipher;
 
@@ -16,8 +16,9 @@ use crate::pb;
 use crate::store::{
     Store,
     entity::{participant, participant_contact, site, study},
-    queries, to_service_error,
+    to_service_error,
 };
+use catalog_cache::Snapshot;
 
 /// The authenticated user of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub enum Fault {
     SlowCommit(std::time::Duration),
 }
 
+/// How often each replica checks whether the catalog changed.
+pub const CATALOG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The participant use cases over one store.
 #[derive(Clone)]
 pub struct Participants {
@@ -43,6 +47,7 @@ pub struct Participants {
     pub(crate) cipher: Arc<DataCipher>,
     pub(crate) fault: Fault,
     pub(crate) writer: writer::Writer,
+    pub(crate) catalog: Arc<catalog_cache::CatalogCache>,
 }
 
 impl Participants {
@@ -50,12 +55,30 @@ impl Participants {
     /// group-committed with the default settings (`with_batching` changes them). Needs a
     /// Tokio runtime: the writers are tasks.
     pub fn new(store: Store, cipher: Arc<DataCipher>) -> Self {
+        let catalog = catalog_cache::CatalogCache::new(store.clone());
+        catalog.watch(CATALOG_POLL);
         Self {
             writer: writer::Writer::start(store.clone(), writer::BatchConfig::default()),
+            catalog,
             store,
             cipher,
             fault: Fault::None,
         }
+    }
+
+    /// Reloads the catalog now if it changed, instead of at the next poll (tests and tools
+    /// that edit catalog rows by hand).
+    pub async fn refresh_catalog(&self) -> Result<(), ServiceError> {
+        self.catalog
+            .refresh()
+            .await
+            .map(|_| ())
+            .map_err(to_service_error)
+    }
+
+    /// The catalog snapshot a call works with.
+    pub(crate) async fn catalog(&self) -> Result<Arc<catalog_cache::Snapshot>, ServiceError> {
+        self.catalog.snapshot().await.map_err(to_service_error)
     }
 
     /// Group-commit settings.
@@ -108,24 +131,18 @@ pub(crate) fn scope_oids<'a>(
 }
 
 /// Stage 2 of every call: the study exists and is available; the site exists, belongs to the
-/// study and is available.
-pub(crate) async fn load_scope(
-    c: &impl ConnectionTrait,
+/// study and is available. Answered from the catalog in memory.
+pub(crate) fn load_scope(
+    catalog: &Snapshot,
     study_oid: &str,
     site_oid: Option<&str>,
 ) -> Result<ScopeRows, ServiceError> {
     let tag = |e: ServiceError| e.in_scope(study_oid, site_oid);
-    // An OID no study could have is not looked up (PostgreSQL refuses NUL in text, and a
-    // 20,000-character OID is not worth a query).
-    if !plausible_oid(study_oid) {
-        return Err(tag(ServiceError::rejected(
-            Reason::StudyNotExist,
-            "no study has this OID",
-        )));
-    }
-    let study = queries::study_by_oid(c, study_oid)
-        .await
-        .map_err(to_service_error)?
+    // An OID no study could have is not looked up (nor echoed back).
+    let study = plausible_oid(study_oid)
+        .then(|| catalog.study(study_oid))
+        .flatten()
+        .cloned()
         .ok_or_else(|| {
             tag(ServiceError::rejected(
                 Reason::StudyNotExist,
@@ -141,19 +158,17 @@ pub(crate) async fn load_scope(
     let site = match site_oid {
         None => None,
         Some(oid) => {
-            let found = if plausible_oid(oid) {
-                queries::site_by_oid(c, oid)
-                    .await
-                    .map_err(to_service_error)?
-            } else {
-                None
-            };
-            let site = found.filter(|s| s.study_id == study.id).ok_or_else(|| {
-                tag(ServiceError::rejected(
-                    Reason::SiteNotExist,
-                    "no site of this study has this OID",
-                ))
-            })?;
+            let site = plausible_oid(oid)
+                .then(|| catalog.site(oid))
+                .flatten()
+                .filter(|s| s.study_id == study.id)
+                .cloned()
+                .ok_or_else(|| {
+                    tag(ServiceError::rejected(
+                        Reason::SiteNotExist,
+                        "no site of this study has this OID",
+                    ))
+                })?;
             if site.status != "available" {
                 return Err(tag(ServiceError::rejected(
                     Reason::SiteNotAvailable,
@@ -167,16 +182,14 @@ pub(crate) async fn load_scope(
 }
 
 /// Stage 3: the caller's role allows the access.
-pub(crate) async fn check_role(
-    c: &impl ConnectionTrait,
+pub(crate) fn check_role(
+    catalog: &Snapshot,
     caller: &Caller,
     scope: &ScopeRows,
     access: Access,
 ) -> Result<crate::domain::Role, ServiceError> {
-    let assignments = queries::assignments(c, &caller.user, scope.study.id)
-        .await
-        .map_err(to_service_error)?;
-    resolve_role(&assignments, scope.site_oid(), access).map_err(|reason| {
+    let assignments = catalog.assignments(&caller.user, scope.study.id);
+    resolve_role(assignments, scope.site_oid(), access).map_err(|reason| {
         let message = match reason {
             Reason::NoRoleSetUp => "you have no role at this study or site",
             _ => "your role does not allow this operation",

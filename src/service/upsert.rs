@@ -264,6 +264,9 @@ impl Participants {
         req: pb::UpsertParticipantRequest,
         deadline: Instant,
     ) -> Result<pb::UpsertParticipantResponse, ServiceError> {
+        if Instant::now() >= deadline {
+            return Err(timed_out());
+        }
         let prepared = tokio::time::timeout_at(deadline, self.prepare(caller, req))
             .await
             .map_err(|_| timed_out())??;
@@ -291,8 +294,9 @@ impl Participants {
             None => (None, None),
         };
         let (study_oid, site_oid) = scope_oids(study, site)?;
-        let scope = load_scope(conn, study_oid, site_oid).await?;
-        check_role(conn, caller, &scope, Access::Write).await?;
+        let catalog = self.catalog().await?;
+        let scope = load_scope(&catalog, study_oid, site_oid)?;
+        check_role(&catalog, caller, &scope, Access::Write)?;
 
         // A repeat is answered only to a caller who may still act here: a revoked role gets no
         // remembered answer (with its contact data and access code) back.

@@ -8,7 +8,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(CaselessKeys)]
+        vec![
+            Box::new(Initial),
+            Box::new(CaselessKeys),
+            Box::new(CatalogVersion),
+        ]
     }
 }
 
@@ -352,6 +356,86 @@ impl MigrationTrait for CaselessKeys {
                 [new.into(), id.into()],
             ))
             .await?;
+        }
+        Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// A version of the catalog that every change of a study, site or role assignment bumps (by
+/// trigger, so a hand edit counts as much as `catalog apply`): replicas serve the catalog from
+/// memory and reload it when the version moves.
+struct CatalogVersion;
+
+impl MigrationName for CatalogVersion {
+    fn name(&self) -> &str {
+        "m20261128_000003_catalog_version"
+    }
+}
+
+/// The catalog columns of each table; `next_seq` is left out, since writes move it.
+const CATALOG_COLUMNS: [(&str, &str); 3] = [
+    (
+        "studies",
+        "oid, name, status, participant_id_method, participant_id_template, participate_enabled, enrollment_cap",
+    ),
+    ("sites", "study_id, oid, name, status, enrollment_cap"),
+    (
+        "role_assignments",
+        "user_name, study_id, site_id, role, active",
+    ),
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for CatalogVersion {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("catalog_version")
+                    .col(big_integer("id").primary_key())
+                    .col(big_integer("version"))
+                    .take(),
+            )
+            .await?;
+        let db = manager.get_connection();
+        db.execute_unprepared("INSERT INTO catalog_version (id, version) VALUES (1, 1)")
+            .await?;
+        let bump = "UPDATE catalog_version SET version = version + 1 WHERE id = 1";
+        match db.get_database_backend() {
+            DbBackend::Postgres => {
+                db.execute_unprepared(&format!(
+                    "CREATE FUNCTION catalog_version_bump() RETURNS trigger AS $$ \
+                     BEGIN {bump}; RETURN NULL; END; $$ LANGUAGE plpgsql"
+                ))
+                .await?;
+                for (table, columns) in CATALOG_COLUMNS {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {table}_catalog_version \
+                         AFTER INSERT OR DELETE OR UPDATE OF {columns} ON {table} \
+                         FOR EACH STATEMENT EXECUTE FUNCTION catalog_version_bump()"
+                    ))
+                    .await?;
+                }
+            }
+            _ => {
+                for (table, columns) in CATALOG_COLUMNS {
+                    for (name, event) in [
+                        ("insert", "INSERT".to_owned()),
+                        ("delete", "DELETE".to_owned()),
+                        ("update", format!("UPDATE OF {columns}")),
+                    ] {
+                        db.execute_unprepared(&format!(
+                            "CREATE TRIGGER {table}_catalog_version_{name} AFTER {event} ON {table} \
+                             BEGIN {bump}; END"
+                        ))
+                        .await?;
+                    }
+                }
+            }
         }
         Ok(())
     }

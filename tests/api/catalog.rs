@@ -148,7 +148,64 @@ async fn a_site_cannot_move_to_another_study(backend: Backend) {
     assert_eq!(dump(&app).await, before);
 }
 
+/// The catalog is served from memory; an apply from elsewhere (the CLI, another replica)
+/// reaches a replica at its next poll of the catalog version, within 2 s.
+async fn a_catalog_apply_reaches_another_replica_within_two_seconds(backend: Backend) {
+    use std::{sync::Arc, time::Duration};
+
+    use participants::{crypto::DataCipher, service::Participants};
+    use tokio::time::Instant;
+
+    let app = TestApp::spawn(backend).await;
+    app.upsert("crc.ohio", crate::helpers::at_ohio("CAT-1"))
+        .await
+        .unwrap();
+    // A second replica on the same database, with its own cache.
+    let replica = Participants::new(
+        app.store.clone(),
+        Arc::new(DataCipher::new(crate::helpers::DATA_KEY, &[])),
+    );
+    let caller = participants::service::Caller {
+        user: "crc.ohio".into(),
+    };
+    let get = || {
+        replica.get(
+            &caller,
+            crate::helpers::get_site(crate::helpers::JUNO, crate::helpers::OHIO, "CAT-1"),
+            Instant::now() + Duration::from_secs(5),
+        )
+    };
+    get().await.expect("the replica reads before the change");
+
+    // The CLI's apply: the same file without crc.ohio's role.
+    let revoked = CATALOG.replace(
+        "[[role]]\nuser = \"crc.ohio\"\nstudy = \"S_JUNO(PROD)\"\nsite = \"S_OHI0(TEST)\"\nrole = \"clinical_research_coordinator\"\n",
+        "",
+    );
+    assert_ne!(revoked, CATALOG, "the fixture names crc.ohio's role");
+    let applied = Instant::now();
+    catalog::apply(&app.store, &Catalog::parse(&revoked).unwrap())
+        .await
+        .unwrap();
+    let seen = loop {
+        match get().await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.reason(), participants::domain::Reason::NoRoleSetUp);
+                break applied.elapsed();
+            }
+        }
+        assert!(
+            applied.elapsed() < Duration::from_secs(2),
+            "the replica still answers with the revoked role after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("the revoked role reached the replica after {seen:?}");
+}
+
 crate::on_both_backends!(
+    a_catalog_apply_reaches_another_replica_within_two_seconds,
     applying_twice_gives_the_same_database,
     a_file_is_the_whole_state_of_the_studies_it_lists,
     a_site_cannot_move_to_another_study,

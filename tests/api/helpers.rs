@@ -80,6 +80,8 @@ pub async fn fresh_database(backend: Backend) -> TestDb {
 /// A running server with its own database.
 pub struct TestApp {
     pub store: Store,
+    /// The server's use cases (for refreshing its catalog after hand edits).
+    pub participants: Participants,
     pub client: ParticipantServiceClient<Channel>,
     pub channel: Channel,
     pub settings: JwtSettings,
@@ -158,7 +160,7 @@ impl TestApp {
         });
         tokio::spawn(server::serve(
             listener,
-            participants,
+            participants.clone(),
             verifier,
             config,
             async {
@@ -172,6 +174,7 @@ impl TestApp {
             .expect("connect to the test server");
         Self {
             store,
+            participants,
             client: ParticipantServiceClient::new(channel.clone()),
             channel,
             settings,
@@ -222,12 +225,17 @@ impl TestApp {
         row.try_get_by_index::<i64>(0).expect("an integer")
     }
 
+    /// Runs SQL by hand; the server sees catalog changes at once (not at its next poll).
     pub async fn execute(&self, sql: &str) {
         self.store
             .connection()
             .execute_unprepared(sql)
             .await
             .expect("statement");
+        self.participants
+            .refresh_catalog()
+            .await
+            .expect("catalog refresh");
     }
 
     pub async fn audit_count(&self) -> i64 {
