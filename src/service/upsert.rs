@@ -31,7 +31,10 @@ use crate::domain::{
 use crate::pb;
 use crate::store::{
     DbFailure, classify,
-    entity::{audit_event, idempotency_record, participant, participant_contact, site, study},
+    entity::{
+        audit_event, change_reason, idempotency_record, participant, participant_contact, site,
+        study,
+    },
     queries, to_service_error,
 };
 
@@ -570,15 +573,28 @@ impl<'a> Audit<'a> {
             actor: Set(self.cmd.user.clone()),
             occurred_at: Set(self.cmd.now),
             request_id: Set(self.cmd.request_id.as_ref().map(|r| r.as_str().to_owned())),
-            reason_for_change: Set(self.cmd.reason_for_change.clone()),
+            // The reason is stored once per write, in `change_reasons` (see `write`).
+            reason_for_change: Set(None),
             ..Default::default()
         });
     }
 
-    /// Inserts the recorded events in one statement.
-    async fn write(self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+    /// Inserts the write's reason for change once, then the recorded events, which reference
+    /// it, in one statement.
+    async fn write(mut self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
         if self.events.is_empty() {
             return Ok(());
+        }
+        if let Some(reason) = &self.cmd.reason_for_change {
+            let stored = change_reason::ActiveModel {
+                reason: Set(reason.clone()),
+                ..Default::default()
+            }
+            .insert(tx)
+            .await?;
+            for event in &mut self.events {
+                event.reason_id = Set(Some(stored.id));
+            }
         }
         audit_event::Entity::insert_many(self.events)
             .exec(tx)

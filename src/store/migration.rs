@@ -8,7 +8,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![
+            Box::new(Initial),
+            Box::new(AppendOnlyGuards),
+            Box::new(ChangeReasons),
+        ]
     }
 }
 
@@ -280,6 +284,126 @@ impl MigrationTrait for Initial {
     }
 
     // Migrations run in one transaction on every backend, so a half-applied schema never stays.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Refuses what the row triggers of the initial migration miss: on SQLite, `INSERT OR REPLACE`
+/// (and `REPLACE`) over an existing id, which deletes the old row without firing DELETE
+/// triggers; on PostgreSQL, `TRUNCATE`, which fires no row trigger.
+struct AppendOnlyGuards;
+
+impl MigrationName for AppendOnlyGuards {
+    fn name(&self) -> &str {
+        "m20261128_000002_append_only_guards"
+    }
+}
+
+/// Makes `table` append-only: no update, no delete, no replace of an existing id, no truncate.
+/// `table` and `key` are names from this file, never input.
+async fn guard_append_only(
+    db: &impl ConnectionTrait,
+    table: &str,
+    key: &str,
+    row_triggers: bool,
+) -> Result<(), DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            if row_triggers {
+                db.execute_unprepared(&format!(
+                    "CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_append_only_change()"
+                ))
+                .await?;
+            }
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION refuse_append_only_change()"
+            ))
+            .await?;
+        }
+        _ => {
+            if row_triggers {
+                for op in ["UPDATE", "DELETE"] {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {table}_no_{} BEFORE {op} ON {table} \
+                         BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+                        op.to_lowercase()
+                    ))
+                    .await?;
+                }
+            }
+            // A new row has a NULL (or fresh) id: only an insert over an existing one is refused,
+            // so single and multi-row inserts work as before.
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} \
+                 WHEN EXISTS (SELECT 1 FROM {table} WHERE {key} = NEW.{key}) \
+                 BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AppendOnlyGuards {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared(
+                "CREATE FUNCTION refuse_append_only_change() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END; \
+                 $$ LANGUAGE plpgsql",
+            )
+            .await?;
+        }
+        // The initial migration's row triggers stay; only the missing guards are added.
+        guard_append_only(db, "audit_events", "id", false).await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// The reason for change is stored once per write in `change_reasons` (append-only), and the
+/// write's events reference it. Events from before keep their inline `reason_for_change`.
+struct ChangeReasons;
+
+impl MigrationName for ChangeReasons {
+    fn name(&self) -> &str {
+        "m20261128_000003_change_reasons"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ChangeReasons {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("change_reasons")
+                    .col(big_pk_auto("id"))
+                    .col(text("reason"))
+                    .take(),
+            )
+            .await?;
+        let db = manager.get_connection();
+        // SQLite cannot add a foreign key with ALTER TABLE through the schema builder.
+        let column_type = match db.get_database_backend() {
+            DbBackend::Postgres => "BIGINT",
+            _ => "INTEGER",
+        };
+        db.execute_unprepared(&format!(
+            "ALTER TABLE audit_events ADD COLUMN reason_id {column_type} NULL \
+             REFERENCES change_reasons (id)"
+        ))
+        .await?;
+        guard_append_only(db, "change_reasons", "id", true).await
+    }
+
     fn use_transaction(&self) -> Option<bool> {
         Some(true)
     }
