@@ -22,7 +22,7 @@ use super::{
 use crate::crypto::DataCipher;
 use crate::domain::{
     Access, Reason, ServiceError,
-    id::{access_code, subject_oid_base, subject_oid_candidate, template_for},
+    id::{access_code, subject_oid_base, subject_oid_candidate, subject_oid_suffix, template_for},
     validate::{
         ContactField, ContactPatch, Patch, RequestId, SUBJECT_KEY_MAX, SubjectKey, Text, Violation,
         normalize_subject_key, parse_secondary_id,
@@ -490,13 +490,26 @@ async fn generate_subject_key(
     Err(ServiceError::Internal("no free generated Participant ID".into()).into())
 }
 
+/// The subject OID of a new participant: `SS_<base>`, then `_2`, `_3`… (SPEC), the suffix from
+/// a counter per base, so the cost does not grow with the number of keys sharing a base. A
+/// suffix already taken by a row written before the counter existed (or by hand) makes the
+/// counter jump past the chain's highest suffix, read in one statement: each such row is
+/// skipped once, and the counter only moves forward.
 async fn pick_subject_oid(tx: &DatabaseTransaction, key: &SubjectKey) -> Result<String, TxError> {
     let base = subject_oid_base(key.as_str());
-    for n in 1..=10_000 {
+    for _ in 0..4 {
+        let n = queries::next_subject_oid_suffix(tx, &base).await?;
         let candidate = subject_oid_candidate(&base, n);
         if !queries::subject_oid_taken(tx, &candidate).await? {
             return Ok(candidate);
         }
+        let highest = queries::subject_oids_of_base(tx, &base)
+            .await?
+            .iter()
+            .filter_map(|oid| subject_oid_suffix(&base, oid))
+            .max()
+            .unwrap_or(n);
+        queries::skip_subject_oid_suffixes(tx, &base, highest).await?;
     }
     Err(ServiceError::Internal("no free subject OID".into()).into())
 }

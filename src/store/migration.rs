@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(Initial),
             Box::new(AppendOnlyGuards),
             Box::new(ChangeReasons),
+            Box::new(SubjectOidCounters),
         ]
     }
 }
@@ -402,6 +403,36 @@ impl MigrationTrait for ChangeReasons {
         ))
         .await?;
         guard_append_only(db, "change_reasons", "id", true).await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// One counter per subject OID base: allocation is one upsert instead of a probe per taken
+/// suffix.
+struct SubjectOidCounters;
+
+impl MigrationName for SubjectOidCounters {
+    fn name(&self) -> &str {
+        "m20261128_000004_subject_oid_counters"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SubjectOidCounters {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("subject_oid_counters")
+                    .col(text("base").primary_key())
+                    // The last suffix issued for the base (1 is the base itself).
+                    .col(big_integer("issued"))
+                    .take(),
+            )
+            .await
     }
 
     fn use_transaction(&self) -> Option<bool> {
