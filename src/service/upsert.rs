@@ -30,7 +30,7 @@ use crate::domain::{
 };
 use crate::pb;
 use crate::store::{
-    DbFailure, classify,
+    DbFailure, access_codes, classify,
     entity::{
         audit_event, change_reason, idempotency_record, participant, participant_contact, site,
         study,
@@ -514,12 +514,20 @@ async fn pick_subject_oid(tx: &DatabaseTransaction, key: &SubjectKey) -> Result<
     Err(ServiceError::Internal("no free subject OID".into()).into())
 }
 
-async fn pick_access_code(tx: &DatabaseTransaction, study_id: i64) -> Result<String, TxError> {
+/// A new access code, free in the study: (plain, sealed, lookup hash). Uniqueness is checked
+/// through the keyed hash; the unique index over it stays the last word.
+async fn pick_access_code(
+    tx: &DatabaseTransaction,
+    cipher: &DataCipher,
+    study_id: i64,
+    subject_oid: &str,
+) -> Result<(String, String, String), TxError> {
     for _ in 0..100 {
         // The thread-local CSPRNG is not Send: draw before the next await.
         let code = access_code(&mut rand::rng());
-        if !queries::access_code_taken(tx, study_id, &code).await? {
-            return Ok(code);
+        let (sealed, hash) = access_codes::seal(cipher, study_id, subject_oid, &code);
+        if !queries::access_code_taken(tx, study_id, &hash).await? {
+            return Ok((code, sealed, hash));
         }
     }
     Err(ServiceError::Internal("no free access code".into()).into())
@@ -741,11 +749,16 @@ async fn create(
         .map(|t| t.as_str().to_owned())
         .apply(None);
     let (participate_status, code) = if cmd.register {
-        ("created", Some(pick_access_code(tx, study.id).await?))
+        let picked = pick_access_code(tx, &cmd.cipher, study.id, &subject_oid).await?;
+        ("created", Some(picked))
     } else {
         ("", None)
     };
-    let row = participant::ActiveModel {
+    let (plain_code, sealed_code, code_hash) = match code {
+        Some((plain, sealed, hash)) => (Some(plain), Some(sealed), Some(hash)),
+        None => (None, None, None),
+    };
+    let mut row = participant::ActiveModel {
         study_id: Set(study.id),
         site_id: Set(site.map(|s| s.id)),
         subject_key: Set(key.as_str().to_owned()),
@@ -754,7 +767,8 @@ async fn create(
         secondary_id: Set(secondary_id.clone()),
         status: Set("available".to_owned()),
         participate_status: Set(participate_status.to_owned()),
-        access_code: Set(code),
+        access_code: Set(sealed_code),
+        access_code_hash: Set(code_hash),
         etag: Set(new_etag()),
         create_time: Set(cmd.now),
         update_time: Set(cmd.now),
@@ -762,6 +776,8 @@ async fn create(
     }
     .insert(tx)
     .await?;
+    // The caller answers with the plain code; only the sealed one is stored.
+    row.access_code = plain_code;
 
     let mut audit = Audit::new(cmd, row.id);
     audit.record(
@@ -840,26 +856,44 @@ async fn update(
     let contact_changed = !contact_changes.is_empty();
     changes.extend(contact_changes);
     let register_now = cmd.register && found.participate_status.is_empty();
+    // The caller answers with the plain code; the stored one is sealed (or, before the start-up
+    // step sealed it, in the clear, which opens as itself).
+    let stored_code = cmd
+        .cipher
+        .open_opt(
+            found.access_code.as_deref(),
+            &access_codes::seal_context(&found.subject_oid),
+        )
+        .map_err(|e| {
+            ServiceError::Internal(format!("access code of participant {}: {e}", found.id))
+        })?;
 
     if changes.is_empty() && !register_now {
         // A no-op writes nothing and keeps etag and update_time.
+        let mut found = found;
+        found.access_code = stored_code;
         return Ok((found, contact, false));
     }
 
-    let code = if register_now {
-        Some(pick_access_code(tx, found.study_id).await?)
+    let new_code = if register_now {
+        Some(pick_access_code(tx, &cmd.cipher, found.study_id, &found.subject_oid).await?)
     } else {
-        found.access_code.clone()
+        None
     };
     let mut row = found.clone().into_active_model();
     row.secondary_id = Set(secondary_id);
-    if register_now {
+    if let Some((_, sealed, hash)) = &new_code {
         row.participate_status = Set("created".to_owned());
-        row.access_code = Set(code);
+        row.access_code = Set(Some(sealed.clone()));
+        row.access_code_hash = Set(Some(hash.clone()));
     }
     row.etag = Set(new_etag());
     row.update_time = Set(cmd.now);
-    let row = row.update(tx).await?;
+    let mut row = row.update(tx).await?;
+    row.access_code = match new_code {
+        Some((plain, _, _)) => Some(plain),
+        None => stored_code,
+    };
 
     if contact_changed && let Some(next) = &contact {
         let active = seal_contact(&cmd.cipher, next)

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(AppendOnlyGuards),
             Box::new(ChangeReasons),
             Box::new(SubjectOidCounters),
+            Box::new(SealedAccessCodes),
         ]
     }
 }
@@ -432,6 +433,49 @@ impl MigrationTrait for SubjectOidCounters {
                     .col(big_integer("issued"))
                     .take(),
             )
+            .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// The access code is sealed at rest; uniqueness per study moves to a keyed hash of it. The
+/// start-up step `Store::seal_access_codes` seals and hashes the codes stored before.
+struct SealedAccessCodes;
+
+impl MigrationName for SealedAccessCodes {
+    fn name(&self) -> &str {
+        "m20261128_000005_sealed_access_codes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SealedAccessCodes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("participants")
+                    .add_column(text_null("access_code_hash"))
+                    .take(),
+            )
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("ux_participants_study_access_code")
+                    .table("participants")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(unique_index(
+                "ux_participants_study_access_code_hash",
+                "participants",
+                &["study_id", "access_code_hash"],
+            ))
             .await
     }
 

@@ -209,14 +209,15 @@ pub async fn subject_oids_of_base(
         .await
 }
 
+/// Whether a participant of the study has the access code whose lookup hash is `hash`.
 pub async fn access_code_taken(
     c: &impl ConnectionTrait,
     study_id: i64,
-    code: &str,
+    hash: &str,
 ) -> Result<bool, DbErr> {
     Ok(participant::Entity::find()
         .filter(participant::Column::StudyId.eq(study_id))
-        .filter(participant::Column::AccessCode.eq(code))
+        .filter(participant::Column::AccessCodeHash.eq(hash))
         .count(c)
         .await?
         > 0)
