@@ -9,8 +9,11 @@ use chacha20poly1305::{
     XChaCha20Poly1305, XNonce,
     aead::{Aead, KeyInit, Payload},
 };
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
 
 const PREFIX: &str = "enc:v1:";
 const NONCE_LEN: usize = 24;
@@ -28,6 +31,8 @@ pub enum CryptoError {
 pub struct DataCipher {
     current: (String, XChaCha20Poly1305),
     others: HashMap<String, XChaCha20Poly1305>,
+    /// The key of `lookup_hash`, derived from the current data key.
+    lookup_key: [u8; 32],
 }
 
 impl std::fmt::Debug for DataCipher {
@@ -66,6 +71,24 @@ fn key_id(key: &[u8; 32]) -> String {
     hex::encode(&Sha256::digest(key)[..4])
 }
 
+fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC pads a key shorter than the hash block (64 bytes) with zeros: padding it here gives
+    // the same MAC through the infallible constructor.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new(&block.into());
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The lookup-hash key: HMAC of a fixed label under the data key (HKDF-Expand with one block),
+/// so it is independent of the sealing key although derived from it.
+fn lookup_key(data_key: &[u8; 32]) -> [u8; 32] {
+    hmac(data_key, &[b"participants lookup-hash key v1", &[1]])
+}
+
 impl DataCipher {
     /// `current` seals new values; `previous` keys still open what they sealed.
     pub fn new(current: [u8; 32], previous: &[[u8; 32]]) -> Self {
@@ -76,7 +99,35 @@ impl DataCipher {
         Self {
             current: (key_id(&current), XChaCha20Poly1305::new(&current.into())),
             others,
+            lookup_key: lookup_key(&current),
         }
+    }
+
+    /// A keyed hash of `value` for equality lookups and unique indexes over sealed values:
+    /// `<key id>:<hex HMAC-SHA256>`, under a key derived from the current data key, with
+    /// `context` (the table, scope and column) hashed in so equal values in other places differ.
+    ///
+    /// Key rotation changes the hash: a value hashed under a previous key has that key's id as
+    /// prefix and no longer matches. Whoever relies on the hash for uniqueness re-hashes the
+    /// stored values under the new key before serving (`Store::seal_access_codes` does so for
+    /// access codes at start-up); until then equal values under different keys are not detected.
+    pub fn lookup_hash(&self, value: &str, context: &str) -> String {
+        let digest = hmac(
+            &self.lookup_key,
+            &[
+                &(context.len() as u64).to_be_bytes(),
+                context.as_bytes(),
+                value.as_bytes(),
+            ],
+        );
+        format!("{}:{}", self.current.0, hex::encode(digest))
+    }
+
+    /// Whether `stored` was made by `lookup_hash` under the current key.
+    pub fn is_current_lookup_hash(&self, stored: &str) -> bool {
+        stored
+            .split_once(':')
+            .is_some_and(|(kid, _)| kid == self.current.0)
     }
 
     /// The id of the key that seals new values (a hash prefix, not the key).
@@ -210,6 +261,25 @@ mod tests {
             rotated.open_bytes(&bytes, "blob").unwrap(),
             vec![0, 1, 2, 255]
         );
+    }
+
+    #[test]
+    fn lookup_hashes_are_keyed_and_bound_to_their_context() {
+        let c = DataCipher::new(key(1), &[]);
+        let h = c.lookup_hash("ABCDEFGH2", "participants/1/access_code");
+        assert_eq!(h, c.lookup_hash("ABCDEFGH2", "participants/1/access_code"));
+        assert!(!h.contains("ABCDEFGH2"));
+        assert!(c.is_current_lookup_hash(&h));
+        assert_ne!(h, c.lookup_hash("ABCDEFGH2", "participants/2/access_code"));
+        assert_ne!(h, c.lookup_hash("ABCDEFGH3", "participants/1/access_code"));
+        let rotated = DataCipher::new(key(2), &[key(1)]);
+        assert!(!rotated.is_current_lookup_hash(&h));
+        assert_ne!(
+            h,
+            rotated.lookup_hash("ABCDEFGH2", "participants/1/access_code")
+        );
+        // Not the plain SHA-256 of the value: without the key the hash cannot be brute-forced.
+        assert!(!h.ends_with(&hex::encode(Sha256::digest(b"ABCDEFGH2"))));
     }
 
     #[test]

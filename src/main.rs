@@ -137,6 +137,11 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
+    // Seals access codes stored in the clear and re-hashes them after a key rotation.
+    store
+        .seal_access_codes(&cipher)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(catalog) = &catalog {
         let report = catalog::apply(&store, catalog)
             .await

@@ -113,12 +113,25 @@ pub fn subject_oid_base(subject_key: &str) -> String {
 }
 
 /// The n-th candidate (1-based): the base, then `_2`, `_3`, …
-pub fn subject_oid_candidate(base: &str, n: u32) -> String {
+pub fn subject_oid_candidate(base: &str, n: i64) -> String {
     if n <= 1 {
         base.to_owned()
     } else {
         format!("{base}_{n}")
     }
+}
+
+/// The inverse of `subject_oid_candidate`: which n of `base` the OID is, if it is one.
+pub fn subject_oid_suffix(base: &str, oid: &str) -> Option<i64> {
+    let rest = oid.strip_prefix(base)?;
+    if rest.is_empty() {
+        return Some(1);
+    }
+    let digits = rest.strip_prefix('_')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n >= 2)
 }
 
 /// Access codes use an alphabet without look-alike characters.
@@ -169,6 +182,20 @@ mod tests {
         assert_eq!(subject_oid_base("ОНІО-5"), "SS_5");
         assert_eq!(subject_oid_candidate("SS_X", 1), "SS_X");
         assert_eq!(subject_oid_candidate("SS_X", 3), "SS_X_3");
+        for n in [1, 2, 3, 10_051] {
+            assert_eq!(
+                subject_oid_suffix("SS_X", &subject_oid_candidate("SS_X", n)),
+                Some(n)
+            );
+        }
+        assert_eq!(subject_oid_suffix("SS_", "SS__7"), Some(7));
+        assert_eq!(subject_oid_suffix("SS_X", "SS_XY"), None);
+        assert_eq!(subject_oid_suffix("SS_X", "SS_X_"), None);
+        assert_eq!(subject_oid_suffix("SS_X", "SS_X_+3"), None);
+        assert_eq!(
+            subject_oid_suffix("SS_X", "SS_X_99999999999999999999"),
+            None
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::{
 use crate::crypto::DataCipher;
 use crate::domain::{
     Access, Reason, ServiceError,
-    id::{access_code, subject_oid_base, subject_oid_candidate, template_for},
+    id::{access_code, subject_oid_base, subject_oid_candidate, subject_oid_suffix, template_for},
     validate::{
         ContactField, ContactPatch, Patch, RequestId, SUBJECT_KEY_MAX, SubjectKey, Text, Violation,
         normalize_subject_key, parse_reason_for_change, parse_secondary_id,
@@ -31,7 +31,11 @@ use crate::domain::{
 };
 use crate::pb;
 use crate::store::{
-    entity::{audit_event, idempotency_record, participant, participant_contact, site, study},
+    access_codes,
+    entity::{
+        audit_event, change_reason, idempotency_record, participant, participant_contact, site,
+        study,
+    },
     queries, to_service_error,
 };
 
@@ -524,23 +528,44 @@ async fn generate_subject_key(
     Err(ServiceError::Internal("no free generated Participant ID".into()).into())
 }
 
+/// The subject OID of a new participant: `SS_<base>`, then `_2`, `_3`… (SPEC), the suffix from
+/// a counter per base, so the cost does not grow with the number of keys sharing a base. A
+/// suffix already taken by a row written before the counter existed (or by hand) makes the
+/// counter jump past the chain's highest suffix, read in one statement: each such row is
+/// skipped once, and the counter only moves forward.
 async fn pick_subject_oid(tx: &DatabaseTransaction, key: &SubjectKey) -> Result<String, TxError> {
     let base = subject_oid_base(key.as_str());
-    for n in 1..=10_000 {
+    for _ in 0..4 {
+        let n = queries::next_subject_oid_suffix(tx, &base).await?;
         let candidate = subject_oid_candidate(&base, n);
         if !queries::subject_oid_taken(tx, &candidate).await? {
             return Ok(candidate);
         }
+        let highest = queries::subject_oids_of_base(tx, &base)
+            .await?
+            .iter()
+            .filter_map(|oid| subject_oid_suffix(&base, oid))
+            .max()
+            .unwrap_or(n);
+        queries::skip_subject_oid_suffixes(tx, &base, highest).await?;
     }
     Err(ServiceError::Internal("no free subject OID".into()).into())
 }
 
-async fn pick_access_code(tx: &DatabaseTransaction, study_id: i64) -> Result<String, TxError> {
+/// A new access code, free in the study: (plain, sealed, lookup hash). Uniqueness is checked
+/// through the keyed hash; the unique index over it stays the last word.
+async fn pick_access_code(
+    tx: &DatabaseTransaction,
+    cipher: &DataCipher,
+    study_id: i64,
+    subject_oid: &str,
+) -> Result<(String, String, String), TxError> {
     for _ in 0..100 {
         // The thread-local CSPRNG is not Send: draw before the next await.
         let code = access_code(&mut rand::rng());
-        if !queries::access_code_taken(tx, study_id, &code).await? {
-            return Ok(code);
+        let (sealed, hash) = access_codes::seal(cipher, study_id, subject_oid, &code);
+        if !queries::access_code_taken(tx, study_id, &hash).await? {
+            return Ok((code, sealed, hash));
         }
     }
     Err(ServiceError::Internal("no free access code".into()).into())
@@ -607,15 +632,28 @@ impl<'a> Audit<'a> {
             actor: Set(self.cmd.user.clone()),
             occurred_at: Set(self.cmd.now),
             request_id: Set(self.cmd.request_id.as_ref().map(|r| r.as_str().to_owned())),
-            reason_for_change: Set(self.cmd.reason_for_change.clone()),
+            // The reason is stored once per write, in `change_reasons` (see `write`).
+            reason_for_change: Set(None),
             ..Default::default()
         });
     }
 
-    /// Inserts the recorded events in one statement.
-    async fn write(self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+    /// Inserts the write's reason for change once, then the recorded events, which reference
+    /// it, in one statement.
+    async fn write(mut self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
         if self.events.is_empty() {
             return Ok(());
+        }
+        if let Some(reason) = &self.cmd.reason_for_change {
+            let stored = change_reason::ActiveModel {
+                reason: Set(reason.clone()),
+                ..Default::default()
+            }
+            .insert(tx)
+            .await?;
+            for event in &mut self.events {
+                event.reason_id = Set(Some(stored.id));
+            }
         }
         audit_event::Entity::insert_many(self.events)
             .exec(tx)
@@ -749,11 +787,16 @@ async fn create(
         .map(|t| t.as_str().to_owned())
         .apply(None);
     let (participate_status, code) = if cmd.register {
-        ("created", Some(pick_access_code(tx, study.id).await?))
+        let picked = pick_access_code(tx, &cmd.cipher, study.id, &subject_oid).await?;
+        ("created", Some(picked))
     } else {
         ("", None)
     };
-    let row = participant::ActiveModel {
+    let (plain_code, sealed_code, code_hash) = match code {
+        Some((plain, sealed, hash)) => (Some(plain), Some(sealed), Some(hash)),
+        None => (None, None, None),
+    };
+    let mut row = participant::ActiveModel {
         study_id: Set(study.id),
         site_id: Set(site.map(|s| s.id)),
         subject_key: Set(key.as_str().to_owned()),
@@ -762,7 +805,8 @@ async fn create(
         secondary_id: Set(secondary_id.clone()),
         status: Set("available".to_owned()),
         participate_status: Set(participate_status.to_owned()),
-        access_code: Set(code),
+        access_code: Set(sealed_code),
+        access_code_hash: Set(code_hash),
         etag: Set(new_etag()),
         create_time: Set(cmd.now),
         update_time: Set(cmd.now),
@@ -770,6 +814,8 @@ async fn create(
     }
     .insert(tx)
     .await?;
+    // The caller answers with the plain code; only the sealed one is stored.
+    row.access_code = plain_code;
 
     let mut audit = Audit::new(cmd, row.id);
     audit.record(
@@ -848,26 +894,44 @@ async fn update(
     let contact_changed = !contact_changes.is_empty();
     changes.extend(contact_changes);
     let register_now = cmd.register && found.participate_status.is_empty();
+    // The caller answers with the plain code; the stored one is sealed (or, before the start-up
+    // step sealed it, in the clear, which opens as itself).
+    let stored_code = cmd
+        .cipher
+        .open_opt(
+            found.access_code.as_deref(),
+            &access_codes::seal_context(&found.subject_oid),
+        )
+        .map_err(|e| {
+            ServiceError::Internal(format!("access code of participant {}: {e}", found.id))
+        })?;
 
     if changes.is_empty() && !register_now {
         // A no-op writes nothing and keeps etag and update_time.
+        let mut found = found;
+        found.access_code = stored_code;
         return Ok((found, contact, false));
     }
 
-    let code = if register_now {
-        Some(pick_access_code(tx, found.study_id).await?)
+    let new_code = if register_now {
+        Some(pick_access_code(tx, &cmd.cipher, found.study_id, &found.subject_oid).await?)
     } else {
-        found.access_code.clone()
+        None
     };
     let mut row = found.clone().into_active_model();
     row.secondary_id = Set(secondary_id);
-    if register_now {
+    if let Some((_, sealed, hash)) = &new_code {
         row.participate_status = Set("created".to_owned());
-        row.access_code = Set(code);
+        row.access_code = Set(Some(sealed.clone()));
+        row.access_code_hash = Set(Some(hash.clone()));
     }
     row.etag = Set(new_etag());
     row.update_time = Set(cmd.now);
-    let row = row.update(tx).await?;
+    let mut row = row.update(tx).await?;
+    row.access_code = match new_code {
+        Some((plain, _, _)) => Some(plain),
+        None => stored_code,
+    };
 
     if contact_changed && let Some(next) = &contact {
         let active = seal_contact(&cmd.cipher, next)

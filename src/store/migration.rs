@@ -10,6 +10,10 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(Initial),
+            Box::new(AppendOnlyGuards),
+            Box::new(ChangeReasons),
+            Box::new(SubjectOidCounters),
+            Box::new(SealedAccessCodes),
             Box::new(CaselessKeys),
             Box::new(CatalogVersion),
         ]
@@ -289,13 +293,206 @@ impl MigrationTrait for Initial {
     }
 }
 
+/// Refuses what the row triggers of the initial migration miss: on SQLite, `INSERT OR REPLACE`
+/// (and `REPLACE`) over an existing id, which deletes the old row without firing DELETE
+/// triggers; on PostgreSQL, `TRUNCATE`, which fires no row trigger.
+struct AppendOnlyGuards;
+
+impl MigrationName for AppendOnlyGuards {
+    fn name(&self) -> &str {
+        "m20261128_000002_append_only_guards"
+    }
+}
+
+/// Makes `table` append-only: no update, no delete, no replace of an existing id, no truncate.
+/// `table` and `key` are names from this file, never input.
+async fn guard_append_only(
+    db: &impl ConnectionTrait,
+    table: &str,
+    key: &str,
+    row_triggers: bool,
+) -> Result<(), DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            if row_triggers {
+                db.execute_unprepared(&format!(
+                    "CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_append_only_change()"
+                ))
+                .await?;
+            }
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION refuse_append_only_change()"
+            ))
+            .await?;
+        }
+        _ => {
+            if row_triggers {
+                for op in ["UPDATE", "DELETE"] {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {table}_no_{} BEFORE {op} ON {table} \
+                         BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+                        op.to_lowercase()
+                    ))
+                    .await?;
+                }
+            }
+            // A new row has a NULL (or fresh) id: only an insert over an existing one is refused,
+            // so single and multi-row inserts work as before.
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} \
+                 WHEN EXISTS (SELECT 1 FROM {table} WHERE {key} = NEW.{key}) \
+                 BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AppendOnlyGuards {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared(
+                "CREATE FUNCTION refuse_append_only_change() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END; \
+                 $$ LANGUAGE plpgsql",
+            )
+            .await?;
+        }
+        // The initial migration's row triggers stay; only the missing guards are added.
+        guard_append_only(db, "audit_events", "id", false).await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// The reason for change is stored once per write in `change_reasons` (append-only), and the
+/// write's events reference it. Events from before keep their inline `reason_for_change`.
+struct ChangeReasons;
+
+impl MigrationName for ChangeReasons {
+    fn name(&self) -> &str {
+        "m20261128_000003_change_reasons"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ChangeReasons {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("change_reasons")
+                    .col(big_pk_auto("id"))
+                    .col(text("reason"))
+                    .take(),
+            )
+            .await?;
+        let db = manager.get_connection();
+        // SQLite cannot add a foreign key with ALTER TABLE through the schema builder.
+        let column_type = match db.get_database_backend() {
+            DbBackend::Postgres => "BIGINT",
+            _ => "INTEGER",
+        };
+        db.execute_unprepared(&format!(
+            "ALTER TABLE audit_events ADD COLUMN reason_id {column_type} NULL \
+             REFERENCES change_reasons (id)"
+        ))
+        .await?;
+        guard_append_only(db, "change_reasons", "id", true).await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// One counter per subject OID base: allocation is one upsert instead of a probe per taken
+/// suffix.
+struct SubjectOidCounters;
+
+impl MigrationName for SubjectOidCounters {
+    fn name(&self) -> &str {
+        "m20261128_000004_subject_oid_counters"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SubjectOidCounters {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("subject_oid_counters")
+                    .col(text("base").primary_key())
+                    // The last suffix issued for the base (1 is the base itself).
+                    .col(big_integer("issued"))
+                    .take(),
+            )
+            .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// The access code is sealed at rest; uniqueness per study moves to a keyed hash of it. The
+/// start-up step `Store::seal_access_codes` seals and hashes the codes stored before.
+struct SealedAccessCodes;
+
+impl MigrationName for SealedAccessCodes {
+    fn name(&self) -> &str {
+        "m20261128_000005_sealed_access_codes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SealedAccessCodes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("participants")
+                    .add_column(text_null("access_code_hash"))
+                    .take(),
+            )
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("ux_participants_study_access_code")
+                    .table("participants")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(unique_index(
+                "ux_participants_study_access_code_hash",
+                "participants",
+                &["study_id", "access_code_hash"],
+            ))
+            .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
 /// Participant IDs compared by Unicode canonical caseless matching instead of lowercasing:
 /// recomputes the stored comparison key of every participant.
 struct CaselessKeys;
 
 impl MigrationName for CaselessKeys {
     fn name(&self) -> &str {
-        "m20261128_000002_caseless_subject_keys"
+        "m20261128_000006_caseless_subject_keys"
     }
 }
 
@@ -372,7 +569,7 @@ struct CatalogVersion;
 
 impl MigrationName for CatalogVersion {
     fn name(&self) -> &str {
-        "m20261128_000003_catalog_version"
+        "m20261128_000007_catalog_version"
     }
 }
 

@@ -1,5 +1,6 @@
 //! Storage: entities, migrations, queries. The only place that knows SQL dialects.
 
+pub mod access_codes;
 pub mod entity;
 pub mod migration;
 pub mod queries;

@@ -1,7 +1,8 @@
 //! Reads shared by the use cases. Each takes any connection or transaction.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, Statement, sea_query::LikeExpr,
 };
 
 use super::entity::{
@@ -131,14 +132,92 @@ pub async fn subject_oid_taken(c: &impl ConnectionTrait, oid: &str) -> Result<bo
         > 0)
 }
 
+/// Moves the counter of an OID base forward by one and returns the new value: 1 for a base
+/// never seen. One statement; the row stays locked until the transaction ends (PostgreSQL), so
+/// concurrent creations with the same base in other studies take turns on it.
+pub async fn next_subject_oid_suffix(c: &impl ConnectionTrait, base: &str) -> Result<i64, DbErr> {
+    let sql = match c.get_database_backend() {
+        DbBackend::Postgres => {
+            "INSERT INTO subject_oid_counters (base, issued) VALUES ($1, 1) \
+             ON CONFLICT (base) DO UPDATE SET issued = subject_oid_counters.issued + 1 \
+             RETURNING issued"
+        }
+        _ => {
+            "INSERT INTO subject_oid_counters (base, issued) VALUES (?, 1) \
+             ON CONFLICT (base) DO UPDATE SET issued = subject_oid_counters.issued + 1 \
+             RETURNING issued"
+        }
+    };
+    let row = c
+        .query_one_raw(Statement::from_sql_and_values(
+            c.get_database_backend(),
+            sql,
+            [base.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("subject OID counter".into()))?;
+    row.try_get_by_index::<i64>(0)
+}
+
+/// Moves the counter of an OID base to at least `issued`.
+pub async fn skip_subject_oid_suffixes(
+    c: &impl ConnectionTrait,
+    base: &str,
+    issued: i64,
+) -> Result<(), DbErr> {
+    let sql = match c.get_database_backend() {
+        DbBackend::Postgres => {
+            "UPDATE subject_oid_counters SET issued = $1 WHERE base = $2 AND issued < $1"
+        }
+        _ => "UPDATE subject_oid_counters SET issued = ?1 WHERE base = ?2 AND issued < ?1",
+    };
+    c.execute_raw(Statement::from_sql_and_values(
+        c.get_database_backend(),
+        sql,
+        [issued.into(), base.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Every stored subject OID of a base's chain (`base`, `base_2`, …), and any other OID that
+/// starts with `base_`. One statement, read once per base whose counter met a taken OID.
+pub async fn subject_oids_of_base(
+    c: &impl ConnectionTrait,
+    base: &str,
+) -> Result<Vec<String>, DbErr> {
+    let escaped: String = base
+        .chars()
+        .flat_map(|ch| match ch {
+            '!' | '%' | '_' => vec!['!', ch],
+            _ => vec![ch],
+        })
+        .collect();
+    participant::Entity::find()
+        .select_only()
+        .column(participant::Column::SubjectOid)
+        .filter(
+            Condition::any()
+                .add(participant::Column::SubjectOid.eq(base))
+                .add(
+                    participant::Column::SubjectOid
+                        .like(LikeExpr::new(format!("{escaped}!_%")).escape('!')),
+                ),
+        )
+        .into_tuple::<String>()
+        .all(c)
+        .await
+}
+
+/// Whether a participant of the study has the access code whose lookup hash is `hash`.
 pub async fn access_code_taken(
     c: &impl ConnectionTrait,
     study_id: i64,
-    code: &str,
+    hash: &str,
 ) -> Result<bool, DbErr> {
     Ok(participant::Entity::find()
         .filter(participant::Column::StudyId.eq(study_id))
-        .filter(participant::Column::AccessCode.eq(code))
+        .filter(participant::Column::AccessCodeHash.eq(hash))
         .count(c)
         .await?
         > 0)

@@ -9,7 +9,7 @@ use participants::{
 use sea_orm::ConnectionTrait;
 use tonic::Code;
 
-use crate::helpers::{Backend, DATA_KEY, JUNO, OHIO, TestApp, get_site, seed_request};
+use crate::helpers::{Backend, DATA_KEY, JUNO, OHIO, TestApp, at_ohio, get_site, seed_request};
 
 /// Every text and blob cell of the tables that may hold personal data.
 async fn stored_text(app: &TestApp) -> String {
@@ -18,6 +18,7 @@ async fn stored_text(app: &TestApp) -> String {
     for sql in [
         "SELECT COALESCE(first_name, ''), COALESCE(last_name, ''), COALESCE(email_address, ''), COALESCE(phone_number, '') FROM participant_contacts",
         "SELECT COALESCE(old_value, ''), COALESCE(new_value, ''), '', '' FROM audit_events",
+        "SELECT COALESCE(access_code, ''), COALESCE(access_code_hash, ''), subject_key, '' FROM participants",
     ] {
         for row in conn
             .query_all_raw(sea_orm::Statement::from_string(
@@ -120,4 +121,120 @@ async fn data_keys_rotate(backend: Backend) {
     assert_eq!(p.contact.unwrap().city.as_deref(), Some("Dayton"));
 }
 
-crate::on_both_backends!(personal_data_is_encrypted_at_rest, data_keys_rotate);
+/// The access code is sealed like the contact data; uniqueness per study holds through a keyed
+/// hash, and registering again still returns the code.
+async fn access_codes_are_sealed_and_stay_unique(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut codes = Vec::new();
+    for key in ["OHIO-5", "OHIO-6"] {
+        let mut req = at_ohio(key);
+        req.register = true;
+        codes.push(app.upsert("crc.ohio", req).await.unwrap().access_code);
+    }
+    let text = stored_text(&app).await;
+    for code in &codes {
+        assert_eq!(code.len(), 9);
+        assert!(
+            !text.contains(code.as_str()),
+            "{code:?} is stored in the clear"
+        );
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM participants WHERE access_code LIKE 'enc:v1:%'")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT access_code_hash) FROM participants")
+            .await,
+        2
+    );
+    // Registering again answers the same code.
+    let mut again = at_ohio("ohio-5");
+    again.register = true;
+    assert_eq!(
+        app.upsert("crc.ohio", again).await.unwrap().access_code,
+        codes[0]
+    );
+
+    // The database refuses two participants of a study with one code.
+    let conn = app.store.connection();
+    let copy = "UPDATE participants SET access_code_hash = \
+        (SELECT access_code_hash FROM participants WHERE subject_key = 'OHIO-5') \
+        WHERE subject_key = 'OHIO-6'";
+    assert!(conn.execute_unprepared(copy).await.is_err(), "unique index");
+    // The clear code is no longer indexed, or stored, anywhere.
+    let code_index = app
+        .scalar(match backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'ux_participants_study_access_code'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'ux_participants_study_access_code'"
+            }
+        })
+        .await;
+    assert_eq!(code_index, 0);
+}
+
+/// A code stored in the clear before sealing is sealed, and hashed, by the start-up step; the
+/// participant keeps the code.
+async fn a_clear_legacy_access_code_is_sealed_at_start_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.upsert("crc.ohio", at_ohio("OHIO-5")).await.unwrap();
+    app.execute(
+        "UPDATE participants SET participate_status = 'created', access_code = 'LEGACY234', access_code_hash = NULL",
+    )
+    .await;
+    let cipher = DataCipher::new(DATA_KEY, &[]);
+    let sealed = app
+        .store
+        .seal_access_codes(&cipher)
+        .await
+        .expect("start-up step");
+    assert_eq!(sealed, 1);
+    assert!(!stored_text(&app).await.contains("LEGACY234"));
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM participants WHERE access_code LIKE 'enc:v1:%' AND access_code_hash IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    // Nothing is left to do on the next start.
+    assert_eq!(app.store.seal_access_codes(&cipher).await.unwrap(), 0);
+    let mut again = at_ohio("ohio-5");
+    again.register = true;
+    assert_eq!(
+        app.upsert("crc.ohio", again).await.unwrap().access_code,
+        "LEGACY234"
+    );
+
+    // After a key rotation the step re-hashes under the new key (the old key still opens).
+    let rotated = DataCipher::new([9u8; 32], &[DATA_KEY]);
+    assert_eq!(app.store.seal_access_codes(&rotated).await.unwrap(), 1);
+    assert_eq!(app.store.seal_access_codes(&rotated).await.unwrap(), 0);
+    let hash = app
+        .store
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.store.backend(),
+            "SELECT access_code_hash FROM participants".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<String>(0)
+        .unwrap();
+    assert!(
+        hash.starts_with(&format!("{}:", rotated.current_key_id())),
+        "{hash}"
+    );
+}
+
+crate::on_both_backends!(
+    personal_data_is_encrypted_at_rest,
+    data_keys_rotate,
+    access_codes_are_sealed_and_stay_unique,
+    a_clear_legacy_access_code_is_sealed_at_start_up,
+);

@@ -152,6 +152,10 @@ impl TestApp {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let cipher = Arc::new(DataCipher::new(DATA_KEY, &[]));
+        store
+            .seal_access_codes(&cipher)
+            .await
+            .expect("seal access codes");
         let participants = Participants::new(store.clone(), cipher).with_fault(options.fault);
         let config = options.server.unwrap_or(ServerConfig {
             health_interval: Duration::from_millis(200),

@@ -16,7 +16,10 @@ pub struct Model {
     pub actor: String,
     pub occurred_at: DateTimeUtc,
     pub request_id: Option<String>,
+    /// Set on events written before reasons were stored once per write; later events leave it
+    /// empty and reference their write's `change_reasons` row.
     pub reason_for_change: Option<String>,
+    pub reason_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,7 +17,11 @@ pub struct Model {
     pub status: String,
     /// created | invited | active | inactive; empty when not registered
     pub participate_status: String,
+    /// Sealed (`crypto::DataCipher`), bound to the subject OID; a code stored before sealing
+    /// is in the clear until the start-up step `Store::seal_access_codes` seals it.
     pub access_code: Option<String>,
+    /// Keyed hash of the access code (`DataCipher::lookup_hash`): unique per study.
+    pub access_code_hash: Option<String>,
     pub etag: String,
     pub create_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
