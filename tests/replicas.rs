@@ -338,6 +338,14 @@ async fn three_replicas_on_one_database_stay_exact() {
         scalar(&db, "SELECT COUNT(*) FROM idempotency_records").await,
         1
     );
+    // The enrolled counters the cap checks read equal the counts after every race.
+    for (table, column) in [("studies", "study_id"), ("sites", "site_id")] {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {table} t WHERE t.enrolled <> (SELECT COUNT(*) FROM participants p \
+             WHERE p.{column} = t.id AND p.status IN ('available', 'signed'))"
+        );
+        assert_eq!(scalar(&db, &sql).await, 0, "{table} counters");
+    }
     drop(replicas);
 }
 

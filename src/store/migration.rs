@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(SealedAccessCodes),
             Box::new(CaselessKeys),
             Box::new(CatalogVersion),
+            Box::new(EnrolledCounters),
         ]
     }
 }
@@ -631,6 +632,93 @@ impl MigrationTrait for CatalogVersion {
                         ))
                         .await?;
                     }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Per-study and per-site counts of enrolled participants (status available or signed), kept
+/// by triggers in the same transaction as every insert, status change or delete of a
+/// participant — a hand edit included — so a cap check reads one row instead of counting.
+struct EnrolledCounters;
+
+impl MigrationName for EnrolledCounters {
+    fn name(&self) -> &str {
+        "m20261128_000008_enrolled_counters"
+    }
+}
+
+const ENROLLED: &str = "('available', 'signed')";
+
+#[async_trait::async_trait]
+impl MigrationTrait for EnrolledCounters {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["studies", "sites"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(big_integer("enrolled").default(0))
+                        .take(),
+                )
+                .await?;
+        }
+        let db = manager.get_connection();
+        db.execute_unprepared(&format!(
+            "UPDATE studies SET enrolled = (SELECT COUNT(*) FROM participants p \
+             WHERE p.study_id = studies.id AND p.status IN {ENROLLED})"
+        ))
+        .await?;
+        db.execute_unprepared(&format!(
+            "UPDATE sites SET enrolled = (SELECT COUNT(*) FROM participants p \
+             WHERE p.site_id = sites.id AND p.status IN {ENROLLED})"
+        ))
+        .await?;
+        let add = |row: &str, sign: &str| {
+            format!(
+                "UPDATE studies SET enrolled = enrolled {sign} 1 WHERE id = {row}.study_id AND {row}.status IN {ENROLLED}; \
+                 UPDATE sites SET enrolled = enrolled {sign} 1 WHERE id = {row}.site_id AND {row}.status IN {ENROLLED};"
+            )
+        };
+        match db.get_database_backend() {
+            DbBackend::Postgres => {
+                db.execute_unprepared(&format!(
+                    "CREATE FUNCTION participants_enrolled() RETURNS trigger AS $$ BEGIN \
+                     IF TG_OP IN ('UPDATE', 'DELETE') THEN {old} END IF; \
+                     IF TG_OP IN ('UPDATE', 'INSERT') THEN {new} END IF; \
+                     RETURN NULL; END; $$ LANGUAGE plpgsql",
+                    old = add("OLD", "-"),
+                    new = add("NEW", "+"),
+                ))
+                .await?;
+                db.execute_unprepared(
+                    "CREATE TRIGGER participants_enrolled \
+                     AFTER INSERT OR DELETE OR UPDATE OF status, study_id, site_id ON participants \
+                     FOR EACH ROW EXECUTE FUNCTION participants_enrolled()",
+                )
+                .await?;
+            }
+            _ => {
+                for (name, event, body) in [
+                    ("insert", "INSERT", add("NEW", "+")),
+                    ("delete", "DELETE", add("OLD", "-")),
+                    (
+                        "update",
+                        "UPDATE OF status, study_id, site_id",
+                        format!("{} {}", add("OLD", "-"), add("NEW", "+")),
+                    ),
+                ] {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER participants_enrolled_{name} AFTER {event} ON participants \
+                         BEGIN {body} END"
+                    ))
+                    .await?;
                 }
             }
         }

@@ -106,22 +106,52 @@ pub async fn contact_of(
         .await
 }
 
-/// Participants of the study counting toward its cap.
-pub async fn enrolled_in_study(c: &impl ConnectionTrait, study_id: i64) -> Result<u64, DbErr> {
-    participant::Entity::find()
-        .filter(participant::Column::StudyId.eq(study_id))
-        .filter(participant::Column::Status.is_in(ENROLLED_STATUSES))
-        .count(c)
-        .await
+/// Reads one counter column of one row.
+async fn counter(c: &impl ConnectionTrait, sql: &str, id: i64) -> Result<u64, DbErr> {
+    let backend = c.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => sql.replace('?', "$1"),
+        _ => sql.to_owned(),
+    };
+    let row = c
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("counter of {id}")))?;
+    let n = row
+        .try_get_by_index::<i64>(0)
+        .map_err(|e| DbErr::Type(format!("{e:?}")))?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Participants of the site counting toward its cap.
+/// Participants of the study counting toward its cap: a counter the database keeps by trigger
+/// (migration `enrolled_counters`), so the cost does not grow with the study.
+pub async fn enrolled_in_study(c: &impl ConnectionTrait, study_id: i64) -> Result<u64, DbErr> {
+    counter(c, "SELECT enrolled FROM studies WHERE id = ?", study_id).await
+}
+
+/// Participants of the site counting toward its cap (a counter, as for the study).
 pub async fn enrolled_at_site(c: &impl ConnectionTrait, site_id: i64) -> Result<u64, DbErr> {
-    participant::Entity::find()
-        .filter(participant::Column::SiteId.eq(site_id))
-        .filter(participant::Column::Status.is_in(ENROLLED_STATUSES))
-        .count(c)
-        .await
+    counter(c, "SELECT enrolled FROM sites WHERE id = ?", site_id).await
+}
+
+/// Counts enrolled participants row by row: what the counters must always equal (tests and
+/// `audit`-style checks; never on the write path).
+pub async fn count_enrolled(
+    c: &impl ConnectionTrait,
+    study_id: i64,
+    site_id: Option<i64>,
+) -> Result<u64, DbErr> {
+    let mut q = participant::Entity::find()
+        .filter(participant::Column::StudyId.eq(study_id))
+        .filter(participant::Column::Status.is_in(ENROLLED_STATUSES));
+    if let Some(site) = site_id {
+        q = q.filter(participant::Column::SiteId.eq(site));
+    }
+    q.count(c).await
 }
 
 pub async fn subject_oid_taken(c: &impl ConnectionTrait, oid: &str) -> Result<bool, DbErr> {

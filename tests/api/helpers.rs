@@ -242,6 +242,28 @@ impl TestApp {
             .expect("catalog refresh");
     }
 
+    /// Asserts that every study's and site's enrolled counter equals a row-by-row count.
+    pub async fn assert_counters_match(&self) {
+        for (table, column) in [("studies", "study_id"), ("sites", "site_id")] {
+            let sql = format!(
+                "SELECT COUNT(*) FROM {table} t WHERE t.enrolled <> (SELECT COUNT(*) FROM participants p \
+                 WHERE p.{column} = t.id AND p.status IN ('available', 'signed'))"
+            );
+            assert_eq!(
+                self.scalar(&sql).await,
+                0,
+                "{table}: enrolled counters differ from counts"
+            );
+        }
+        assert!(
+            self.scalar("SELECT COUNT(*) FROM studies WHERE enrolled > 0")
+                .await
+                > 0
+                || self.participant_count().await == 0,
+            "counters are kept at all"
+        );
+    }
+
     pub async fn audit_count(&self) -> i64 {
         self.scalar("SELECT COUNT(*) FROM audit_events").await
     }
