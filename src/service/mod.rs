@@ -81,6 +81,11 @@ impl Participants {
         self.catalog.snapshot().await.map_err(to_service_error)
     }
 
+    /// What group commit has done so far.
+    pub fn batch_stats(&self) -> writer::BatchStats {
+        self.writer.stats()
+    }
+
     /// Group-commit settings.
     pub fn with_batching(mut self, config: writer::BatchConfig) -> Self {
         self.writer = writer::Writer::start(self.store.clone(), config);

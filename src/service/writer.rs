@@ -11,7 +11,13 @@
 //! chosen by study, so that different studies commit in parallel; a batch locks its studies'
 //! rows in id order before any command runs, so batches of several replicas never deadlock.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use sea_orm::{DatabaseTransaction, DbBackend, TransactionTrait};
 use tokio::{
@@ -57,10 +63,38 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
+/// What the writers have done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Transactions committed (or failed) by the writers.
+    pub batches: u64,
+    /// Commands they held.
+    pub commands: u64,
+    /// The most commands one transaction held.
+    pub largest: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    commands: AtomicU64,
+    largest: AtomicU64,
+}
+
+impl Counters {
+    fn record(&self, size: usize) {
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.commands.fetch_add(size, Ordering::Relaxed);
+        self.largest.fetch_max(size, Ordering::Relaxed);
+    }
+}
+
 /// The writers of one store.
 #[derive(Clone)]
 pub struct Writer {
     lanes: Arc<Vec<mpsc::Sender<Job>>>,
+    counters: Arc<Counters>,
 }
 
 impl Writer {
@@ -71,15 +105,32 @@ impl Writer {
             _ => config.lanes.max(1),
         };
         let max_batch = config.max_batch.max(1);
+        let counters = Arc::new(Counters::default());
         let senders = (0..lanes)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(max_batch * 4);
-                tokio::spawn(run_lane(store.clone(), rx, max_batch, config.max_wait));
+                tokio::spawn(run_lane(
+                    store.clone(),
+                    rx,
+                    max_batch,
+                    config.max_wait,
+                    counters.clone(),
+                ));
                 tx
             })
             .collect();
         Self {
             lanes: Arc::new(senders),
+            counters,
+        }
+    }
+
+    /// Batches and commands so far.
+    pub fn stats(&self) -> BatchStats {
+        BatchStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            commands: self.counters.commands.load(Ordering::Relaxed),
+            largest: self.counters.largest.load(Ordering::Relaxed),
         }
     }
 
@@ -109,6 +160,7 @@ async fn run_lane(
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     max_wait: Duration,
+    counters: Arc<Counters>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = queue.recv().await {
@@ -141,6 +193,8 @@ async fn run_lane(
         if ready.is_empty() {
             continue;
         }
+        counters.record(ready.len());
+        tracing::trace!(commands = ready.len(), "write batch");
         let answers = commit_batch(&store, &ready).await;
         for (job, answer) in ready.into_iter().zip(answers) {
             let _ = job.reply.send(answer);

@@ -101,6 +101,8 @@ pub struct AppOptions {
     pub jwks: bool,
     /// Transport limits; the defaults of `ServerConfig` when absent.
     pub server: Option<ServerConfig>,
+    /// Group-commit settings; the defaults when absent.
+    pub batching: Option<participants::service::writer::BatchConfig>,
 }
 
 /// The test JWKS and its private keys.
@@ -119,6 +121,7 @@ impl AppOptions {
             hs256: true,
             jwks: false,
             server: None,
+            batching: None,
         }
     }
 }
@@ -156,7 +159,10 @@ impl TestApp {
             .seal_access_codes(&cipher)
             .await
             .expect("seal access codes");
-        let participants = Participants::new(store.clone(), cipher).with_fault(options.fault);
+        let mut participants = Participants::new(store.clone(), cipher).with_fault(options.fault);
+        if let Some(batching) = options.batching {
+            participants = participants.with_batching(batching);
+        }
         let config = options.server.unwrap_or(ServerConfig {
             health_interval: Duration::from_millis(200),
             grace_period: Duration::from_secs(5),

@@ -5,6 +5,7 @@ mod helpers;
 mod at_rest;
 mod audit;
 mod auth;
+mod batching;
 mod catalog;
 mod characters;
 mod concurrency;

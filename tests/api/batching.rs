@@ -1,0 +1,137 @@
+//! Group commit keeps every rule exact: commands that share one transaction get exactly the
+//! answers they would get one by one.
+
+use std::time::Duration;
+
+use participants::{
+    pb::{ParticipantContact, UpsertParticipantRequest},
+    service::writer::BatchConfig,
+};
+use tonic::Code;
+
+use crate::helpers::{AppOptions, Backend, TestApp, expect_failure, failure, site};
+
+fn capped(site_oid: &str, key: &str) -> UpsertParticipantRequest {
+    UpsertParticipantRequest {
+        scope: site("S_CAPPED", site_oid),
+        subject_key: key.into(),
+        ..Default::default()
+    }
+}
+
+async fn a_mixed_batch_answers_each_caller_as_if_alone(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    // Hold each batch open long enough for every call below to join it.
+    options.batching = Some(BatchConfig {
+        max_batch: 64,
+        max_wait: Duration::from_millis(300),
+        lanes: 1,
+    });
+    let app = TestApp::spawn_with(options).await;
+    let existing = app
+        .upsert("dm.capped", capped("S_CAPPED_A", "E-1"))
+        .await
+        .unwrap();
+    let before = app.participants.batch_stats();
+
+    let mut wrong_etag = capped("S_CAPPED_A", "E-1");
+    wrong_etag.etag = "not-the-etag".into();
+    wrong_etag.contact = Some(ParticipantContact {
+        city: Some("Lyon".into()),
+        ..Default::default()
+    });
+    let mut dry = capped("S_CAPPED_A", "VO-1");
+    dry.validate_only = true;
+    let mut once = capped("S_CAPPED_A", "RID-1");
+    once.request_id = "batch-rid".into();
+    let requests: Vec<(&str, UpsertParticipantRequest)> = vec![
+        ("cap", capped("S_CAPPED_B", "B-1")),
+        ("cap", capped("S_CAPPED_B", "B-2")),
+        ("cap", capped("S_CAPPED_B", "B-3")),
+        ("cap", capped("S_CAPPED_B", "B-4")),
+        ("dup", capped("S_CAPPED_A", "DUP-1")),
+        ("dup", capped("S_CAPPED_A", "dup-1")),
+        ("etag", wrong_etag),
+        ("dry", dry),
+        ("rid", once.clone()),
+        ("rid", once),
+    ];
+    let calls: Vec<_> = requests
+        .into_iter()
+        .map(|(kind, req)| {
+            let mut client = app.client.clone();
+            let req = app.authed("dm.capped", req);
+            (
+                kind,
+                tokio::spawn(async move { client.upsert_participant(req).await }),
+            )
+        })
+        .collect();
+    let mut answers: Vec<(&str, Result<_, tonic::Status>)> = Vec::new();
+    for (kind, call) in calls {
+        answers.push((
+            kind,
+            call.await.expect("task").map(tonic::Response::into_inner),
+        ));
+    }
+    let after = app.participants.batch_stats();
+    assert!(
+        after.largest >= 5,
+        "the calls shared transactions: {before:?} -> {after:?}"
+    );
+
+    let of = |kind: &'static str| answers.iter().filter(move |(k, _)| *k == kind);
+    // The site cap (2) holds inside one batch: two creations, two refusals.
+    let created = of("cap").filter(|(_, r)| r.is_ok()).count();
+    assert_eq!(created, 2, "{answers:?}");
+    for (_, r) in of("cap").filter(|(_, r)| r.is_err()) {
+        let f = failure(r.as_ref().unwrap_err());
+        assert_eq!(f.reason, "PARTICIPANTS_ENROLLMENT_CAP_REACHED");
+    }
+    // One key twice: one creation, one update of it.
+    let dup: Vec<bool> = of("dup")
+        .map(|(_, r)| r.as_ref().expect("dup").created)
+        .collect();
+    assert_eq!(dup.iter().filter(|c| **c).count(), 1, "{dup:?}");
+    // A wrong etag is refused and disturbs nobody.
+    let (_, etag) = of("etag").next().unwrap();
+    expect_failure(etag.clone(), Code::Aborted, "ETAG_MISMATCH");
+    // validate_only answers like a creation and writes nothing.
+    let (_, dry) = of("dry").next().unwrap();
+    assert!(dry.as_ref().expect("dry run").created);
+    // One request_id twice: one write, the same answer twice.
+    let rid: Vec<_> = of("rid")
+        .map(|(_, r)| r.as_ref().expect("rid").clone())
+        .collect();
+    assert_eq!(rid[0], rid[1]);
+
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM participants WHERE subject_key_norm = 'vo-1'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM participants WHERE subject_key_norm IN ('dup-1', 'rid-1')"
+        )
+        .await,
+        2
+    );
+    // E-1, two at B, DUP-1, RID-1.
+    assert_eq!(app.participant_count().await, 5);
+    let e1 = app
+        .get(
+            "dm.capped",
+            crate::helpers::get_site("S_CAPPED", "S_CAPPED_A", "E-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        e1.etag,
+        existing.participant.unwrap().etag,
+        "the refused update changed nothing"
+    );
+    app.assert_counters_match().await;
+}
+
+crate::on_both_backends!(a_mixed_batch_answers_each_caller_as_if_alone);
