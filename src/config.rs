@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::crypto::{self, DataCipher};
 use crate::grpc::{auth::JwtSettings, server::ServerConfig};
+use crate::service::writer::BatchConfig;
 use crate::store::DbConfig;
 
 /// The database used when no URL is given.
@@ -206,6 +207,16 @@ pub struct ServeArgs {
     /// Time in-flight calls get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "PARTICIPANTS_GRACE_PERIOD", value_parser = parse_duration, default_value = "20s")]
     pub grace_period: Duration,
+    /// Group commit: the most upserts one transaction holds.
+    #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = 128)]
+    pub write_batch_max: usize,
+    /// Group commit: how long a writer waits for more upserts once it has one (0: take only
+    /// what is queued; batches then form while the previous commit is on its way to disk).
+    #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_WAIT", value_parser = parse_duration, default_value = "0ms")]
+    pub write_batch_wait: Duration,
+    /// Group commit on PostgreSQL: writers working in parallel, chosen by study (SQLite: one).
+    #[arg(long, env = "PARTICIPANTS_WRITE_LANES", default_value_t = 4)]
+    pub write_lanes: usize,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
@@ -215,6 +226,14 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    pub fn batch_config(&self) -> BatchConfig {
+        BatchConfig {
+            max_batch: self.write_batch_max.max(1),
+            max_wait: self.write_batch_wait,
+            lanes: self.write_lanes.max(1),
+        }
+    }
+
     pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
             request_timeout: self.request_timeout,

@@ -159,15 +159,22 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     if args.demo {
         print_demo_lines(addr, &jwt)?;
     }
+    let participants = Participants::new(store, cipher).with_batching(args.batch_config());
     server::serve(
         listener,
-        Participants::new(store, cipher),
+        participants.clone(),
         verifier,
         args.server_config(),
         server::shutdown_signal(),
     )
     .await?;
-    tracing::info!("stopped");
+    let batches = participants.batch_stats();
+    tracing::info!(
+        write_batches = batches.batches,
+        writes = batches.commands,
+        largest_batch = batches.largest,
+        "stopped"
+    );
     drop(demo_dir);
     Ok(())
 }

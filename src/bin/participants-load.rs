@@ -115,6 +115,10 @@ struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Instead of a workload: open this many HTTP/2 connections, make one health check on
+    /// each, and hold them idle for --duration (to measure a server's memory per connection).
+    #[arg(long)]
+    hold_connections: Option<usize>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -580,7 +584,26 @@ async fn connect(target: &str, n: usize) -> Result<Vec<Channel>, String> {
     Ok(channels)
 }
 
+/// Opens `n` connections, checks health once on each, holds them for `duration`.
+async fn hold(target: &str, n: usize, duration: Duration) -> Result<bool, String> {
+    let channels = connect(target, n).await?;
+    for channel in &channels {
+        HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|e| format!("health check: {e}"))?;
+    }
+    println!("holding {} idle connections for {duration:?}", channels.len());
+    tokio::time::sleep(duration).await;
+    Ok(true)
+}
+
 async fn main_inner(args: Args) -> Result<bool, String> {
+    if let Some(n) = args.hold_connections {
+        return hold(&args.target, n, args.duration).await;
+    }
     let token = match (&args.token, &args.hs256_secret) {
         (Some(t), _) if !t.is_empty() => t.clone(),
         (_, Some(secret)) => mint_hs256(
