@@ -595,7 +595,10 @@ async fn hold(target: &str, n: usize, duration: Duration) -> Result<bool, String
             .await
             .map_err(|e| format!("health check: {e}"))?;
     }
-    println!("holding {} idle connections for {duration:?}", channels.len());
+    println!(
+        "holding {} idle connections for {duration:?}",
+        channels.len()
+    );
     tokio::time::sleep(duration).await;
     Ok(true)
 }

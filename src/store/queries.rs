@@ -5,33 +5,10 @@ use sea_orm::{
     QueryFilter, QuerySelect, Statement, sea_query::LikeExpr,
 };
 
-use super::entity::{
-    idempotency_record, participant, participant_contact, role_assignment, site, study,
-};
-use crate::domain::{Assignment, Role};
+use super::entity::{idempotency_record, participant, participant_contact, site, study};
 
 /// Statuses that count toward enrollment caps.
 pub const ENROLLED_STATUSES: [&str; 2] = ["available", "signed"];
-
-pub async fn study_by_oid(
-    c: &impl ConnectionTrait,
-    oid: &str,
-) -> Result<Option<study::Model>, DbErr> {
-    study::Entity::find()
-        .filter(study::Column::Oid.eq(oid))
-        .one(c)
-        .await
-}
-
-pub async fn site_by_oid(
-    c: &impl ConnectionTrait,
-    oid: &str,
-) -> Result<Option<site::Model>, DbErr> {
-    site::Entity::find()
-        .filter(site::Column::Oid.eq(oid))
-        .one(c)
-        .await
-}
 
 pub async fn site_by_id(c: &impl ConnectionTrait, id: i64) -> Result<Option<site::Model>, DbErr> {
     site::Entity::find_by_id(id).one(c).await
@@ -46,43 +23,6 @@ pub async fn lock_study(c: &impl ConnectionTrait, id: i64) -> Result<study::Mode
         .one(c)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("study {id}")))
-}
-
-/// The user's active role assignments within one study, with the site OIDs resolved.
-pub async fn assignments(
-    c: &impl ConnectionTrait,
-    user: &str,
-    study_id: i64,
-) -> Result<Vec<Assignment>, DbErr> {
-    let rows = role_assignment::Entity::find()
-        .filter(role_assignment::Column::UserName.eq(user))
-        .filter(role_assignment::Column::StudyId.eq(study_id))
-        .filter(role_assignment::Column::Active.eq(true))
-        .all(c)
-        .await?;
-    let site_ids: Vec<i64> = rows.iter().filter_map(|r| r.site_id).collect();
-    let site_oids: std::collections::HashMap<i64, String> = if site_ids.is_empty() {
-        Default::default()
-    } else {
-        site::Entity::find()
-            .filter(site::Column::Id.is_in(site_ids))
-            .all(c)
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s.oid))
-            .collect()
-    };
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let role = Role::parse(&row.role)?;
-            let site_oid = match row.site_id {
-                Some(id) => Some(site_oids.get(&id)?.clone()),
-                None => None,
-            };
-            Some(Assignment { site_oid, role })
-        })
-        .collect())
 }
 
 pub async fn participant_by_key(
