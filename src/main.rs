@@ -150,17 +150,57 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     if args.demo {
         print_demo_lines(addr, &jwt)?;
     }
+    let mut config = args.server_config();
+    config.max_connections = connection_cap(config.max_connections, args.db.db_max_connections);
     server::serve(
         listener,
         Participants::new(store, cipher),
         verifier,
-        args.server_config(),
+        config,
         server::shutdown_signal(),
     )
     .await?;
     tracing::info!("stopped");
     drop(demo_dir);
     Ok(())
+}
+
+/// File descriptors kept free of client connections: the database pool, the listener, the
+/// SQLite journal files, logs, and files read at run time (JWKS).
+const FD_HEADROOM: u64 = 64;
+
+/// Raises the soft open-file limit to the hard one and returns the connection cap that fits
+/// under it, leaving room for the database pool and files.
+fn connection_cap(wanted: usize, db_connections: u32) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => 1024,
+            }
+        }
+    };
+    let room = limit.saturating_sub(FD_HEADROOM + u64::from(db_connections));
+    let cap = usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .min(wanted)
+        .max(1);
+    if cap < wanted {
+        tracing::warn!(
+            open_file_limit = limit,
+            max_connections = cap,
+            "the connection cap is lowered to fit the open-file limit"
+        );
+    } else {
+        tracing::info!(
+            open_file_limit = limit,
+            max_connections = cap,
+            "connection cap"
+        );
+    }
+    cap
 }
 
 /// Reads the JWKS file again every `every`, so rotated keys work without a restart.

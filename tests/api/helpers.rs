@@ -99,6 +99,8 @@ pub struct AppOptions {
     pub jwks: bool,
     /// Transport limits; the defaults of `ServerConfig` when absent.
     pub server: Option<ServerConfig>,
+    /// A listener bound by the test (so it knows the address); a fresh one when absent.
+    pub listener: Option<tokio::net::TcpListener>,
 }
 
 /// The test JWKS and its private keys.
@@ -117,6 +119,7 @@ impl AppOptions {
             hs256: true,
             jwks: false,
             server: None,
+            listener: None,
         }
     }
 }
@@ -144,9 +147,12 @@ impl TestApp {
             audience: options.audience,
         };
         let verifier = Arc::new(JwtVerifier::new(&settings).expect("verifier"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = match options.listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        };
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let cipher = Arc::new(DataCipher::new(DATA_KEY, &[]));
