@@ -109,6 +109,21 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     ms(sorted[((sorted.len() as f64 - 1.0) * p).round() as usize])
 }
 
+/// Whether the server closes `stream` within `within` (EOF or reset); what it sends (an
+/// HTTP/2 server's SETTINGS frame) is read and ignored.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.is_ok()
+}
+
 async fn connect(addr: &str) -> Result<Channel, tonic::transport::Error> {
     Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
@@ -309,10 +324,21 @@ async fn main() {
     let flood_start = Instant::now();
     let mut silent = Vec::new();
     let mut refused_connect = 0;
+    let mut failures_in_a_row = 0;
     for _ in 0..silent_n {
-        match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await {
-            Ok(Ok(s)) => silent.push((Instant::now(), s)),
-            _ => refused_connect += 1,
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => {
+                silent.push((Instant::now(), s));
+                failures_in_a_row = 0;
+            }
+            _ => {
+                refused_connect += 1;
+                failures_in_a_row += 1;
+                if failures_in_a_row == 10 {
+                    // The server no longer accepts (its backlog is full): stop flooding.
+                    break;
+                }
+            }
         }
     }
     let flood_took = flood_start.elapsed();
@@ -322,10 +348,10 @@ async fn main() {
     let mut held = Vec::new();
     let mut closed_at_once = 0;
     for (opened, mut s) in silent {
-        let mut buf = [0u8; 16];
-        match tokio::time::timeout(Duration::from_millis(2), s.read(&mut buf)).await {
-            Ok(_) => closed_at_once += 1,
-            Err(_) => held.push((opened, s)),
+        if closed_within(&mut s, Duration::from_millis(2)).await {
+            closed_at_once += 1;
+        } else {
+            held.push((opened, s));
         }
     }
     let held_n = held.len();
@@ -334,11 +360,9 @@ async fn main() {
         .into_iter()
         .map(|(opened, mut s)| {
             tokio::spawn(async move {
-                let mut buf = [0u8; 16];
-                match tokio::time::timeout(Duration::from_secs(15), s.read(&mut buf)).await {
-                    Ok(_) => Some((opened.elapsed(), flood_start.elapsed())),
-                    Err(_) => None,
-                }
+                closed_within(&mut s, Duration::from_secs(15))
+                    .await
+                    .then(|| (opened.elapsed(), flood_start.elapsed()))
             })
         })
         .collect();
