@@ -10,6 +10,7 @@
 //!   sleeps with a doubling delay (1 ms up to 1 s) and warns at most every 10 s.
 
 use std::{
+    future::Future,
     io,
     pin::Pin,
     sync::Arc,
@@ -110,6 +111,17 @@ pub fn incoming(
     ReceiverStream::new(rx)
 }
 
+/// Where connections come from: a `TcpListener`, or a stand-in in tests.
+trait Accept: Send + 'static {
+    fn accept(&mut self) -> impl Future<Output = io::Result<TcpStream>> + Send;
+}
+
+impl Accept for TcpListener {
+    async fn accept(&mut self) -> io::Result<TcpStream> {
+        TcpListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
 /// Whether an accept error concerns only the connection being accepted (retry at once)
 /// rather than the process (back off).
 fn is_connection_error(e: &io::Error) -> bool {
@@ -124,7 +136,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    mut listener: impl Accept,
     config: IncomingConfig,
     mut draining: watch::Receiver<bool>,
     tx: mpsc::Sender<Result<Connection, io::Error>>,
@@ -148,7 +160,7 @@ async fn accept_loop(
             Some(_) = handshaking.join_next(), if !handshaking.is_empty() => continue,
         };
         let stream = match accepted {
-            Ok((stream, _)) => {
+            Ok(stream) => {
                 backoff = FIRST_BACKOFF;
                 stream
             }
@@ -233,5 +245,50 @@ async fn wait_for_preface(stream: &TcpStream) -> bool {
         }
         // Part of the preface: peek would return at once again; poll gently.
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A listener out of file descriptors: every accept fails with EMFILE.
+    struct OutOfFiles(Arc<AtomicUsize>);
+
+    impl Accept for OutOfFiles {
+        async fn accept(&mut self) -> io::Result<TcpStream> {
+            if self.0.fetch_add(1, Ordering::SeqCst) >= 1000 {
+                // A hot loop would get here; stop it so the test ends and fails.
+                std::future::pending::<()>().await;
+            }
+            Err(io::Error::from_raw_os_error(24))
+        }
+    }
+
+    #[tokio::test]
+    async fn accept_errors_back_off_and_never_end_the_stream() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (_draining_tx, draining) = watch::channel(false);
+        let (tx, mut rx) = mpsc::channel(1);
+        let config = IncomingConfig {
+            max_connections: 4,
+            handshake_timeout: Duration::from_secs(5),
+            tcp_keepalive: Duration::from_secs(60),
+        };
+        let task = tokio::spawn(accept_loop(OutOfFiles(calls.clone()), config, draining, tx));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // 1 ms doubling to 1 s: 11 tries in the first 1.023 s, then one a second (a hot loop
+        // would make hundreds of thousands).
+        let n = calls.load(Ordering::SeqCst);
+        assert!((10..=16).contains(&n), "{n} accepts in 2.5 s");
+        // The stream is still open: nothing was sent, nothing ended.
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
+        ));
+        assert!(!task.is_finished());
+        task.abort();
     }
 }
