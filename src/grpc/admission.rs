@@ -9,7 +9,8 @@
 //! tonic answers an oversized message with `OUT_OF_RANGE` (or `RESOURCE_EXHAUSTED` when a
 //! decompressed message outgrows the limit) and an undecodable one with `INTERNAL`, both
 //! without `ErrorInfo`. Every status the service itself makes carries an `ErrorInfo`, so a
-//! status without details is tonic's: it is rewritten into the error contract.
+//! status without details is tonic's: it is rewritten into the error contract (any other
+//! `INTERNAL` without details becomes the contract's `INTERNAL`).
 
 use std::{
     convert::Infallible,
@@ -114,11 +115,25 @@ fn typed(response: http::Response<Body>, max_message_bytes: usize) -> http::Resp
             Reason::MessageTooLarge,
             &format!("the request message is larger than {max_message_bytes} bytes"),
         ),
-        Code::Internal => simple_status(
+        // tonic's decoder: "failed to decode Protobuf message", "Unexpected EOF decoding
+        // stream", "protocol error: … compression flag", "Error decompressing" (the message
+        // is percent-encoded, spaces included, so single words are matched).
+        Code::Internal if is_decode_failure(headers) => simple_status(
             Reason::MalformedRequest,
             "the request message could not be decoded",
         ),
+        Code::Internal => simple_status(Reason::Internal, "internal error"),
         _ => return response,
     };
     status.into_http()
+}
+
+fn is_decode_failure(headers: &http::HeaderMap) -> bool {
+    let message = headers
+        .get(Status::GRPC_MESSAGE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
+        .unwrap_or_default();
+    ["decod", "decompress", "protocol"]
+        .iter()
+        .any(|word| message.contains(word))
 }
