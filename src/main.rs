@@ -9,6 +9,7 @@ use participants::{
     crypto,
     grpc::{
         auth::{JwtVerifier, mint_hs256},
+        incoming,
         server::{self, SERVICE_NAME},
     },
     service::Participants,
@@ -165,10 +166,6 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// File descriptors kept free of client connections: the database pool, the listener, the
-/// SQLite journal files, logs, and files read at run time (JWKS).
-const FD_HEADROOM: u64 = 64;
-
 /// Raises the soft open-file limit to the hard one and returns the connection cap that fits
 /// under it, leaving room for the database pool and files.
 fn connection_cap(wanted: usize, db_connections: u32) -> usize {
@@ -182,11 +179,7 @@ fn connection_cap(wanted: usize, db_connections: u32) -> usize {
             }
         }
     };
-    let room = limit.saturating_sub(FD_HEADROOM + u64::from(db_connections));
-    let cap = usize::try_from(room)
-        .unwrap_or(usize::MAX)
-        .min(wanted)
-        .max(1);
+    let cap = incoming::fit_connection_cap(wanted, limit, db_connections);
     if cap < wanted {
         tracing::warn!(
             open_file_limit = limit,

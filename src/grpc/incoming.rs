@@ -33,6 +33,20 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// File descriptors kept free of client connections: the listener, the SQLite journal files,
+/// logs, files read at run time (JWKS) and the runtime's own; the pool comes on top.
+pub const FD_HEADROOM: u64 = 64;
+
+/// The connection cap that fits under an open-file limit of `fd_limit`, with room for
+/// `db_connections` pooled connections and `FD_HEADROOM`; never above `wanted`, never 0.
+pub fn fit_connection_cap(wanted: usize, fd_limit: u64, db_connections: u32) -> usize {
+    let room = fd_limit.saturating_sub(FD_HEADROOM + u64::from(db_connections));
+    usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .min(wanted)
+        .max(1)
+}
+
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
 pub struct IncomingConfig {
@@ -265,6 +279,17 @@ mod tests {
             }
             Err(io::Error::from_raw_os_error(24))
         }
+    }
+
+    #[test]
+    fn the_connection_cap_fits_under_the_open_file_limit() {
+        // The usual soft limit: 1,024 descriptors, a pool of 10.
+        assert_eq!(fit_connection_cap(1024, 1024, 10), 950);
+        // Raised to a container's hard limit: the wanted cap stands.
+        assert_eq!(fit_connection_cap(1024, 1_048_576, 10), 1024);
+        assert_eq!(fit_connection_cap(1024, u64::MAX, 10), 1024);
+        // Hardly any room: one connection still.
+        assert_eq!(fit_connection_cap(1024, 50, 10), 1);
     }
 
     #[tokio::test]
