@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::crypto::{self, DataCipher};
-use crate::grpc::{auth::JwtSettings, server::ServerConfig};
+use crate::grpc::{
+    auth::JwtSettings,
+    server::{self, ServerConfig},
+};
 use crate::service::writer::BatchConfig;
 use crate::store::DbConfig;
 
@@ -194,13 +197,23 @@ pub struct ServeArgs {
     /// Largest accepted request message, in bytes.
     #[arg(long, env = "PARTICIPANTS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
-    /// Calls in flight per connection; more are refused with RESOURCE_EXHAUSTED.
-    #[arg(
-        long,
-        env = "PARTICIPANTS_CONCURRENCY_PER_CONNECTION",
-        default_value_t = 256
-    )]
-    pub concurrency_per_connection: usize,
+    /// ParticipantService calls in flight at once across all connections; more are refused at
+    /// once with RESOURCE_EXHAUSTED (SERVER_OVERLOADED) and a retry delay.
+    #[arg(long, env = "PARTICIPANTS_MAX_IN_FLIGHT", default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Client connections held at once; more are closed as soon as they are accepted. Lowered
+    /// at start-up to fit the open-file limit.
+    #[arg(long, env = "PARTICIPANTS_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Time a new connection has to send the HTTP/2 preface before it is closed.
+    #[arg(long, env = "PARTICIPANTS_HANDSHAKE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub handshake_timeout: Duration,
+    /// How often idle connections are pinged (HTTP/2 PING).
+    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_INTERVAL", value_parser = parse_duration, default_value = "60s")]
+    pub http2_keepalive_interval: Duration,
+    /// A connection whose ping is not answered within this is closed.
+    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_TIMEOUT", value_parser = parse_duration, default_value = "20s")]
+    pub http2_keepalive_timeout: Duration,
     /// How long a request_id's answer is remembered (at least 24h).
     #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_RETENTION", value_parser = parse_retention, default_value = "7d")]
     pub idempotency_retention: Duration,
@@ -238,7 +251,11 @@ impl ServeArgs {
         ServerConfig {
             request_timeout: self.request_timeout,
             max_message_bytes: self.max_message_bytes,
-            concurrency_per_connection: self.concurrency_per_connection.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+            max_connections: self.max_connections.max(1),
+            handshake_timeout: self.handshake_timeout,
+            http2_keepalive_interval: self.http2_keepalive_interval,
+            http2_keepalive_timeout: self.http2_keepalive_timeout,
             grace_period: self.grace_period,
             ..ServerConfig::default()
         }

@@ -9,6 +9,7 @@ use participants::{
     crypto,
     grpc::{
         auth::{JwtVerifier, mint_hs256},
+        incoming,
         server::{self, SERVICE_NAME},
     },
     service::Participants,
@@ -159,12 +160,14 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     if args.demo {
         print_demo_lines(addr, &jwt)?;
     }
+    let mut config = args.server_config();
+    config.max_connections = connection_cap(config.max_connections, args.db.db_max_connections);
     let participants = Participants::new(store, cipher).with_batching(args.batch_config());
     server::serve(
         listener,
         participants.clone(),
         verifier,
-        args.server_config(),
+        config,
         server::shutdown_signal(),
     )
     .await?;
@@ -177,6 +180,36 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     );
     drop(demo_dir);
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one and returns the connection cap that fits
+/// under it, leaving room for the database pool and files.
+fn connection_cap(wanted: usize, db_connections: u32) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => 1024,
+            }
+        }
+    };
+    let cap = incoming::fit_connection_cap(wanted, limit, db_connections);
+    if cap < wanted {
+        tracing::warn!(
+            open_file_limit = limit,
+            max_connections = cap,
+            "the connection cap is lowered to fit the open-file limit"
+        );
+    } else {
+        tracing::info!(
+            open_file_limit = limit,
+            max_connections = cap,
+            "connection cap"
+        );
+    }
+    cap
 }
 
 /// Reads the JWKS file again every `every`, so rotated keys work without a restart.

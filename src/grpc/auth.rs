@@ -8,7 +8,7 @@ use std::{
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation,
-    jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm},
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse},
 };
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status, service::Interceptor};
@@ -31,6 +31,12 @@ pub enum AuthError {
     Invalid(String),
     #[error("token has no user claim")]
     NoUser,
+    #[error("the token's user claim is too long or holds control or format characters")]
+    BadUser,
+    #[error("more than one authorization header")]
+    Repeated,
+    #[error("the token is longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLong,
 }
 
 /// Turns a bearer token into the caller.
@@ -55,7 +61,7 @@ pub struct JwtSettings {
 pub struct JwtVerifier {
     hs256: Option<DecodingKey>,
     jwks_file: Option<std::path::PathBuf>,
-    jwks: RwLock<HashMap<String, (Algorithm, DecodingKey)>>,
+    jwks: RwLock<KeyMap>,
     validation: Validation,
 }
 
@@ -65,33 +71,168 @@ struct UserClaims {
     preferred_username: Option<String>,
 }
 
-/// Loads RS256 and ES256 public keys from a JWKS file, by `kid`.
-fn load_jwks(path: &std::path::Path) -> Result<HashMap<String, (Algorithm, DecodingKey)>, String> {
+/// Longest bearer token accepted, in bytes; longer ones are refused as UNAUTHENTICATED.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Longest user name a token may carry, in characters.
+pub const MAX_USER_CHARS: usize = 255;
+
+type KeyMap = HashMap<String, (Algorithm, DecodingKey)>;
+
+/// The usable signing keys of a JWKS file, and one line per key that was skipped.
+struct LoadedJwks {
+    keys: KeyMap,
+    skipped: Vec<String>,
+}
+
+impl LoadedJwks {
+    /// Logs each skipped key: its position, kid, kty, alg and use — never key material.
+    fn log_skipped(&self, path: &std::path::Path, at_start: bool) {
+        for line in &self.skipped {
+            if at_start {
+                tracing::info!(file = %path.display(), "JWKS key skipped: {line}");
+            } else {
+                tracing::debug!(file = %path.display(), "JWKS key skipped: {line}");
+            }
+        }
+    }
+}
+
+/// A printable, bounded form of a JWK member for a log line.
+fn member(key: &serde_json::Value, name: &str) -> String {
+    match key.get(name).and_then(serde_json::Value::as_str) {
+        Some(v) => {
+            let v: String = v
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect();
+            format!("{v:?}")
+        }
+        None => "none".to_owned(),
+    }
+}
+
+/// Chooses the algorithm of a signing key, or says why the key is not one we use.
+fn signing_algorithm(jwk: &Jwk) -> Result<Algorithm, &'static str> {
+    match &jwk.common.public_key_use {
+        None | Some(PublicKeyUse::Signature) => {}
+        Some(_) => return Err("not a signing key (use is not \"sig\")"),
+    }
+    match (&jwk.common.key_algorithm, &jwk.algorithm) {
+        (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_)) => Ok(Algorithm::RS256),
+        (Some(KeyAlgorithm::ES256), AlgorithmParameters::EllipticCurve(ec))
+            if ec.curve == EllipticCurve::P256 =>
+        {
+            Ok(Algorithm::ES256)
+        }
+        (None, AlgorithmParameters::RSA(_)) => Ok(Algorithm::RS256),
+        (None, AlgorithmParameters::EllipticCurve(ec)) if ec.curve == EllipticCurve::P256 => {
+            Ok(Algorithm::ES256)
+        }
+        _ => Err("not an RS256 or ES256 public key"),
+    }
+}
+
+/// Loads the RS256 and ES256 signing keys of a JWKS file, by `kid`. Identity providers list
+/// other keys beside them (encryption keys, symmetric keys, keys without a kid, algorithms
+/// this service does not accept): those are skipped, each with a reason. A file that cannot be
+/// read or parsed, or that has no usable key, is an error.
+fn load_jwks(path: &std::path::Path) -> Result<LoadedJwks, String> {
     let what = format!("JWKS file {}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| format!("{what}: {e}"))?;
-    let set: JwkSet = serde_json::from_str(&text).map_err(|e| format!("{what}: {e}"))?;
+    let set: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{what}: {e}"))?;
+    let Some(list) = set.get("keys").and_then(serde_json::Value::as_array) else {
+        return Err(format!("{what}: no \"keys\" array"));
+    };
     let mut keys = HashMap::new();
-    for jwk in &set.keys {
-        let kid = jwk
-            .common
-            .key_id
-            .clone()
-            .ok_or_else(|| format!("{what}: every key needs a kid"))?;
-        let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
-            (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
-            (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
-            (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
-            (None, AlgorithmParameters::EllipticCurve(ec)) if ec.curve == EllipticCurve::P256 => {
-                Algorithm::ES256
-            }
-            _ => {
-                return Err(format!("{what}: key {kid:?} is not an RS256 or ES256 key"));
+    let mut skipped = Vec::new();
+    for (index, value) in list.iter().enumerate() {
+        let describe = |why: &str| {
+            format!(
+                "key #{index} (kid {}, kty {}, alg {}, use {}): {why}",
+                member(value, "kid"),
+                member(value, "kty"),
+                member(value, "alg"),
+                member(value, "use"),
+            )
+        };
+        // One key at a time, so a key type the library does not know skips only that key.
+        let jwk: Jwk = match serde_json::from_value(value.clone()) {
+            Ok(jwk) => jwk,
+            Err(_) => {
+                skipped.push(describe("not a key type or algorithm this service reads"));
+                continue;
             }
         };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("{what}: key {kid:?}: {e}"))?;
+        let Some(kid) = jwk.common.key_id.clone().filter(|k| !k.is_empty()) else {
+            skipped.push(describe("no kid, so no token can name it"));
+            continue;
+        };
+        let alg = match signing_algorithm(&jwk) {
+            Ok(alg) => alg,
+            Err(why) => {
+                skipped.push(describe(why));
+                continue;
+            }
+        };
+        let key = match DecodingKey::from_jwk(&jwk) {
+            Ok(key) => key,
+            Err(_) => {
+                skipped.push(describe("the key cannot be read"));
+                continue;
+            }
+        };
+        if keys.contains_key(&kid) {
+            skipped.push(describe("an earlier key has the same kid"));
+            continue;
+        }
         keys.insert(kid, (alg, key));
     }
-    Ok(keys)
+    if keys.is_empty() {
+        return Err(format!(
+            "{what}: no usable signing key (RS256 or ES256 with a kid) among {} keys",
+            list.len()
+        ));
+    }
+    Ok(LoadedJwks { keys, skipped })
+}
+
+/// Whether a user name may name a caller: not empty, not too long, and free of control and
+/// format characters and line separators, which could forge or hide log lines.
+fn is_acceptable_user(user: &str) -> bool {
+    !user.is_empty()
+        && user.chars().count() <= MAX_USER_CHARS
+        && !user
+            .chars()
+            .any(|c| c.is_control() || is_format_or_separator(c))
+}
+
+/// Unicode general category Cf (format), plus the line and paragraph separators (Zl, Zp).
+fn is_format_or_separator(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 impl JwtVerifier {
@@ -106,7 +247,11 @@ impl JwtVerifier {
             None => None,
         };
         let jwks = match &settings.jwks_file {
-            Some(path) => load_jwks(path)?,
+            Some(path) => {
+                let loaded = load_jwks(path)?;
+                loaded.log_skipped(path, true);
+                loaded.keys
+            }
             None => HashMap::new(),
         };
         if hs256.is_none() && jwks.is_empty() {
@@ -149,13 +294,9 @@ impl JwtVerifier {
         let Some(path) = &self.jwks_file else {
             return Ok(0);
         };
-        let keys = load_jwks(path)?;
-        if keys.is_empty() && self.hs256.is_none() {
-            return Err(format!(
-                "JWKS file {} has no keys; keeping the current ones",
-                path.display()
-            ));
-        }
+        let loaded = load_jwks(path)?;
+        loaded.log_skipped(path, false);
+        let keys = loaded.keys;
         let count = keys.len();
         *self.jwks.write().unwrap_or_else(PoisonError::into_inner) = keys;
         Ok(count)
@@ -198,6 +339,9 @@ impl TokenVerifier for JwtVerifier {
             .filter(|u| !u.is_empty())
             .or(data.claims.sub.filter(|u| !u.is_empty()))
             .ok_or(AuthError::NoUser)?;
+        if !is_acceptable_user(&user) {
+            return Err(AuthError::BadUser);
+        }
         Ok(Caller { user })
     }
 }
@@ -214,17 +358,22 @@ impl AuthInterceptor {
     }
 
     fn authenticate(&self, req: &Request<()>) -> Result<Caller, AuthError> {
-        let value = req
-            .metadata()
-            .get("authorization")
-            .ok_or(AuthError::Missing)?
-            .to_str()
-            .map_err(|_| AuthError::NotBearer)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(AuthError::NotBearer)?
-            .trim();
+        let mut values = req.metadata().get_all("authorization").iter();
+        let value = values.next().ok_or(AuthError::Missing)?;
+        if values.next().is_some() {
+            // Two credentials: which one a proxy or a log saw is unclear, so neither counts.
+            return Err(AuthError::Repeated);
+        }
+        let value = value.to_str().map_err(|_| AuthError::NotBearer)?;
+        // The scheme is case-insensitive (RFC 7235 section 2.1).
+        let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthError::NotBearer);
+        }
+        let token = token.trim();
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLong);
+        }
         self.verifier.verify(token)
     }
 }

@@ -1,6 +1,8 @@
 //! Transport: server wiring, authentication, handlers, and the error mapping.
 
+pub mod admission;
 pub mod auth;
+pub mod incoming;
 pub mod participants;
 pub mod server;
 pub mod status;

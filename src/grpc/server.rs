@@ -8,7 +8,9 @@ use tonic::{server::NamedService, service::interceptor::InterceptedService, tran
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{
+    admission::Admission,
     auth::{AuthInterceptor, TokenVerifier},
+    incoming::{IncomingConfig, incoming},
     participants::ParticipantApi,
 };
 use crate::pb::participant_service_server::ParticipantServiceServer;
@@ -22,10 +24,19 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Largest accepted request message.
     pub max_message_bytes: usize,
-    /// Calls in flight per connection; more are refused with `RESOURCE_EXHAUSTED`.
-    pub concurrency_per_connection: usize,
+    /// ParticipantService calls in flight at once, across all connections; more are refused
+    /// at once with `RESOURCE_EXHAUSTED` / `SERVER_OVERLOADED` and a `RetryInfo`.
+    pub max_in_flight: usize,
     /// HTTP/2 streams a client may open at once on one connection.
     pub max_concurrent_streams: u32,
+    /// Connections held at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Time a new connection has to send the HTTP/2 preface before it is closed.
+    pub handshake_timeout: Duration,
+    /// How often an idle connection is pinged (HTTP/2 PING).
+    pub http2_keepalive_interval: Duration,
+    /// A connection whose ping is not answered within this is closed.
+    pub http2_keepalive_timeout: Duration,
     /// How long in-flight calls may take to finish after SIGTERM.
     pub grace_period: Duration,
     /// How often the database is pinged for the health status.
@@ -37,13 +48,25 @@ impl Default for ServerConfig {
         Self {
             request_timeout: Duration::from_secs(10),
             max_message_bytes: 64 * 1024,
-            concurrency_per_connection: 256,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_concurrent_streams: 256,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: Duration::from_secs(5),
+            http2_keepalive_interval: Duration::from_secs(60),
+            http2_keepalive_timeout: Duration::from_secs(20),
             grace_period: Duration::from_secs(20),
             health_interval: Duration::from_secs(2),
         }
     }
 }
+
+/// Default of `max_in_flight`, from the measured capacity of the write path (docs/deployment.md).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Default of `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Largest header block a client may send (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE): room for an
+/// 8 KiB token (refused with UNAUTHENTICATED beyond that) and the other metadata.
+pub const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 
 /// The fully qualified name of the participant service, as health reports it.
 pub const SERVICE_NAME: &str = <ParticipantServiceServer<ParticipantApi> as NamedService>::NAME;
@@ -82,6 +105,8 @@ pub async fn serve(
         ParticipantServiceServer::new(ParticipantApi::new(participants, config.request_timeout))
             .max_decoding_message_size(config.max_message_bytes);
     let api = InterceptedService::new(api, AuthInterceptor::new(verifier));
+    // Admission comes first: an overloaded server refuses before verifying a token.
+    let api = Admission::new(api, config.max_in_flight, config.max_message_bytes);
 
     // Migrations and the catalog are done by now: report SERVING while the database answers.
     set_health(&reporter, ServingStatus::Serving).await;
@@ -113,9 +138,15 @@ pub async fn serve(
     };
 
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)));
+    let incoming = incoming(
+        listener,
+        IncomingConfig {
+            max_connections: config.max_connections,
+            handshake_timeout: config.handshake_timeout,
+            tcp_keepalive: Duration::from_secs(60),
+        },
+        draining_tx.subscribe(),
+    );
 
     let drain_reporter = reporter.clone();
     let stop = async move {
@@ -126,9 +157,10 @@ pub async fn serve(
     };
 
     let server = Server::builder()
-        .concurrency_limit_per_connection(config.concurrency_per_connection)
-        .load_shed(true)
         .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(Some(config.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(config.http2_keepalive_timeout))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -46,6 +46,18 @@ pub fn simple_status(reason: Reason, message: &str) -> Status {
     )
 }
 
+/// The answer to a call refused by admission control: try again after `retry_after`.
+pub fn overloaded_status(retry_after: std::time::Duration) -> Status {
+    Status::with_error_details_vec(
+        grpc_code(Reason::ServerOverloaded.grpc_code()),
+        "the server is at capacity; retry later",
+        [
+            ErrorDetail::from(error_info(Reason::ServerOverloaded, None, None)),
+            RetryInfo::new(Some(retry_after)).into(),
+        ],
+    )
+}
+
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Self {
         match err {

@@ -491,6 +491,54 @@ async fn every_reason_is_reached(backend: Backend) {
     check(f, None);
     drop(faulty);
 
+    // Transport: a message over the limit, and bytes that are no protobuf message.
+    let big = UpsertParticipantRequest {
+        reason_for_change: "x".repeat(100 * 1024),
+        ..at_ohio("A")
+    };
+    let fresh = TestApp::spawn(backend).await;
+    check(
+        expect_failure(
+            fresh.upsert(crc, big).await,
+            Code::ResourceExhausted,
+            "MESSAGE_TOO_LARGE",
+        ),
+        None,
+    );
+    check(
+        expect_failure(
+            crate::transport::send_raw(&fresh, crc, vec![0xff; 16]).await,
+            Code::InvalidArgument,
+            "MALFORMED_REQUEST",
+        ),
+        None,
+    );
+    drop(fresh);
+
+    // Overload: one call in flight at most; a second one while it commits is refused.
+    let mut options = AppOptions::new(backend);
+    options.fault = Fault::SlowCommit(std::time::Duration::from_millis(800));
+    options.server = Some(participants::grpc::server::ServerConfig {
+        max_in_flight: 1,
+        ..Default::default()
+    });
+    let busy = TestApp::spawn_with(options).await;
+    let first = {
+        let mut client = busy.client.clone();
+        let req = busy.authed(crc, at_ohio("BUSY-1"));
+        tokio::spawn(async move { client.upsert_participant(req).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let f = expect_failure(
+        busy.upsert(crc, at_ohio("BUSY-2")).await,
+        Code::ResourceExhausted,
+        "SERVER_OVERLOADED",
+    );
+    assert!(f.retry_delay.is_some(), "RetryInfo is attached");
+    check(f, None);
+    first.await.expect("task").expect("the first call commits");
+    drop(busy);
+
     // Time: no write starts after the request timeout.
     let mut options = AppOptions::new(backend);
     options.server = Some(participants::grpc::server::ServerConfig {

@@ -103,6 +103,8 @@ pub struct AppOptions {
     pub server: Option<ServerConfig>,
     /// Group-commit settings; the defaults when absent.
     pub batching: Option<participants::service::writer::BatchConfig>,
+    /// A listener bound by the test (so it knows the address); a fresh one when absent.
+    pub listener: Option<tokio::net::TcpListener>,
 }
 
 /// The test JWKS and its private keys.
@@ -122,6 +124,7 @@ impl AppOptions {
             jwks: false,
             server: None,
             batching: None,
+            listener: None,
         }
     }
 }
@@ -149,9 +152,12 @@ impl TestApp {
             audience: options.audience,
         };
         let verifier = Arc::new(JwtVerifier::new(&settings).expect("verifier"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = match options.listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        };
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let cipher = Arc::new(DataCipher::new(DATA_KEY, &[]));

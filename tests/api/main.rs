@@ -14,5 +14,6 @@ mod get;
 mod ids;
 mod probes;
 mod retries;
+mod transport;
 mod upsert;
 mod validation;

@@ -88,12 +88,13 @@ async fn an_oversized_request_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut req = crate::helpers::at_ohio("BIG-1");
     req.reason_for_change = "x".repeat(100 * 1024);
-    let status = app
-        .upsert("crc.ohio", req)
-        .await
-        .expect_err("over the 64 KiB limit");
-    // tonic refuses it while decoding, before any handler runs.
-    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    // tonic refuses it while decoding, before any handler runs; the answer is typed.
+    let f = crate::helpers::expect_failure(
+        app.upsert("crc.ohio", req).await,
+        tonic::Code::ResourceExhausted,
+        "MESSAGE_TOO_LARGE",
+    );
+    assert!(f.message.contains("65536 bytes"), "{f:?}");
     assert_eq!(app.participant_count().await, 0);
 }
 
@@ -180,16 +181,35 @@ async fn a_write_outlives_a_caller_that_gave_up(backend: Backend) {
     assert_eq!(app.participant_count().await, 2);
 }
 
-async fn calls_over_the_connection_limit_are_shed(backend: Backend) {
+/// One semaphore for all connections: over the limit a call is refused at once, typed, with a
+/// retry delay, and writes nothing.
+async fn calls_over_the_in_flight_limit_are_shed(backend: Backend) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
     let mut options = crate::helpers::AppOptions::new(backend);
     options.server = Some(participants::grpc::server::ServerConfig {
-        concurrency_per_connection: 1,
+        max_in_flight: 2,
         ..Default::default()
     });
+    options.listener = Some(listener);
     let app = TestApp::spawn_with(options).await;
-    let calls: Vec<_> = (0..20)
+    // Several connections, so a per-connection limit could not explain the shedding.
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        clients.push(
+            participants::pb::participant_service_client::ParticipantServiceClient::new(channel),
+        );
+    }
+    let calls: Vec<_> = (0..80)
         .map(|n| {
-            let mut client = app.client.clone();
+            let mut client = clients[n % clients.len()].clone();
             let req = app.authed("crc.ohio", crate::helpers::at_ohio(&format!("SHED-{n}")));
             tokio::spawn(async move { client.upsert_participant(req).await })
         })
@@ -199,20 +219,36 @@ async fn calls_over_the_connection_limit_are_shed(backend: Backend) {
         match call.await.expect("task") {
             Ok(_) => ok += 1,
             Err(s) => {
-                assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+                let f = crate::helpers::expect_failure::<()>(
+                    Err(s),
+                    tonic::Code::ResourceExhausted,
+                    "SERVER_OVERLOADED",
+                );
+                let delay = f.retry_delay.expect("a RetryInfo");
+                assert!(
+                    delay >= std::time::Duration::from_millis(100)
+                        && delay <= std::time::Duration::from_secs(1),
+                    "{delay:?}"
+                );
                 shed += 1;
             }
         }
     }
-    assert!(ok >= 1 && shed >= 1, "ok {ok}, shed {shed}");
+    assert!(ok >= 2 && shed >= 1, "ok {ok}, shed {shed}");
     assert_eq!(app.participant_count().await, ok);
+    // Health is never shed.
+    let mut health = HealthClient::new(app.channel.clone());
+    health
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health");
 }
 
 crate::on_both_backends!(
     a_call_past_the_request_timeout_writes_nothing,
     a_committed_write_is_never_answered_as_a_failure,
     a_write_outlives_a_caller_that_gave_up,
-    calls_over_the_connection_limit_are_shed,
+    calls_over_the_in_flight_limit_are_shed,
     health_is_serving,
     reflection_lists_the_service_and_error_details,
     an_oversized_request_is_refused,

@@ -1,0 +1,292 @@
+//! The transport's own limits: the connection cap, the handshake timeout, draining, and
+//! typed answers for bodies tonic cannot decode.
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use participants::{
+    catalog::{self, Catalog},
+    crypto::DataCipher,
+    grpc::{
+        auth::{JwtSettings, JwtVerifier},
+        server::{self, ServerConfig},
+    },
+    service::Participants,
+    store::{DbConfig, Store},
+};
+use tokio::{io::AsyncReadExt, net::TcpStream, sync::oneshot, task::JoinHandle};
+use tonic::{
+    Code,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::http::uri::PathAndQuery,
+    transport::Channel,
+};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::helpers::{
+    Backend, CATALOG, DATA_KEY, SECRET, TestApp, expect_failure, fresh_database, with_token,
+};
+
+/// A server whose end can be awaited.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    served: JoinHandle<Result<(), String>>,
+    _db: crate::helpers::TestDb,
+}
+
+async fn start(config: ServerConfig) -> Running {
+    let db = fresh_database(Backend::Sqlite).await;
+    let store = Store::connect(&DbConfig::new(db.url.clone()))
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    catalog::apply(&store, &Catalog::parse(CATALOG).expect("catalog"))
+        .await
+        .expect("apply catalog");
+    let verifier = JwtVerifier::new(&JwtSettings {
+        hs256_secret: Some(SECRET.as_bytes().to_vec()),
+        ..Default::default()
+    })
+    .expect("verifier");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let participants = Participants::new(store, Arc::new(DataCipher::new(DATA_KEY, &[])));
+    let served = tokio::spawn(server::serve(
+        listener,
+        participants,
+        Arc::new(verifier),
+        config,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Running {
+        addr,
+        stop: Some(tx),
+        served,
+        _db: db,
+    }
+}
+
+async fn channel(addr: SocketAddr) -> Result<Channel, tonic::transport::Error> {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+}
+
+async fn health(channel: Channel) -> Result<(), tonic::Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .map(|_| ())
+}
+
+/// Whether the server closed `stream` within `within` (EOF or reset).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_capped_and_closed_after_the_handshake_timeout() {
+    let server = start(ServerConfig {
+        max_connections: 4,
+        handshake_timeout: Duration::from_millis(1500),
+        ..Default::default()
+    })
+    .await;
+    // An established client keeps working whatever the silent ones do.
+    let established = channel(server.addr).await.expect("connect");
+    health(established.clone()).await.expect("health");
+
+    // Three silent connections fill the cap (the established one holds the fourth place).
+    let opened = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpStream::connect(server.addr).await.expect("tcp"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Over the cap: accepted and closed at once.
+    for _ in 0..5 {
+        let mut over = TcpStream::connect(server.addr).await.expect("tcp");
+        assert!(
+            closed_within(&mut over, Duration::from_millis(300)).await,
+            "a connection over the cap is closed at once"
+        );
+    }
+    health(established.clone())
+        .await
+        .expect("health on the established connection while the cap is full");
+
+    // The silent ones are held until the handshake timeout, then closed.
+    for s in &mut silent {
+        assert!(
+            !closed_within(s, Duration::from_millis(100)).await,
+            "held before the timeout ({:?})",
+            opened.elapsed()
+        );
+    }
+    for s in &mut silent {
+        assert!(
+            closed_within(s, Duration::from_secs(3)).await,
+            "closed after the handshake timeout"
+        );
+    }
+    assert!(opened.elapsed() >= Duration::from_millis(1500));
+
+    // Their places are free again: a new connection is served.
+    let fresh = channel(server.addr)
+        .await
+        .expect("connect after the timeout");
+    health(fresh).await.expect("health on a new connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_the_preface_slowly_is_served() {
+    let server = start(ServerConfig {
+        handshake_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    // A raw HTTP/2 preface sent in two parts, then nothing: it counts as a handshake only
+    // once complete, and the server then answers with its SETTINGS frame.
+    let mut stream = TcpStream::connect(server.addr).await.expect("tcp");
+    use tokio::io::AsyncWriteExt;
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream.write_all(b"\r\nSM\r\n\r\n").await.expect("write");
+    let mut header = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut header))
+        .await
+        .expect("the server answers in time")
+        .expect("a frame header");
+    assert_eq!(header[3], 0x4, "a SETTINGS frame");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_with_silent_connections_open_finishes_fast() {
+    let mut server = start(ServerConfig {
+        handshake_timeout: Duration::from_secs(30),
+        grace_period: Duration::from_secs(10),
+        ..Default::default()
+    })
+    .await;
+    let established = channel(server.addr).await.expect("connect");
+    health(established.clone()).await.expect("health");
+    let mut silent = Vec::new();
+    for _ in 0..5 {
+        silent.push(TcpStream::connect(server.addr).await.expect("tcp"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = Instant::now();
+    let _ = server.stop.take().expect("running").send(());
+    for s in &mut silent {
+        assert!(
+            closed_within(s, Duration::from_secs(2)).await,
+            "a silent connection is closed when draining begins"
+        );
+    }
+    drop(established);
+    let result = tokio::time::timeout(Duration::from_secs(3), &mut server.served)
+        .await
+        .expect("the drain does not wait for connections that never sent a byte")
+        .expect("task");
+    assert_eq!(result, Ok(()));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+/// Passes bytes through untouched, to send what the generated client never would.
+#[derive(Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        let mut out = vec![0u8; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+/// Sends `body` as the UpsertParticipant request message, byte for byte.
+pub(crate) async fn send_raw(
+    app: &TestApp,
+    user: &str,
+    body: Vec<u8>,
+) -> Result<(), tonic::Status> {
+    let path = PathAndQuery::try_from(format!("/{}/UpsertParticipant", server::SERVICE_NAME))
+        .expect("path");
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.expect("ready");
+    grpc.unary(with_token(body, &app.token(user)), path, RawCodec)
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_body_is_a_malformed_request() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.token("crc.ohio");
+    let path = PathAndQuery::try_from(format!("/{}/UpsertParticipant", server::SERVICE_NAME))
+        .expect("path");
+    // Bytes that are no protobuf message: an invalid wire type, and a truncated varint.
+    for body in [vec![0xff; 16], vec![0x0a, 0xff, 0xff, 0xff]] {
+        let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+        grpc.ready().await.expect("ready");
+        let r = grpc
+            .unary(with_token(body, &token), path.clone(), RawCodec)
+            .await
+            .map(|_| ());
+        let f = expect_failure(r, Code::InvalidArgument, "MALFORMED_REQUEST");
+        assert_eq!(f.message, "the request message could not be decoded");
+    }
+    assert_eq!(app.participant_count().await, 0);
+}
