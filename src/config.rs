@@ -191,7 +191,8 @@ pub struct ServeArgs {
     /// secret and data key, and ready-to-paste grpcurl lines.
     #[arg(long)]
     pub demo: bool,
-    /// A call still running after this is cancelled.
+    /// A call whose write has not started by then answers DEADLINE_EXCEEDED (REQUEST_TIMED_OUT);
+    /// a started write always finishes and is answered.
     #[arg(long, env = "PARTICIPANTS_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub request_timeout: Duration,
     /// Largest accepted request message, in bytes.
