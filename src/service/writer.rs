@@ -28,10 +28,7 @@ use tokio::{
 use super::upsert::{TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
 use crate::pb;
-use crate::store::{DbFailure, Store, classify, describe_db_err, queries, to_service_error};
-
-/// How many times a batch whose commit met a conflict, or a command that met one, is run again.
-const MAX_ATTEMPTS: usize = 8;
+use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
 /// Group-commit settings.
 #[derive(Debug, Clone, Copy)]
@@ -205,19 +202,12 @@ async fn run_lane(
 /// Runs the batch in one transaction, each command under a savepoint, and commits once. The
 /// answers are in the batch's order; on a failed commit every answer is that failure.
 async fn commit_batch(store: &Store, jobs: &[Job]) -> Vec<Answer> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_batch(store, jobs).await {
-            Ok(answers) => return answers,
-            Err(e) if classify(&e) == DbFailure::Retry && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(attempt, "batch conflicted with a concurrent one; retrying");
-            }
-            Err(e) => {
-                tracing::warn!(error = %describe_db_err(&e), commands = jobs.len(), "batch failed; nothing of it was written");
-                let error = to_service_error(e);
-                return jobs.iter().map(|_| Err(copy_error(&error))).collect();
-            }
+    match retry::on_conflict(|| try_batch(store, jobs)).await {
+        Ok(answers) => answers,
+        Err(e) => {
+            tracing::warn!(error = %describe_db_err(&e), commands = jobs.len(), "batch failed; nothing of it was written");
+            let error = to_service_error(e);
+            jobs.iter().map(|_| Err(copy_error(&error))).collect()
         }
     }
 }
@@ -251,41 +241,45 @@ async fn try_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Answer>, sea_orm::
 }
 
 /// Runs one command under a savepoint: kept when it succeeded (and wrote for real), rolled
-/// back otherwise. A database error that breaks the whole transaction fails the batch.
+/// back otherwise, and run again on a conflict a retry can clear. A database error that breaks
+/// the whole transaction fails the batch; any other fails this command alone.
 async fn run_one(
     tx: &DatabaseTransaction,
     command: &UpsertCommand,
 ) -> Result<Answer, sea_orm::DbErr> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let savepoint = tx.begin().await?;
-        let result = execute(&savepoint, command).await;
-        if let super::Fault::SlowCommit(delay) = command.fault {
-            tokio::time::sleep(delay).await;
+    match retry::on_conflict(|| attempt_one(tx, command)).await {
+        Ok(answer) => Ok(answer),
+        Err(e) if classify(&e) == DbFailure::Unavailable => Err(e),
+        Err(e) => Ok(Err(to_service_error(e))),
+    }
+}
+
+/// One attempt of one command, under its own savepoint.
+async fn attempt_one(
+    tx: &DatabaseTransaction,
+    command: &UpsertCommand,
+) -> Result<Answer, sea_orm::DbErr> {
+    let savepoint = tx.begin().await?;
+    let result = execute(&savepoint, command).await;
+    if let super::Fault::SlowCommit(delay) = command.fault {
+        tokio::time::sleep(delay).await;
+    }
+    match result {
+        Ok(response) if !command.validate_only => {
+            savepoint.commit().await?;
+            Ok(Ok(response))
         }
-        match result {
-            Ok(response) if !command.validate_only => {
-                savepoint.commit().await?;
-                return Ok(Ok(response));
-            }
-            Ok(response) => {
-                savepoint.rollback().await?;
-                return Ok(Ok(response));
-            }
-            Err(TxError::Rejected(e)) => {
-                savepoint.rollback().await?;
-                return Ok(Err(e));
-            }
-            Err(TxError::Db(e)) => {
-                savepoint.rollback().await?;
-                match classify(&e) {
-                    DbFailure::Retry if attempt < MAX_ATTEMPTS => continue,
-                    // The connection or the transaction is gone: the batch fails as a whole.
-                    DbFailure::Unavailable => return Err(e),
-                    _ => return Ok(Err(to_service_error(e))),
-                }
-            }
+        Ok(response) => {
+            savepoint.rollback().await?;
+            Ok(Ok(response))
+        }
+        Err(TxError::Rejected(e)) => {
+            savepoint.rollback().await?;
+            Ok(Err(e))
+        }
+        Err(TxError::Db(e)) => {
+            savepoint.rollback().await?;
+            Err(e)
         }
     }
 }

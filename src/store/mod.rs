@@ -4,6 +4,7 @@ pub mod access_codes;
 pub mod entity;
 pub mod migration;
 pub mod queries;
+pub mod retry;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
