@@ -123,11 +123,6 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         spawn_jwks_reload(verifier.clone(), args.jwt.jwt_jwks_refresh);
     }
     let cipher = Arc::new(args.data.cipher()?);
-    // The key id is a hash prefix, safe to log; it tells operators which key seals new data.
-    tracing::info!(
-        data_key_id = cipher.current_key_id(),
-        "personal data is encrypted at rest"
-    );
     // Read the catalog before touching the database, so a bad file changes nothing.
     let catalog = match (&args.catalog, args.demo) {
         (Some(path), _) => Some(Catalog::load(path).map_err(|e| e.to_string())?),
@@ -143,6 +138,12 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         .seal_access_codes(&cipher)
         .await
         .map_err(|e| e.to_string())?;
+    // Logged once start-up can no longer fail on a setting, so a bad one prints one line only.
+    // The key id is a hash prefix, safe to log; it tells operators which key seals new data.
+    tracing::info!(
+        data_key_id = cipher.current_key_id(),
+        "personal data is encrypted at rest"
+    );
     if let Some(catalog) = &catalog {
         let report = catalog::apply(&store, catalog)
             .await

@@ -55,6 +55,14 @@ fn start_up_error(cmd: &mut Command) -> String {
         .filter(|l| l.starts_with("error: "))
         .collect();
     assert_eq!(errors.len(), 1, "one clear line: {stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("For more information, try"))
+            .count(),
+        1,
+        "nothing but that line (and clap's hint to try --help): {stderr}"
+    );
     errors[0].to_owned()
 }
 

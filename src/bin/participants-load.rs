@@ -103,7 +103,9 @@ struct Args {
         default_value = "S_BENCH_1,S_BENCH_2,S_BENCH_3,S_BENCH_4"
     )]
     sites: Vec<String>,
-    /// Prefix of every Participant ID this run makes (keeps runs apart on one database).
+    /// Prefix of every Participant ID this run makes; a random one by default, which keeps runs
+    /// apart on one database. With a fixed prefix, a run again re-uses the set-up participants
+    /// (their creations carry request ids, so repeating them writes nothing).
     #[arg(long)]
     key_prefix: Option<String>,
     /// Exit 1 unless every answer is the one asked for.
@@ -504,10 +506,12 @@ async fn tick_until(duration: Duration, bar: Option<&ProgressBar>) {
 async fn populate(ctx: &Arc<Ctx>, concurrency: usize) -> Result<(), String> {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(Mutex::new(None::<String>));
     let population = u64::try_from(ctx.population).unwrap_or(0);
     let mut tasks = Vec::new();
     for _ in 0..concurrency.clamp(1, 64) {
         let (ctx, next, failed) = (ctx.clone(), next.clone(), failed.clone());
+        let first_error = first_error.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -516,12 +520,15 @@ async fn populate(ctx: &Arc<Ctx>, concurrency: usize) -> Result<(), String> {
                 }
                 let conn = usize::try_from(n).unwrap_or(0) % ctx.participants.len().max(1);
                 let mut client = ctx.participants[conn].clone();
-                if client
+                if let Err(status) = client
                     .upsert_participant(ctx.authed(ctx.create_request(n)))
                     .await
-                    .is_err()
                 {
                     failed.fetch_add(1, Ordering::Relaxed);
+                    first_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert_with(|| describe(&status));
                 }
             }
         }));
@@ -531,7 +538,16 @@ async fn populate(ctx: &Arc<Ctx>, concurrency: usize) -> Result<(), String> {
     }
     match failed.load(Ordering::Relaxed) {
         0 => Ok(()),
-        n => Err(format!("{n} of {population} set-up creations failed")),
+        n => {
+            let first = first_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .unwrap_or_default();
+            Err(format!(
+                "{n} of {population} set-up creations failed (the first with {first})"
+            ))
+        }
     }
 }
 
