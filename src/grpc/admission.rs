@@ -33,7 +33,22 @@ use crate::domain::Reason;
 pub struct Admission<S> {
     inner: S,
     permits: Arc<Semaphore>,
+    max_in_flight: usize,
     max_message_bytes: usize,
+}
+
+/// A view of how many ParticipantService calls are in flight (the drain waits for none).
+#[derive(Clone)]
+pub struct InFlight {
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+impl InFlight {
+    pub fn count(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.permits.available_permits())
+    }
 }
 
 impl<S> Admission<S> {
@@ -43,7 +58,16 @@ impl<S> Admission<S> {
         Self {
             inner,
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            max_in_flight: max_in_flight.max(1),
             max_message_bytes,
+        }
+    }
+
+    /// How many calls are in flight, for as long as the server runs.
+    pub fn in_flight(&self) -> InFlight {
+        InFlight {
+            permits: self.permits.clone(),
+            max_in_flight: self.max_in_flight,
         }
     }
 }
@@ -133,7 +157,8 @@ fn is_decode_failure(headers: &http::HeaderMap) -> bool {
         .get(Status::GRPC_MESSAGE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
         .unwrap_or_default();
-    ["decod", "decompress", "protocol"]
+    // "Missing request message": an empty body, which is no message either.
+    ["decod", "decompress", "protocol", "missing"]
         .iter()
         .any(|word| message.contains(word))
 }

@@ -107,6 +107,7 @@ pub async fn serve(
     let api = InterceptedService::new(api, AuthInterceptor::new(verifier));
     // Admission comes first: an overloaded server refuses before verifying a token.
     let api = Admission::new(api, config.max_in_flight, config.max_message_bytes);
+    let in_flight = api.in_flight();
 
     // Migrations and the catalog are done by now: report SERVING while the database answers.
     set_health(&reporter, ServingStatus::Serving).await;
@@ -170,6 +171,7 @@ pub async fn serve(
 
     tokio::pin!(server);
     let grace = config.grace_period;
+    let mut quiet_rx = draining_rx.clone();
     let result = tokio::select! {
         r = &mut server => r.map_err(|e| format!("server: {e}")),
         _ = async {
@@ -177,6 +179,19 @@ pub async fn serve(
             tokio::time::sleep(grace).await;
         } => {
             tracing::warn!("grace period over: closing with calls still in flight");
+            Ok(())
+        }
+        // An HTTP/2 connection whose peer never answers the GOAWAY would hold the drain for the
+        // whole grace period: once no call has been in flight for a moment, the rest are idle.
+        _ = async {
+            let _ = quiet_rx.wait_for(|d| *d).await;
+            let mut quiet = 0;
+            while quiet < 3 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                quiet = if in_flight.count() == 0 { quiet + 1 } else { 0 };
+            }
+        } => {
+            tracing::info!("drained: no call in flight; closing idle connections");
             Ok(())
         }
     };

@@ -211,6 +211,45 @@ async fn a_drain_with_silent_connections_open_finishes_fast() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+/// A peer that sends the HTTP/2 preface and an empty SETTINGS frame, then never answers
+/// (not even the server's GOAWAY), does not hold the drain for the whole grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_with_idle_http2_connections_open_finishes_fast() {
+    use tokio::io::AsyncWriteExt;
+
+    let mut server = start(ServerConfig {
+        grace_period: Duration::from_secs(10),
+        ..Default::default()
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(server.addr).await.expect("tcp");
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .expect("preface");
+        // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+        s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+            .await
+            .expect("settings");
+        idle.push(s);
+    }
+    // A real call, finished before the drain.
+    let established = channel(server.addr).await.expect("connect");
+    health(established.clone()).await.expect("health");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = Instant::now();
+    let _ = server.stop.take().expect("running").send(());
+    let result = tokio::time::timeout(Duration::from_secs(3), &mut server.served)
+        .await
+        .expect("the drain does not wait the grace period for idle connections")
+        .expect("task");
+    assert_eq!(result, Ok(()));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(idle);
+}
+
 /// Passes bytes through untouched, to send what the generated client never would.
 #[derive(Default)]
 struct RawCodec;
@@ -288,5 +327,14 @@ async fn an_undecodable_body_is_a_malformed_request() {
         let f = expect_failure(r, Code::InvalidArgument, "MALFORMED_REQUEST");
         assert_eq!(f.message, "the request message could not be decoded");
     }
+    // A body with no message at all (tonic: "Missing request message"; was INTERNAL).
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.expect("ready");
+    let nothing = tokio_stream::iter(Vec::<Vec<u8>>::new());
+    let r = grpc
+        .client_streaming(with_token(nothing, &token), path.clone(), RawCodec)
+        .await
+        .map(|_| ());
+    expect_failure(r, Code::InvalidArgument, "MALFORMED_REQUEST");
     assert_eq!(app.participant_count().await, 0);
 }
