@@ -82,26 +82,76 @@ pub enum Chars {
     MultiLine,
 }
 
+/// Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties.txt): characters
+/// that render as nothing, such as variation selectors, the combining grapheme joiner, Hangul
+/// fillers and tags. Listed here because none of our crates exposes the property.
+const DEFAULT_IGNORABLE: [(u32, u32); 17] = [
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+];
+
+fn default_ignorable(c: char) -> bool {
+    let c = u32::from(c);
+    DEFAULT_IGNORABLE
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&c))
+}
+
+/// What names, address lines and reasons keep of the invisible characters: the zero-width
+/// non-joiner and joiner (Persian and Indic spelling, emoji sequences) and the variation
+/// selectors (emoji and CJK presentation).
+fn text_joiner(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}' | '\u{FE00}'..='\u{FE0F}')
+}
+
 impl Chars {
     fn refuses(self, c: char) -> bool {
-        match c.general_category() {
-            GeneralCategory::Control => {
-                !(self == Chars::MultiLine && matches!(c, '\n' | '\r' | '\t'))
-            }
-            GeneralCategory::Format => {
-                !(self != Chars::Identifier && matches!(c, '\u{200C}' | '\u{200D}'))
-            }
-            GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator => {
-                self != Chars::MultiLine
-            }
+        use GeneralCategory as G;
+        let category = c.general_category();
+        let hidden = match category {
+            G::Control => !(self == Chars::MultiLine && matches!(c, '\n' | '\r' | '\t')),
+            G::Format => !(self != Chars::Identifier && text_joiner(c)),
+            G::LineSeparator | G::ParagraphSeparator => self != Chars::MultiLine,
+            G::Unassigned | G::Surrogate => true,
             _ => false,
-        }
+        };
+        hidden
+            || (default_ignorable(c) && !(self != Chars::Identifier && text_joiner(c)))
+            // In an ID, a key or an OID: nothing drawn from a private font, and no space but
+            // the plain one (a no-break space looks the same and compares different).
+            || (self == Chars::Identifier
+                && (category == G::PrivateUse || (category == G::SpaceSeparator && c != ' ')))
     }
 
     /// Whether `s` holds a character this kind of field refuses (NUL, ESC, a zero-width space,
-    /// a bidirectional override, a BOM…): such characters hide what a value really is.
+    /// a bidirectional override, a BOM, a variation selector in an ID…): such characters hide
+    /// what a value really is. An ID, key or OID may not start with a combining mark either.
     pub fn any_refused(self, s: &str) -> bool {
-        s.chars().any(|c| self.refuses(c))
+        let leading_mark = self == Chars::Identifier
+            && s.chars().next().is_some_and(|c| {
+                matches!(
+                    c.general_category(),
+                    GeneralCategory::NonspacingMark
+                        | GeneralCategory::SpacingMark
+                        | GeneralCategory::EnclosingMark
+                )
+            });
+        leading_mark || s.chars().any(|c| self.refuses(c))
     }
 }
 
@@ -179,21 +229,17 @@ impl SubjectKey {
     }
 }
 
-/// How Participant IDs are compared: trimmed, then Unicode canonical caseless matching
-/// (NFD, full case folding, NFD; stored composed), so `SS` and `ß`, or `é` and `e` + U+0301,
-/// are one ID. Capital I with dot (U+0130) folds to `i`, as a Turkish user typing the ID expects;
-/// every other character follows Unicode's default full case folding. Computed here, never by
-/// the database, so SQLite and PostgreSQL compare alike.
+/// How Participant IDs are compared: trimmed, then Unicode compatibility caseless matching
+/// (NFD, full case folding, NFKD, full case folding, NFKC), so `SS` and `ß`, `é` and `e` +
+/// U+0301, or full-width `ＡＢ` and `AB` are one ID. Capital I with dot (U+0130) folds to `i`, as
+/// a Turkish user typing the ID expects; every other character follows Unicode's default full
+/// case folding. Computed here, never by the database, so SQLite and PostgreSQL compare alike.
 pub fn normalize_subject_key(raw: &str) -> String {
     use caseless::Caseless;
     let dotless = raw.trim().replace('\u{130}', "i");
-    dotless
-        .nfd()
-        .default_case_fold()
-        .nfd()
-        .collect::<String>()
-        .nfc()
-        .collect()
+    let folded: String = dotless.nfd().default_case_fold().collect();
+    let refolded: String = folded.nfkd().default_case_fold().collect();
+    refolded.nfkc().collect()
 }
 
 /// Bounded free text (names, address lines, Secondary ID, hospital number).

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(CaselessKeys),
             Box::new(CatalogVersion),
             Box::new(EnrolledCounters),
+            Box::new(GuardsFireAlways),
         ]
     }
 }
@@ -720,6 +721,41 @@ impl MigrationTrait for EnrolledCounters {
                     ))
                     .await?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// PostgreSQL skips ordinary triggers in replication mode (`session_replication_role =
+/// replica`): the append-only guards are made to fire always. (SQLite has no such mode.)
+struct GuardsFireAlways;
+
+impl MigrationName for GuardsFireAlways {
+    fn name(&self) -> &str {
+        "m20261128_000009_guards_fire_always"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for GuardsFireAlways {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        if db.get_database_backend() == DbBackend::Postgres {
+            for (table, trigger) in [
+                ("audit_events", "audit_events_append_only"),
+                ("audit_events", "audit_events_no_truncate"),
+                ("change_reasons", "change_reasons_append_only"),
+                ("change_reasons", "change_reasons_no_truncate"),
+            ] {
+                db.execute_unprepared(&format!(
+                    "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}"
+                ))
+                .await?;
             }
         }
         Ok(())

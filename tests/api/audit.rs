@@ -220,6 +220,25 @@ async fn the_trail_cannot_be_replaced_or_truncated(backend: Backend) {
             "{sql} was not refused"
         );
     }
+    if backend == Backend::Postgres {
+        // Replication mode skips ordinary triggers; the guards fire always (found by attack).
+        use sea_orm::TransactionTrait;
+        for sql in [
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+            "DELETE FROM change_reasons",
+        ] {
+            let tx = conn.begin().await.expect("begin");
+            tx.execute_unprepared("SET LOCAL session_replication_role = replica")
+                .await
+                .expect("set (the test user may)");
+            assert!(
+                tx.execute_unprepared(sql).await.is_err(),
+                "{sql} in replication mode was not refused"
+            );
+            tx.rollback().await.expect("rollback");
+        }
+    }
     assert_eq!(events(&app).await, before, "the trail is unchanged");
 
     // Ordinary appends still work, one row or many.

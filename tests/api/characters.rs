@@ -118,6 +118,41 @@ async fn hidden_characters_are_refused_in_every_field(backend: Backend) {
     assert_eq!(app.participant_count().await, 2, "only R-1 and P-1 exist");
 }
 
+/// Characters that draw nothing, or look like others, are refused in IDs and keys: before,
+/// `Q3AB` and `Q3A` + U+FE0F + `B` were two participants.
+async fn invisible_and_look_alike_characters_are_refused_in_ids(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.upsert("crc.ohio", at_ohio("Q3AB")).await.unwrap();
+    for (name, id) in [
+        ("variation selector", "Q3A\u{FE0F}B"),
+        ("combining grapheme joiner", "Q3A\u{34F}B"),
+        ("Mongolian variation selector", "Q3A\u{180B}B"),
+        ("Hangul choseong filler", "Q3A\u{115F}B"),
+        ("Hangul filler", "Q3A\u{3164}B"),
+        ("no-break space", "Q3A\u{A0}B"),
+        ("private use", "Q3A\u{E000}B"),
+        ("unassigned", "Q3A\u{378}B"),
+        ("tag character", "Q3A\u{E0041}B"),
+        ("leading combining mark", "\u{301}Q3AB"),
+    ] {
+        let f = expect_failure(
+            app.upsert("crc.ohio", at_ohio(id)).await,
+            Code::InvalidArgument,
+            "UNSUPPORTED_CHARACTER",
+        );
+        assert_eq!(f.violations[0].0, "subject_key", "{name}");
+    }
+    // Names keep what real names need: a variation selector after an emoji is drawn.
+    let req = UpsertParticipantRequest {
+        contact: contact(|c| c.first_name = Some("Ann\u{2764}\u{FE0F}".into())),
+        ..at_ohio("Q3AB")
+    };
+    app.upsert("crc.ohio", req)
+        .await
+        .expect("an emoji with its selector");
+    assert_eq!(app.participant_count().await, 1);
+}
+
 async fn nul_in_lookups_and_scopes_is_an_answer_not_an_internal_error(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.upsert("crc.ohio", at_ohio("N-1")).await.unwrap();
@@ -211,13 +246,14 @@ async fn a_huge_oid_is_refused_without_an_echo(backend: Backend) {
 }
 
 /// Pairs that are one Participant ID: (first created, then sent again).
-const SAME_ID: [(&str, &str); 6] = [
+const SAME_ID: [(&str, &str); 7] = [
     ("CAF\u{C9}-1", "cafe\u{301}-1"), // precomposed É, then e + combining acute
     ("STRASSE-1", "stra\u{DF}e-1"),   // SS and ß
     ("\u{130}STANBUL-1", "istanbul-1"), // capital I with dot, and i
     ("\u{3A3}\u{399}\u{3A3}-1", "\u{3C3}\u{3B9}\u{3C2}-1"), // Σ and final ς
     ("\u{212A}ELVIN-1", "kelvin-1"),  // Kelvin sign and k
     ("\u{FB00}-1", "FF-1"),           // the ligature ﬀ and FF
+    ("\u{FF21}\u{FF22}-1", "ab-1"),   // full-width ＡＢ and ab
 ];
 
 async fn ids_are_compared_canonically_and_caselessly(backend: Backend) {
@@ -308,6 +344,7 @@ async fn the_migration_recomputes_comparison_keys(backend: Backend) {
 
 crate::on_both_backends!(
     hidden_characters_are_refused_in_every_field,
+    invisible_and_look_alike_characters_are_refused_in_ids,
     nul_in_lookups_and_scopes_is_an_answer_not_an_internal_error,
     a_huge_oid_is_refused_without_an_echo,
     ids_are_compared_canonically_and_caselessly,
