@@ -9,15 +9,7 @@ use participants::{
 };
 use tonic::Code;
 
-use crate::helpers::{AppOptions, Backend, TestApp, expect_failure, failure, site};
-
-fn capped(site_oid: &str, key: &str) -> UpsertParticipantRequest {
-    UpsertParticipantRequest {
-        scope: site("S_CAPPED", site_oid),
-        subject_key: key.into(),
-        ..Default::default()
-    }
-}
+use crate::helpers::{AppOptions, Backend, TestApp, capped, expect_failure, failure};
 
 async fn a_mixed_batch_answers_each_caller_as_if_alone(backend: Backend) {
     let mut options = AppOptions::new(backend);

@@ -2,13 +2,14 @@
 //! (NFC), and Participant IDs are compared by Unicode canonical caseless matching — the same
 //! answers on SQLite and PostgreSQL (which refuses NUL in text outright).
 
-use participants::pb::{ParticipantContact, UpsertParticipantRequest};
+use participants::pb::UpsertParticipantRequest;
 use sea_orm::{ConnectionTrait, Statement};
 use sea_orm_migration::MigratorTrait;
 use tonic::Code;
 
 use crate::helpers::{
-    Backend, JUNO, OHIO, TestApp, at_ohio, expect_failure, fresh_database, get_site, site, study,
+    Backend, JUNO, OHIO, TestApp, at_ohio, contact, expect_failure, fresh_database, get_site, site,
+    study,
 };
 
 const HIDING: [(&str, &str); 8] = [
@@ -21,12 +22,6 @@ const HIDING: [(&str, &str); 8] = [
     ("line separator", "\u{2028}"),
     ("soft hyphen", "\u{AD}"),
 ];
-
-fn contact(f: impl FnOnce(&mut ParticipantContact)) -> Option<ParticipantContact> {
-    let mut c = ParticipantContact::default();
-    f(&mut c);
-    Some(c)
-}
 
 async fn hidden_characters_are_refused_in_every_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;

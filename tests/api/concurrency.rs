@@ -5,15 +5,7 @@ use std::collections::BTreeMap;
 use participants::pb::{ParticipantContact, UpsertParticipantRequest};
 use tonic::Code;
 
-use crate::helpers::{Backend, TestApp, expect_failure, failure, site};
-
-fn capped(site_oid: &str, key: &str) -> UpsertParticipantRequest {
-    UpsertParticipantRequest {
-        scope: site("S_CAPPED", site_oid),
-        subject_key: key.into(),
-        ..Default::default()
-    }
-}
+use crate::helpers::{Backend, TestApp, capped, expect_failure, failure};
 
 /// Runs the requests at once and counts the outcomes by code and reason.
 async fn race(

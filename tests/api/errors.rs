@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 
 use participants::{
     domain::Reason,
-    pb::{ErrorReason, ParticipantContact, UpsertParticipantRequest},
+    pb::{ErrorReason, UpsertParticipantRequest},
     service::Fault,
 };
 use tonic::Code;
 
 use crate::helpers::{
-    AppOptions, Backend, Failure, JUNO, OHIO, TestApp, at_ohio, expect_failure, get_site, site,
-    study,
+    AppOptions, Backend, Failure, JUNO, OHIO, TestApp, at_ohio, contact, expect_failure, get_site,
+    site, study,
 };
 
 #[test]
@@ -36,12 +36,6 @@ fn the_proto_enum_and_the_rust_table_list_the_same_reasons() {
             "{name}"
         );
     }
-}
-
-fn contact(f: impl FnOnce(&mut ParticipantContact)) -> Option<ParticipantContact> {
-    let mut c = ParticipantContact::default();
-    f(&mut c);
-    Some(c)
 }
 
 async fn every_reason_is_reached(backend: Backend) {

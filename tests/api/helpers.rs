@@ -343,6 +343,22 @@ pub fn at_ohio(key: &str) -> UpsertParticipantRequest {
     }
 }
 
+/// A site-level upsert in the capped study (study cap 10; site B cap 2).
+pub fn capped(site_oid: &str, key: &str) -> UpsertParticipantRequest {
+    UpsertParticipantRequest {
+        scope: site("S_CAPPED", site_oid),
+        subject_key: key.into(),
+        ..Default::default()
+    }
+}
+
+/// Contact data set by `f`, for a request's `contact`.
+pub fn contact(f: impl FnOnce(&mut ParticipantContact)) -> Option<ParticipantContact> {
+    let mut c = ParticipantContact::default();
+    f(&mut c);
+    Some(c)
+}
+
 /// The seed's sample request.
 pub fn seed_request() -> UpsertParticipantRequest {
     UpsertParticipantRequest {
