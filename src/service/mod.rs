@@ -26,7 +26,9 @@ pub struct Caller {
     pub user: String,
 }
 
-/// Faults that tests can inject to prove that a failed write leaves nothing behind.
+/// Faults that tests can inject to prove that a failed write leaves nothing behind. A test
+/// seam: it exists only with the `fault-injection` feature, which the package's own tests turn on.
+#[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Fault {
     #[default]
@@ -45,6 +47,7 @@ pub const CATALOG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Participants {
     pub(crate) store: Store,
     pub(crate) cipher: Arc<DataCipher>,
+    #[cfg(feature = "fault-injection")]
     pub(crate) fault: Fault,
     pub(crate) writer: writer::Writer,
     pub(crate) catalog: Arc<catalog_cache::CatalogCache>,
@@ -62,6 +65,7 @@ impl Participants {
             catalog,
             store,
             cipher,
+            #[cfg(feature = "fault-injection")]
             fault: Fault::None,
         }
     }
@@ -93,6 +97,7 @@ impl Participants {
     }
 
     /// Makes writes fail as `fault` says. For tests.
+    #[cfg(feature = "fault-injection")]
     pub fn with_fault(mut self, fault: Fault) -> Self {
         self.fault = fault;
         self

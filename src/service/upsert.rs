@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::{
-    Caller, Fault, Participants, ScopeRows, check_role, load_scope, map_contact, open_contact,
-    scope_oids, seal_contact,
+    Caller, Participants, ScopeRows, check_role, load_scope, map_contact, open_contact, scope_oids,
+    seal_contact,
 };
 use crate::crypto::DataCipher;
 use crate::domain::{
@@ -55,7 +55,8 @@ pub struct UpsertCommand {
     pub request_id: Option<RequestId>,
     pub request_hash: String,
     pub now: DateTime<Utc>,
-    pub fault: Fault,
+    #[cfg(feature = "fault-injection")]
+    pub fault: super::Fault,
     /// Seals personal data before it is written.
     pub cipher: Arc<DataCipher>,
 }
@@ -345,6 +346,7 @@ impl Participants {
             request_id: fields.request_id,
             request_hash,
             now,
+            #[cfg(feature = "fault-injection")]
             fault: self.fault,
             cipher: self.cipher.clone(),
         };
@@ -728,7 +730,8 @@ pub async fn execute(
         }
     };
 
-    if cmd.fault == Fault::AfterAudit {
+    #[cfg(feature = "fault-injection")]
+    if cmd.fault == super::Fault::AfterAudit {
         return Err(DbErr::Custom("injected fault after the audit insert".into()).into());
     }
 

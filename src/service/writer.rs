@@ -261,6 +261,7 @@ async fn attempt_one(
 ) -> Result<Answer, sea_orm::DbErr> {
     let savepoint = tx.begin().await?;
     let result = execute(&savepoint, command).await;
+    #[cfg(feature = "fault-injection")]
     if let super::Fault::SlowCommit(delay) = command.fault {
         tokio::time::sleep(delay).await;
     }
