@@ -2,7 +2,7 @@
 # Runs the code examples of README.md and sdks/README.md as a reader would paste them: starts
 # `participants serve --demo` on a free port, takes PARTICIPANTS_ADDR / PARTICIPANTS_TOKEN from the
 # `export` lines the demo prints, then extracts every ```python, ```ts, ```go, ```java and ```rust
-# block of the two files and runs each as a whole program in a fresh project that gets the SDK the
+# block of the two files (and every ```sh block followed by `snippet-expect` lines) and runs each as a whole program in a fresh project that gets the SDK the
 # way sdks/README.md says (the installed Python wheel, the `npm pack` tarball, a `replace`d Go
 # module, the Java classes and their dependencies, a path dependency on the Rust crate).
 #
@@ -43,7 +43,8 @@ say "extract the examples of README.md and sdks/README.md"
 python3 - "$WORK" README.md sdks/README.md <<'EOF'
 import json, os, re, sys
 work, files = sys.argv[1], sys.argv[2:]
-langs = {"python": "python", "ts": "ts", "typescript": "ts", "go": "go", "java": "java", "rust": "rust"}
+langs = {"python": "python", "ts": "ts", "typescript": "ts", "go": "go", "java": "java", "rust": "rust",
+         "sh": "sh"}
 default = [r"(INVALID_ARGUMENT|InvalidArgument) (ERROR_REASON_)?INVALID_EMAIL_ADDRESS errorCode\.invalidEmailAddress",
            r"contact\.email_address (ERROR_REASON_)?INVALID_EMAIL_ADDRESS - \S"]
 snippets = []
@@ -65,12 +66,15 @@ for path in files:
         while i < len(lines) and (e := re.match(r"^<!-- snippet-expect: (.*) -->$", lines[i])):
             expects.append(e.group(1))
             i += 1
-        if info in langs:
-            name = f"{os.path.basename(path).split('.')[0].lower()}-{start}-{langs[info]}"
-            snippets.append({"name": f"{path}:{start} ({info})", "id": name, "lang": langs[info],
-                             "expect": expects or default})
-            os.makedirs(f"{work}/{name}")
-            open(f"{work}/{name}/snippet", "w", encoding="utf-8").write(body)
+        # A shell block runs too when expectations follow it: those are the commands meant to be
+        # pasted against the demo (others start servers or install things).
+        if info not in langs or (info == "sh" and not expects):
+            continue
+        name = f"{os.path.basename(path).split('.')[0].lower()}-{start}-{langs[info]}"
+        snippets.append({"name": f"{path}:{start} ({info})", "id": name, "lang": langs[info],
+                         "expect": expects or default})
+        os.makedirs(f"{work}/{name}")
+        open(f"{work}/{name}/snippet", "w", encoding="utf-8").write(body)
 json.dump(snippets, open(f"{work}/snippets.json", "w"), indent=1)
 print("  " + ", ".join(s["name"] for s in snippets))
 EOF
@@ -104,7 +108,7 @@ prepare() { # LANG: what every block of the language needs, once
     go) true ;;
     java) [[ -d "$SDKS/java/target/classes" && -s "$TOOLS/java-classpath.txt" ]] ||
       (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never -DskipTests compile) ;;
-    rust) true ;;
+    rust | sh) true ;;
   esac || return 1
   prepared+="$1 "
 }
@@ -112,6 +116,7 @@ prepare() { # LANG: what every block of the language needs, once
 run_block() { # LANG DIR: runs $DIR/snippet; its output goes to stdout
   local dir=$2
   case "$1" in
+    sh) (cd "$ROOT" && bash -euo pipefail "$dir/snippet") ;;
     python) "$PY" "$dir/snippet" ;;
     ts) cp "$dir/snippet" "$WORK/ts-project/$(basename "$dir").ts" &&
       (cd "$WORK/ts-project" && "$SDKS/typescript/node_modules/.bin/tsc" --strict --target es2022 \
