@@ -15,12 +15,7 @@ impl Participants {
         deadline: tokio::time::Instant,
     ) -> Result<pb::Participant, ServiceError> {
         let timed_out = || ServiceError::rejected(Reason::RequestTimedOut, "the request timed out");
-        if tokio::time::Instant::now() >= deadline {
-            return Err(timed_out());
-        }
-        tokio::time::timeout_at(deadline, self.read_one(caller, req))
-            .await
-            .map_err(|_| timed_out())?
+        super::until(deadline, timed_out, self.read_one(caller, req)).await
     }
 
     async fn read_one(

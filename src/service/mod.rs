@@ -39,6 +39,22 @@ pub enum Fault {
     SlowCommit(std::time::Duration),
 }
 
+/// Runs `work`, which only reads, until `deadline`: a deadline already past answers at once
+/// (a ready future would otherwise win), and one that passes meanwhile drops the work, with
+/// `timed_out` as the answer. Nothing is lost, since nothing was written.
+pub(crate) async fn until<T>(
+    deadline: tokio::time::Instant,
+    timed_out: impl FnOnce() -> ServiceError,
+    work: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    if tokio::time::Instant::now() >= deadline {
+        return Err(timed_out());
+    }
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
 /// How often each replica checks whether the catalog changed.
 pub const CATALOG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 

@@ -269,12 +269,7 @@ impl Participants {
         req: pb::UpsertParticipantRequest,
         deadline: Instant,
     ) -> Result<pb::UpsertParticipantResponse, ServiceError> {
-        if Instant::now() >= deadline {
-            return Err(timed_out());
-        }
-        let prepared = tokio::time::timeout_at(deadline, self.prepare(caller, req))
-            .await
-            .map_err(|_| timed_out())??;
+        let prepared = super::until(deadline, timed_out, self.prepare(caller, req)).await?;
         let (command, scope) = match prepared {
             Prepared::Replayed(response) => return Ok(*response),
             Prepared::Write(command, scope) => (command, scope),
@@ -305,7 +300,12 @@ impl Participants {
 
         // A repeat is answered only to a caller who may still act here: a revoked role gets no
         // remembered answer (with its contact data and access code) back.
-        let request_hash = hash_request(&req);
+        // Only a request with a request_id is ever remembered, so only it needs its hash.
+        let request_hash = if req.request_id.is_empty() {
+            String::new()
+        } else {
+            hash_request(&req)
+        };
         let remembered = RequestId::parse(&req.request_id).ok().flatten();
         if let Some(rid) = &remembered
             && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
