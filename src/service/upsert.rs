@@ -10,12 +10,13 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr,
     IntoActiveModel,
 };
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use super::audit::{Audit, Change};
 use super::{
     Caller, Participants, ScopeRows, check_role, load_scope, map_contact, open_contact, scope_oids,
     seal_contact,
@@ -32,10 +33,7 @@ use crate::domain::{
 use crate::pb;
 use crate::store::{
     access_codes,
-    entity::{
-        audit_event, change_reason, idempotency_record, participant, participant_contact, site,
-        study,
-    },
+    entity::{idempotency_record, participant, participant_contact, site, study},
     queries, to_service_error,
 };
 
@@ -420,13 +418,6 @@ async fn full_before_lock(
 const CAP_REACHED_MESSAGE: &str =
     "the enrollment cap is reached: no more participants can be added";
 
-/// What a write changes.
-struct Change {
-    field: &'static str,
-    old: Option<String>,
-    new: Option<String>,
-}
-
 /// Applies the command's patches to the stored values, returning the new contact and the
 /// changed fields in column order.
 fn apply_contact(
@@ -571,97 +562,6 @@ async fn pick_access_code(
         }
     }
     Err(ServiceError::Internal("no free access code".into()).into())
-}
-
-/// The audit events of one write, inserted together in the write's transaction.
-struct Audit<'a> {
-    cmd: &'a UpsertCommand,
-    participant_id: i64,
-    events: Vec<audit_event::ActiveModel>,
-}
-
-impl<'a> Audit<'a> {
-    fn new(cmd: &'a UpsertCommand, participant_id: i64) -> Self {
-        Self {
-            cmd,
-            participant_id,
-            events: Vec::new(),
-        }
-    }
-
-    /// One FIELD_CHANGED event per changed field, in field order.
-    fn changed(&mut self, changes: Vec<Change>) {
-        for c in changes {
-            self.record("FIELD_CHANGED", Some(c.field), c.old, c.new);
-        }
-    }
-
-    /// The first registration for Participate; the access code itself is never recorded.
-    fn registered(&mut self) {
-        self.record(
-            "PARTICIPATE_REGISTERED",
-            Some("participate_status"),
-            None,
-            Some("created".to_owned()),
-        );
-    }
-
-    fn record(
-        &mut self,
-        event_type: &str,
-        field: Option<&str>,
-        old: Option<String>,
-        new: Option<String>,
-    ) {
-        // Old and new values of contact fields are personal data: sealed like the contact row.
-        let (old, new) = match field {
-            Some(f) if ContactField::ALL.iter().any(|c| c.name() == f) => {
-                let context = format!("audit_events/{}/{f}", self.participant_id);
-                (
-                    self.cmd.cipher.seal_opt(old.as_deref(), &context),
-                    self.cmd.cipher.seal_opt(new.as_deref(), &context),
-                )
-            }
-            _ => (old, new),
-        };
-        self.events.push(audit_event::ActiveModel {
-            participant_id: Set(self.participant_id),
-            study_id: Set(self.cmd.study_id),
-            event_type: Set(event_type.to_owned()),
-            field_name: Set(field.map(str::to_owned)),
-            old_value: Set(old),
-            new_value: Set(new),
-            actor: Set(self.cmd.user.clone()),
-            occurred_at: Set(self.cmd.now),
-            request_id: Set(self.cmd.request_id.as_ref().map(|r| r.as_str().to_owned())),
-            // The reason is stored once per write, in `change_reasons` (see `write`).
-            reason_for_change: Set(None),
-            ..Default::default()
-        });
-    }
-
-    /// Inserts the write's reason for change once, then the recorded events, which reference
-    /// it, in one statement.
-    async fn write(mut self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
-        if self.events.is_empty() {
-            return Ok(());
-        }
-        if let Some(reason) = &self.cmd.reason_for_change {
-            let stored = change_reason::ActiveModel {
-                reason: Set(reason.clone()),
-                ..Default::default()
-            }
-            .insert(tx)
-            .await?;
-            for event in &mut self.events {
-                event.reason_id = Set(Some(stored.id));
-            }
-        }
-        audit_event::Entity::insert_many(self.events)
-            .exec(tx)
-            .await?;
-        Ok(())
-    }
 }
 
 /// Runs one upsert inside `tx`: idempotency re-check, lookup, cap, write, audit, and the
