@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod convert;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(CatalogVersion),
             Box::new(EnrolledCounters),
             Box::new(GuardsFireAlways),
+            Box::new(AnswerFormats),
         ]
     }
 }
@@ -758,6 +759,34 @@ impl MigrationTrait for GuardsFireAlways {
                 .await?;
             }
         }
+        Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Remembered answers name their encoding: rows written before have protobuf (format 1, the
+/// column's default, so they stay readable); new rows hold the service's own model as JSON.
+struct AnswerFormats;
+
+impl MigrationName for AnswerFormats {
+    fn name(&self) -> &str {
+        "m20261128_000010_answer_formats"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AnswerFormats {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "ALTER TABLE idempotency_records \
+                 ADD COLUMN response_format INTEGER NOT NULL DEFAULT 1",
+            )
+            .await?;
         Ok(())
     }
 
