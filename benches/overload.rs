@@ -23,8 +23,8 @@ use std::{
 };
 
 use participants::{
+    auth::{JwtSettings, mint_hs256},
     crypto,
-    grpc::auth::{JwtSettings, mint_hs256},
     pb::{
         ParticipantContact, SiteScope, UpsertParticipantRequest,
         participant_service_client::ParticipantServiceClient, upsert_participant_request,

@@ -4,11 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::JwtSettings;
 use crate::crypto::{self, DataCipher};
-use crate::grpc::{
-    auth::JwtSettings,
-    server::{self, ServerConfig},
-};
+use crate::grpc::server::{self, ServerConfig};
 use crate::service::writer::BatchConfig;
 use crate::store::DbConfig;
 

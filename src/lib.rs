@@ -1,6 +1,7 @@
 //! The participant service: adds Participants to clinical studies, updates their contact data
 //! and registers them for Participate, over gRPC.
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod convert;

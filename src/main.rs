@@ -4,11 +4,11 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use participants::{
+    auth::{JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
     config::{CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, LogFormat, ServeArgs},
     crypto,
     grpc::{
-        auth::{JwtVerifier, mint_hs256},
         incoming,
         server::{self, SERVICE_NAME},
     },
@@ -244,7 +244,7 @@ fn spawn_idempotency_purge(store: Store, retention: std::time::Duration) {
 
 fn print_demo_lines(
     addr: std::net::SocketAddr,
-    jwt: &participants::grpc::auth::JwtSettings,
+    jwt: &participants::auth::JwtSettings,
 ) -> Result<(), String> {
     // A wildcard listen address is reached through loopback.
     let addr = match addr.ip() {

@@ -9,10 +9,11 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{
     admission::Admission,
-    auth::{AuthInterceptor, TokenVerifier},
+    auth::AuthInterceptor,
     incoming::{IncomingConfig, incoming},
     participants::ParticipantApi,
 };
+use crate::auth::TokenVerifier;
 use crate::pb::participant_service_server::ParticipantServiceServer;
 use crate::service::Participants;
 

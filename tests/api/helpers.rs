@@ -4,12 +4,10 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use participants::{
+    auth::{JwtSettings, JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
     crypto::DataCipher,
-    grpc::{
-        auth::{JwtSettings, JwtVerifier, mint_hs256},
-        server::{self, ServerConfig},
-    },
+    grpc::server::{self, ServerConfig},
     pb::{
         self, GetParticipantRequest, Participant, ParticipantContact, SiteScope, StudyScope,
         UpsertParticipantRequest, UpsertParticipantResponse,
