@@ -8,6 +8,7 @@ pub mod convert;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod rest;
 pub mod service;
 pub mod store;
 

@@ -13,6 +13,7 @@ mod errors;
 mod get;
 mod ids;
 mod probes;
+mod rest;
 mod retries;
 mod transport;
 mod upsert;
