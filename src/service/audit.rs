@@ -4,7 +4,7 @@
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, DbErr, EntityTrait};
 
 use super::upsert::UpsertCommand;
-use crate::domain::validate::ContactField;
+use crate::domain::{audit::EventType, validate::ContactField};
 use crate::store::entity::{audit_event, change_reason};
 
 /// What a write changes.
@@ -33,14 +33,14 @@ impl<'a> Audit<'a> {
     /// One FIELD_CHANGED event per changed field, in field order.
     pub(crate) fn changed(&mut self, changes: Vec<Change>) {
         for c in changes {
-            self.record("FIELD_CHANGED", Some(c.field), c.old, c.new);
+            self.record(EventType::FieldChanged, Some(c.field), c.old, c.new);
         }
     }
 
     /// The first registration for Participate; the access code itself is never recorded.
     pub(crate) fn registered(&mut self) {
         self.record(
-            "PARTICIPATE_REGISTERED",
+            EventType::ParticipateRegistered,
             Some("participate_status"),
             None,
             Some("created".to_owned()),
@@ -49,7 +49,7 @@ impl<'a> Audit<'a> {
 
     pub(crate) fn record(
         &mut self,
-        event_type: &str,
+        event_type: EventType,
         field: Option<&str>,
         old: Option<String>,
         new: Option<String>,
@@ -68,7 +68,7 @@ impl<'a> Audit<'a> {
         self.events.push(audit_event::ActiveModel {
             participant_id: Set(self.participant_id),
             study_id: Set(self.cmd.study_id),
-            event_type: Set(event_type.to_owned()),
+            event_type: Set(event_type.as_str().to_owned()),
             field_name: Set(field.map(str::to_owned)),
             old_value: Set(old),
             new_value: Set(new),

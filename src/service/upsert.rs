@@ -22,6 +22,7 @@ use super::{
     seal_contact,
 };
 use crate::crypto::DataCipher;
+use crate::domain::audit::EventType;
 use crate::domain::{
     Access, Reason, ServiceError,
     id::{access_code, subject_oid_base, subject_oid_candidate, subject_oid_suffix, template_for},
@@ -722,13 +723,18 @@ async fn create(
 
     let mut audit = Audit::new(cmd, row.id);
     audit.record(
-        "PARTICIPANT_CREATED",
+        EventType::ParticipantCreated,
         Some("subject_key"),
         None,
         Some(row.subject_key.clone()),
     );
     if secondary_id.is_some() {
-        audit.record("FIELD_CHANGED", Some("secondary_id"), None, secondary_id);
+        audit.record(
+            EventType::FieldChanged,
+            Some("secondary_id"),
+            None,
+            secondary_id,
+        );
     }
     let contact = match site {
         Some(_) => {

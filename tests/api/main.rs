@@ -4,6 +4,7 @@ mod helpers;
 
 mod at_rest;
 mod audit;
+mod audit_chain;
 mod auth;
 mod batching;
 mod catalog;

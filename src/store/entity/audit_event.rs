@@ -8,7 +8,7 @@ pub struct Model {
     pub id: i64,
     pub participant_id: i64,
     pub study_id: i64,
-    /// PARTICIPANT_CREATED | FIELD_CHANGED | PARTICIPATE_REGISTERED
+    /// `domain::audit::EventType::as_str`
     pub event_type: String,
     pub field_name: Option<String>,
     pub old_value: Option<String>,
