@@ -611,7 +611,7 @@ pub async fn execute(
                     "etag is not the participant's current etag: read it again and retry",
                 ));
             }
-            update(tx, cmd, found).await?
+            update(tx, cmd, &study, found).await?
         }
         None => {
             if cmd.subject_key.is_some() && study.participant_id_method == "system" {
@@ -756,13 +756,14 @@ async fn create(
     if cmd.register {
         audit.registered();
     }
-    audit.write(tx).await?;
+    audit.write(tx, study).await?;
     Ok((row, contact, true))
 }
 
 async fn update(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
+    study: &study::Model,
     found: participant::Model,
 ) -> Result<Written, TxError> {
     let mut changes = Vec::new();
@@ -857,6 +858,6 @@ async fn update(
     if register_now {
         audit.registered();
     }
-    audit.write(tx).await?;
+    audit.write(tx, study).await?;
     Ok((row, contact, false))
 }
