@@ -220,3 +220,54 @@ mod tests {
         assert_eq!(parse_hash(&"ab".repeat(31)), None);
     }
 }
+
+/// What ListAuditEvents asks for, parsed from the request at the edge.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub study_oid: String,
+    /// A site-scoped call; `None` for the whole study.
+    pub site_oid: Option<String>,
+    /// Only this Participant's events (as typed by the caller; matched like GetParticipant).
+    pub subject_key: Option<String>,
+    /// Events at or after this time.
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Events before this time.
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+    /// 0 for the default.
+    pub page_size: u32,
+    pub page_token: Option<String>,
+}
+
+/// One event as a reader sees it: contact values opened, or masked for roles that do not
+/// see contact data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEventView {
+    pub event_id: i64,
+    pub study_oid: String,
+    pub site_oid: Option<String>,
+    pub subject_key: String,
+    /// `None` for a stored name this version does not know.
+    pub event_type: Option<EventType>,
+    pub field: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub user: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub request_id: Option<String>,
+    pub reason_for_change: Option<String>,
+    pub hash: Option<String>,
+}
+
+/// One page of events, oldest first, and the token of the next page when there is one.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    pub events: Vec<AuditEventView>,
+    pub next_page_token: Option<String>,
+}
+
+/// What a masked contact value reads as.
+pub const MASK: &str = "***";
+
+/// Default and largest page sizes of ListAuditEvents.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;

@@ -1,9 +1,11 @@
 //! Use cases, one file each. They take the caller and a request, and talk to the store.
 
 pub mod audit;
+pub mod audit_read;
 pub mod audit_trail;
 pub mod catalog_cache;
 pub mod get;
+pub mod page_token;
 pub mod upsert;
 pub mod writer;
 

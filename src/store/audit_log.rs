@@ -137,6 +137,47 @@ pub async fn page_by_chain(
     .await
 }
 
+/// What a page of a study's trail is filtered by.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrailFilter {
+    pub site_id: Option<i64>,
+    pub participant_id: Option<i64>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// A page of a study's trail in id order after `after_id`: a keyset read on
+/// `(study_id, id)` (or the participant's index), so each page costs the same.
+pub async fn page_filtered(
+    c: &impl ConnectionTrait,
+    study_id: i64,
+    filter: TrailFilter,
+    after_id: i64,
+    limit: u64,
+) -> Result<Vec<StoredEvent>, DbErr> {
+    let mut sql = format!("SELECT {COLUMNS} WHERE e.study_id = ? AND e.id > ?");
+    let mut values: Vec<Value> = vec![study_id.into(), after_id.into()];
+    if let Some(site) = filter.site_id {
+        sql.push_str(" AND p.site_id = ?");
+        values.push(site.into());
+    }
+    if let Some(participant) = filter.participant_id {
+        sql.push_str(" AND e.participant_id = ?");
+        values.push(participant.into());
+    }
+    if let Some(start) = filter.start {
+        sql.push_str(" AND e.occurred_at >= ?");
+        values.push(start.into());
+    }
+    if let Some(end) = filter.end {
+        sql.push_str(" AND e.occurred_at < ?");
+        values.push(end.into());
+    }
+    sql.push_str(" ORDER BY e.id LIMIT ?");
+    values.push((limit as i64).into());
+    query(c, &sql, values).await
+}
+
 /// The first of a study's events that has no place in its chain (no position or no hash).
 pub async fn first_unchained(
     c: &impl ConnectionTrait,
