@@ -48,6 +48,44 @@ pub enum Command {
     Token(TokenArgs),
     /// Print a fresh random key for PARTICIPANTS_DATA_KEY.
     DataKey,
+    /// Check and export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-compute every study's hash chain (or one study's): exit 0 when intact, 1 naming the
+    /// first event edited, deleted, inserted or reordered. Needs no data key.
+    Verify {
+        /// Only this study.
+        #[arg(long)]
+        study: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write a study's audit trail to standard output, oldest first, contact values opened.
+    Export {
+        /// The study's OID.
+        #[arg(long)]
+        study: String,
+        #[arg(long, value_enum, default_value_t = AuditFormat::Jsonl)]
+        format: AuditFormat,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        data: DataKeyArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated, with a header row.
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,14 +6,17 @@ use clap::Parser;
 use participants::{
     auth::{JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
-    config::{CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, LogFormat, ServeArgs},
+    config::{
+        AuditCommand, AuditFormat, CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, LogFormat,
+        ServeArgs,
+    },
     crypto,
     grpc::{
         incoming,
         server::{self, SERVICE_NAME},
     },
     rest,
-    service::Participants,
+    service::{Participants, audit_trail},
     store::Store,
 };
 use rand::RngCore;
@@ -44,6 +47,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Audit {
+        command: AuditCommand::Verify { study, db },
+    } = &cli.command
+    {
+        return runtime.block_on(audit_verify(study.as_deref(), db));
+    }
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -89,10 +98,69 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{}", crypto::generate_key());
             Ok(())
         }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    study,
+                    format,
+                    db,
+                    data,
+                },
+        } => {
+            let cipher = data.cipher()?;
+            let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            let format = match format {
+                AuditFormat::Jsonl => audit_trail::ExportFormat::Jsonl,
+                AuditFormat::Csv => audit_trail::ExportFormat::Csv,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = audit_trail::export(&store, &cipher, &study, format, &mut out)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(events = n, "audit trail exported");
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { .. },
+        } => Err("audit verify runs on its own".into()),
         Command::Token(args) => {
             let token = mint_hs256(&args.jwt.settings(), &args.user, args.ttl)?;
             println!("{token}");
             Ok(())
+        }
+    }
+}
+
+/// `audit verify`: exit 0 when every chain is intact, 1 when one is broken or the check failed.
+async fn audit_verify(study: Option<&str>, db: &participants::config::DbArgs) -> ExitCode {
+    let checked = async {
+        let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
+            .await
+            .map_err(|e| e.to_string())?;
+        store.migrate().await.map_err(|e| e.to_string())?;
+        audit_trail::verify(&store, study)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match checked.await {
+        Ok(reports) => {
+            let mut intact = true;
+            for report in &reports {
+                println!("{report}");
+                intact &= report.broken.is_none();
+            }
+            if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -37,7 +37,7 @@ impl ParticipantApi {
 }
 
 /// Parses a `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(super) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let split = value.len().checked_sub(1)?;
     let (digits, unit) = (value.get(..split)?, value.get(split..)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -55,7 +55,7 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+pub(super) fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     // The auth interceptor puts the caller there; its absence is a wiring fault.
     req.extensions()
         .get::<Caller>()

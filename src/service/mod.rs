@@ -1,9 +1,12 @@
 //! Use cases, one file each. They take the caller and a request, and talk to the store.
 
 pub mod audit;
+pub mod audit_read;
+pub mod audit_trail;
 pub mod catalog_cache;
 pub mod get;
 pub mod model;
+pub mod page_token;
 pub mod remembered;
 pub mod upsert;
 pub mod writer;

@@ -22,6 +22,7 @@ use super::{
     seal_contact,
 };
 use crate::crypto::DataCipher;
+use crate::domain::audit::EventType;
 use crate::domain::{
     Access, Reason, ServiceError,
     id::{access_code, subject_oid_base, subject_oid_candidate, subject_oid_suffix, template_for},
@@ -569,7 +570,7 @@ pub async fn execute(
                     "etag is not the participant's current etag: read it again and retry",
                 ));
             }
-            update(tx, cmd, found).await?
+            update(tx, cmd, &study, found).await?
         }
         None => {
             if cmd.subject_key.is_some() && study.participant_id_method == "system" {
@@ -682,13 +683,18 @@ async fn create(
 
     let mut audit = Audit::new(cmd, row.id);
     audit.record(
-        "PARTICIPANT_CREATED",
+        EventType::ParticipantCreated,
         Some("subject_key"),
         None,
         Some(row.subject_key.clone()),
     );
     if secondary_id.is_some() {
-        audit.record("FIELD_CHANGED", Some("secondary_id"), None, secondary_id);
+        audit.record(
+            EventType::FieldChanged,
+            Some("secondary_id"),
+            None,
+            secondary_id,
+        );
     }
     let contact = match site {
         Some(_) => {
@@ -710,13 +716,14 @@ async fn create(
     if cmd.register {
         audit.registered();
     }
-    audit.write(tx).await?;
+    audit.write(tx, study).await?;
     Ok((row, contact, true))
 }
 
 async fn update(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
+    study: &study::Model,
     found: participant::Model,
 ) -> Result<Written, TxError> {
     let mut changes = Vec::new();
@@ -811,6 +818,6 @@ async fn update(
     if register_now {
         audit.registered();
     }
-    audit.write(tx).await?;
+    audit.write(tx, study).await?;
     Ok((row, contact, false))
 }

@@ -1,6 +1,7 @@
 //! Storage: entities, migrations, queries. The only place that knows SQL dialects.
 
 pub mod access_codes;
+pub mod audit_log;
 pub mod entity;
 pub mod migration;
 pub mod queries;

@@ -4,6 +4,8 @@ mod helpers;
 
 mod at_rest;
 mod audit;
+mod audit_chain;
+mod audit_read;
 mod auth;
 mod batching;
 mod catalog;
