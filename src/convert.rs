@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::pb;
 use crate::service::model::{
-    Contact, GetInput, ParticipantStatus, ParticipantView, ParticipateStatus, ScopeRef,
-    UpsertInput, UpsertOutcome,
+    Contact, GetInput, ListInput, ParticipantPage, ParticipantStatus, ParticipantView,
+    ParticipateStatus, ScopeRef, UpsertInput, UpsertOutcome,
 };
 
 fn scope_ref(study: Option<&pb::StudyScope>, site: Option<&pb::SiteScope>) -> Option<ScopeRef> {
@@ -117,6 +117,38 @@ impl From<pb::GetParticipantRequest> for GetInput {
         Self {
             scope,
             subject_key: r.subject_key,
+        }
+    }
+}
+
+impl From<pb::ListParticipantsRequest> for ListInput {
+    fn from(r: pb::ListParticipantsRequest) -> Self {
+        use pb::list_participants_request::Scope;
+        let scope = match &r.scope {
+            Some(Scope::Study(s)) => scope_ref(Some(s), None),
+            Some(Scope::Site(s)) => scope_ref(None, Some(s)),
+            None => None,
+        };
+        // UNSPECIFIED (or a number this version does not know) filters nothing.
+        let status = r
+            .status
+            .and_then(|s| pb::ParticipantStatus::try_from(s).ok())
+            .map(ParticipantStatus::from)
+            .filter(|s| *s != ParticipantStatus::Unknown);
+        Self {
+            scope,
+            page_size: r.page_size,
+            page_token: r.page_token,
+            status,
+        }
+    }
+}
+
+impl From<ParticipantPage> for pb::ListParticipantsResponse {
+    fn from(p: ParticipantPage) -> Self {
+        Self {
+            participants: p.participants.into_iter().map(Into::into).collect(),
+            next_page_token: p.next_page_token.unwrap_or_default(),
         }
     }
 }

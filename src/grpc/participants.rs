@@ -6,7 +6,8 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::pb::{
-    GetParticipantRequest, Participant, UpsertParticipantRequest, UpsertParticipantResponse,
+    GetParticipantRequest, ListParticipantsRequest, ListParticipantsResponse, Participant,
+    UpsertParticipantRequest, UpsertParticipantResponse,
     participant_service_server::ParticipantService,
 };
 use crate::service::{Caller, Participants};
@@ -103,6 +104,23 @@ impl ParticipantService for ParticipantApi {
                 Status::from(e)
             })?;
         Ok(Response::new(participant.into()))
+    }
+
+    async fn list_participants(
+        &self,
+        request: Request<ListParticipantsRequest>,
+    ) -> Result<Response<ListParticipantsResponse>, Status> {
+        let caller = caller(&request)?;
+        let deadline = self.deadline(&request);
+        let page = self
+            .participants
+            .list(&caller, request.into_inner().into(), deadline)
+            .await
+            .map_err(|e| {
+                tracing::info!(user = %caller.user, reason = %e.reason(), "list refused");
+                Status::from(e)
+            })?;
+        Ok(Response::new(page.into()))
     }
 }
 

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::{Answer, HttpConfig};
 use crate::domain::Reason;
 use crate::service::model::{
-    Contact, ParticipantStatus, ParticipantView, ParticipateStatus, ScopeRef, UpsertInput,
-    UpsertOutcome,
+    Contact, ListInput, ParticipantPage, ParticipantStatus, ParticipantView, ParticipateStatus,
+    ScopeRef, UpsertInput, UpsertOutcome,
 };
 
 /// The seed's body. Absent and `null` keep a value, `""` clears it; unknown fields are
@@ -153,6 +153,42 @@ pub async fn upsert_input(
         validate_only: false,
         etag,
         reason_for_change: body.reason_for_change.unwrap_or_default(),
+    })
+}
+
+/// The ListInput of a GET of the collection: `pageSize`, `pageToken` and `status`
+/// (`AVAILABLE`, `SIGNED` or `REMOVED`, any case) from the query.
+pub fn list_input(uri: &Uri, scope: ScopeRef) -> Result<ListInput, Box<Answer>> {
+    let page_size = match query_param(uri, "pageSize") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<i32>()
+            .map_err(|_| malformed("pageSize must be a whole number"))?,
+    };
+    let status = match query_param(uri, "status") {
+        None => None,
+        Some(v) => Some(match v.trim().to_ascii_uppercase().as_str() {
+            "AVAILABLE" => ParticipantStatus::Available,
+            "SIGNED" => ParticipantStatus::Signed,
+            "REMOVED" => ParticipantStatus::Removed,
+            _ => return Err(malformed("status must be AVAILABLE, SIGNED or REMOVED")),
+        }),
+    };
+    Ok(ListInput {
+        scope: Some(scope),
+        page_size,
+        page_token: query_param(uri, "pageToken").unwrap_or_default(),
+        status,
+    })
+}
+
+/// A page as JSON: `participants` (each as GET answers it) and `nextPageToken` (`""` on the
+/// last page).
+pub fn page_json(page: &ParticipantPage) -> serde_json::Value {
+    serde_json::json!({
+        "participants": page.participants.iter().map(participant_json).collect::<Vec<_>>(),
+        "nextPageToken": page.next_page_token.clone().unwrap_or_default(),
     })
 }
 

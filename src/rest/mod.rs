@@ -301,6 +301,9 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
         (Method::POST, Route::Participants(scope)) => {
             upsert(&edge, &caller, scope, request, deadline).await
         }
+        (Method::GET, Route::Participants(scope)) => {
+            list(&edge, &caller, scope, request.uri(), deadline).await
+        }
         (Method::GET, Route::Participant(scope, key)) => {
             get(&edge, &caller, scope, key, deadline).await
         }
@@ -338,6 +341,26 @@ async fn upsert(
         }
         Err(e) => {
             tracing::info!(user = %caller.user, reason = %e.reason(), "upsert refused (REST)");
+            Answer::error(e)
+        }
+    }
+}
+
+async fn list(
+    edge: &Edge,
+    caller: &Caller,
+    scope: crate::service::model::ScopeRef,
+    uri: &axum::http::Uri,
+    deadline: tokio::time::Instant,
+) -> Answer {
+    let input = match body::list_input(uri, scope) {
+        Ok(input) => input,
+        Err(answer) => return *answer,
+    };
+    match edge.participants.list(caller, input, deadline).await {
+        Ok(page) => Answer::ok(body::page_json(&page)),
+        Err(e) => {
+            tracing::info!(user = %caller.user, reason = %e.reason(), "list refused (REST)");
             Answer::error(e)
         }
     }

@@ -11,7 +11,8 @@ const BASE: &str = "/pages/auth/api/clinicaldata/studies/";
 /// A path of the route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `…/studies/{s}/participants` and `…/studies/{s}/sites/{t}/participants`.
+    /// `…/studies/{s}/participants` and `…/studies/{s}/sites/{t}/participants`: POST upserts,
+    /// GET lists.
     Participants(ScopeRef),
     /// `…/participants/{participantID}`.
     Participant(ScopeRef, String),
@@ -53,7 +54,7 @@ impl Route {
     /// Whether the path answers `method`.
     pub fn allows(&self, method: &Method) -> bool {
         match self {
-            Route::Participants(_) => method == Method::POST,
+            Route::Participants(_) => method == Method::POST || method == Method::GET,
             Route::Participant(..) | Route::ParticipantByQuery(_) => method == Method::GET,
         }
     }
@@ -61,7 +62,7 @@ impl Route {
     /// The `Allow` header of a 405.
     pub fn allowed(&self) -> &'static str {
         match self {
-            Route::Participants(_) => "POST",
+            Route::Participants(_) => "GET, POST",
             Route::Participant(..) | Route::ParticipantByQuery(_) => "GET",
         }
     }

@@ -185,3 +185,23 @@ pub struct UpsertOutcome {
     /// The Participate access code, when the call asked to register (and wrote).
     pub access_code: Option<String>,
 }
+
+/// ListParticipants' input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListInput {
+    pub scope: Option<ScopeRef>,
+    /// 0 for the default; more than the maximum is the maximum; negative is refused.
+    pub page_size: i32,
+    /// `""` for the first page.
+    pub page_token: String,
+    /// Only Participants with this status.
+    pub status: Option<ParticipantStatus>,
+}
+
+/// One page of Participants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantPage {
+    pub participants: Vec<ParticipantView>,
+    /// `None` on the last page.
+    pub next_page_token: Option<String>,
+}

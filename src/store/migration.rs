@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(GuardsFireAlways),
             Box::new(AnswerFormats),
             Box::new(AuditChain),
+            Box::new(ParticipantPages),
         ]
     }
 }
@@ -925,6 +926,40 @@ impl MigrationTrait for AuditChain {
                 "ix_audit_study_id",
                 "audit_events",
                 &["study_id", "id"],
+            ))
+            .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// ListParticipants reads keyset pages in id order within a study or a site: indexes that
+/// serve `WHERE study_id = ? AND id > ? ORDER BY id` at a constant cost however deep the page.
+struct ParticipantPages;
+
+impl MigrationName for ParticipantPages {
+    fn name(&self) -> &str {
+        "m20261128_000012_participant_pages"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ParticipantPages {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(index(
+                "ix_participants_study_id",
+                "participants",
+                &["study_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "ix_participants_site_id",
+                "participants",
+                &["site_id", "id"],
             ))
             .await
     }

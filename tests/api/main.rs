@@ -14,6 +14,7 @@ mod concurrency;
 mod errors;
 mod get;
 mod ids;
+mod list;
 mod probes;
 mod rest;
 mod retries;
