@@ -237,6 +237,9 @@ pub struct ServeArgs {
     /// Address of the original's REST route (SPEC section 11); empty turns it off.
     #[arg(long, env = "PARTICIPANTS_HTTP_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
     pub http_listen: OptionalAddr,
+    /// Address of the admin endpoint (`/metrics`, `/livez`, `/readyz`); empty turns it off.
+    #[arg(long, env = "PARTICIPANTS_ADMIN_LISTEN", default_value = "127.0.0.1:9090", value_parser = parse_optional_addr)]
+    pub admin_listen: OptionalAddr,
     /// Catalog file applied at start-up.
     #[arg(long, env = "PARTICIPANTS_CATALOG")]
     pub catalog: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! The participant service: adds Participants to clinical studies, updates their contact data
 //! and registers them for Participate, over gRPC.
 
+pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod grpc;
 pub mod rest;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 
 /// Code generated from `proto/openclinica/participants/v1`.
 #[allow(clippy::all, missing_docs)]

@@ -23,6 +23,7 @@ use crate::auth::{TokenVerifier, UNAUTHENTICATED_MESSAGE, authenticate};
 use crate::domain::{Reason, ServiceError};
 use crate::grpc::incoming::{Connection, IncomingConfig, incoming};
 use crate::service::{Caller, Participants};
+use crate::telemetry::RestOutcome;
 use route::Route;
 
 /// Limits and timing of the REST edge; the gRPC edge's values by default.
@@ -157,6 +158,8 @@ pub(crate) struct Answer {
     status: StatusCode,
     headers: HeaderMap,
     body: serde_json::Value,
+    /// The reason of a refusal, `""` for a success (for the metrics).
+    reason: &'static str,
 }
 
 impl Answer {
@@ -165,6 +168,7 @@ impl Answer {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body,
+            reason: "",
         }
     }
 
@@ -237,6 +241,7 @@ impl Answer {
             status,
             headers,
             body,
+            reason: reason.as_str(),
         }
     }
 
@@ -245,10 +250,15 @@ impl Answer {
     }
 }
 
-impl IntoResponse for Answer {
-    fn into_response(self) -> Response {
+impl Answer {
+    /// The response, marked with the use case it answered for the metrics layer.
+    fn answering(self, method: &'static str) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();
         response.headers_mut().extend(self.headers);
+        response.extensions_mut().insert(RestOutcome {
+            method,
+            reason: self.reason,
+        });
         response
     }
 }
@@ -282,7 +292,7 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
         answer
             .headers
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return answer.into_response();
+        return answer.answering(route.method_name(&method));
     };
     let values = request.headers().get_all(header::AUTHORIZATION).iter();
     let caller = match authenticate(edge.verifier.as_ref(), values.map(HeaderValue::as_bytes)) {
@@ -293,9 +303,10 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
             answer
                 .headers
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return answer.into_response();
+            return answer.answering(route.method_name(&method));
         }
     };
+    let label = route.method_name(&method);
     let deadline = tokio::time::Instant::now() + edge.config.request_timeout;
     let answer = match (method, route) {
         (Method::POST, Route::Participants(scope)) => {
@@ -313,7 +324,7 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
         }
         _ => return not_found(),
     };
-    answer.into_response()
+    answer.answering(label)
 }
 
 async fn upsert(
