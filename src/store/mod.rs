@@ -181,11 +181,17 @@ impl Store {
         match self.backend() {
             DbBackend::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
-                (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
             }
             DbBackend::Sqlite => {
                 let pool = self.db.get_sqlite_connection_pool();
-                (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
             }
             _ => (0, 0),
         }

@@ -157,7 +157,7 @@ const GRPC_METHODS: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
-fn grpc_method(path: &str) -> &'static str {
+pub(crate) fn grpc_method(path: &str) -> &'static str {
     GRPC_METHODS
         .iter()
         .find(|m| **m == path)
