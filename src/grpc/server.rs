@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub grace_period: Duration,
     /// How often the database is pinged for the health status.
     pub health_interval: Duration,
+    /// Where calls are counted; a registry of the server's own when absent.
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             http2_keepalive_timeout: Duration::from_secs(20),
             grace_period: Duration::from_secs(20),
             health_interval: Duration::from_secs(2),
+            metrics: None,
         }
     }
 }
@@ -105,6 +108,9 @@ pub async fn serve(
         .map_err(|e| format!("reflection: {e}"))?;
 
     let store = participants.store().clone();
+    let metrics = config.metrics.clone().unwrap_or_else(|| {
+        crate::telemetry::Metrics::new(store.clone(), participants.batch_sizes())
+    });
     // The audit trail's readers pass the same token check and their own admission limit.
     let audit =
         AuditServiceServer::new(AuditApi::new(participants.clone(), config.request_timeout))
@@ -168,6 +174,12 @@ pub async fn serve(
     };
 
     let server = Server::builder()
+        // Every call, health and reflection included, gets its span, then is counted.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(crate::telemetry::trace::GrpcTraceLayer)
+                .layer(crate::telemetry::GrpcMetricsLayer(metrics)),
+        )
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(config.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(config.http2_keepalive_timeout))

@@ -41,6 +41,8 @@ pub struct HttpConfig {
     pub handshake_timeout: Duration,
     /// How long in-flight calls may take to finish after shutdown.
     pub grace_period: Duration,
+    /// Where calls are counted; not counted when absent.
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 impl From<&crate::grpc::server::ServerConfig> for HttpConfig {
@@ -52,6 +54,7 @@ impl From<&crate::grpc::server::ServerConfig> for HttpConfig {
             max_connections: c.max_connections,
             handshake_timeout: c.handshake_timeout,
             grace_period: c.grace_period,
+            metrics: c.metrics.clone(),
         }
     }
 }
@@ -70,13 +73,18 @@ pub fn router(
     verifier: Arc<dyn TokenVerifier>,
     config: HttpConfig,
 ) -> Router {
+    let metrics = config.metrics.clone();
     let edge = Edge {
         participants,
         verifier,
         permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         config: Arc::new(config),
     };
-    Router::new().fallback(dispatch).with_state(edge)
+    let router = Router::new().fallback(dispatch).with_state(edge);
+    match metrics {
+        Some(m) => router.layer(crate::telemetry::RestMetricsLayer(m)),
+        None => router,
+    }
 }
 
 /// Connections from the capped accept loop the gRPC edge uses.
@@ -276,6 +284,11 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
         return not_found();
     };
     let method = request.method().clone();
+    let span = crate::telemetry::trace::call_span(route.method_name(&method), request.headers());
+    tracing::Instrument::instrument(answer(edge, route, method, request), span).await
+}
+
+async fn answer(edge: Edge, route: Route, method: Method, request: Request) -> Response {
     if !route.allows(&method) {
         let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
         if let Ok(v) = HeaderValue::from_str(route.allowed()) {
