@@ -4,11 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::JwtSettings;
 use crate::crypto::{self, DataCipher};
-use crate::grpc::{
-    auth::JwtSettings,
-    server::{self, ServerConfig},
-};
+use crate::grpc::server::{self, ServerConfig};
 use crate::service::writer::BatchConfig;
 use crate::store::DbConfig;
 
@@ -217,11 +215,28 @@ impl DataKeyArgs {
     }
 }
 
+/// A socket address, or none (an empty value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+fn parse_optional_addr(value: &str) -> Result<OptionalAddr, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(OptionalAddr(None));
+    }
+    value.parse().map(|a| OptionalAddr(Some(a))).map_err(|_| {
+        format!("{value:?} is not an address like 127.0.0.1:8080 (or empty, for none)")
+    })
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PARTICIPANTS_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Address of the original's REST route (SPEC section 11); empty turns it off.
+    #[arg(long, env = "PARTICIPANTS_HTTP_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
+    pub http_listen: OptionalAddr,
     /// Catalog file applied at start-up.
     #[arg(long, env = "PARTICIPANTS_CATALOG")]
     pub catalog: Option<PathBuf>,

@@ -1,11 +1,14 @@
 //! The participant service: adds Participants to clinical studies, updates their contact data
 //! and registers them for Participate, over gRPC.
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod convert;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod rest;
 pub mod service;
 pub mod store;
 

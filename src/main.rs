@@ -4,6 +4,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use participants::{
+    auth::{JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
     config::{
         AuditCommand, AuditFormat, CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, LogFormat,
@@ -11,10 +12,10 @@ use participants::{
     },
     crypto,
     grpc::{
-        auth::{JwtVerifier, mint_hs256},
         incoming,
         server::{self, SERVICE_NAME},
     },
+    rest,
     service::{Participants, audit_trail},
     store::Store,
 };
@@ -226,20 +227,62 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     tracing::info!("listening on {addr}");
+    let http_listener = match args.http_listen.0 {
+        Some(http) => Some(
+            tokio::net::TcpListener::bind(http)
+                .await
+                .map_err(|e| format!("cannot listen on {http} (--http-listen): {e}"))?,
+        ),
+        None => None,
+    };
+    let http_addr = match &http_listener {
+        Some(l) => Some(
+            l.local_addr()
+                .map_err(|e| format!("cannot read the REST listening address: {e}"))?,
+        ),
+        None => None,
+    };
     if args.demo {
-        print_demo_lines(addr, &jwt)?;
+        print_demo_lines(addr, http_addr, &jwt)?;
     }
     let mut config = args.server_config();
     config.max_connections = connection_cap(config.max_connections, args.db.db_max_connections);
     let participants = Participants::new(store, cipher).with_batching(args.batch_config());
-    server::serve(
+
+    // One signal stops both edges.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let rest = async {
+        match http_listener {
+            Some(l) => {
+                rest::serve(
+                    l,
+                    participants.clone(),
+                    verifier.clone(),
+                    rest::HttpConfig::from(&config),
+                    stopped(stop_rx.clone()),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    let grpc = server::serve(
         listener,
         participants.clone(),
-        verifier,
-        config,
-        server::shutdown_signal(),
-    )
-    .await?;
+        verifier.clone(),
+        config.clone(),
+        stopped(stop_rx.clone()),
+    );
+    let (grpc, rest) = tokio::join!(grpc, rest);
+    grpc?;
+    rest?;
     let batches = participants.batch_stats();
     tracing::info!(
         write_batches = batches.batches,
@@ -310,12 +353,9 @@ fn spawn_idempotency_purge(store: Store, retention: std::time::Duration) {
     });
 }
 
-fn print_demo_lines(
-    addr: std::net::SocketAddr,
-    jwt: &participants::grpc::auth::JwtSettings,
-) -> Result<(), String> {
-    // A wildcard listen address is reached through loopback.
-    let addr = match addr.ip() {
+/// A wildcard listen address is reached through loopback.
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
             std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
         }
@@ -323,7 +363,15 @@ fn print_demo_lines(
             std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
         }
         _ => addr,
-    };
+    }
+}
+
+fn print_demo_lines(
+    addr: std::net::SocketAddr,
+    http_addr: Option<std::net::SocketAddr>,
+    jwt: &participants::auth::JwtSettings,
+) -> Result<(), String> {
+    let addr = reachable(addr);
     let ttl = std::time::Duration::from_secs(12 * 3600);
     let crc = mint_hs256(jwt, "crc.ohio", ttl)?;
     let monitor = mint_hs256(jwt, "monitor.juno", ttl)?;
@@ -351,6 +399,19 @@ fn print_demo_lines(
          (the development secret is new on every demo start)\n",
         secret = String::from_utf8_lossy(jwt.hs256_secret.as_deref().unwrap_or_default())
     );
+    if let Some(http) = http_addr.map(reachable) {
+        // The original's sample call, unchanged but for the host and the token.
+        let body = r#"{"subjectKey":"OHIO-5","lastName":"ОНІО","emailAddress":"OHIOS@openclinica.com","phoneNumber":"+1 1234567890"}"#;
+        println!(
+            "The original's REST route is on http://{http} (paste with curl installed):\n\n\
+             export PARTICIPANTS_HTTP=http://{http}\n\
+             curl -X POST 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants?register=y' \\\n  \
+             -H 'Authorization: Bearer {crc}' -H 'Content-Type: application/json' \\\n  \
+             -d '{body}'\n\
+             curl 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants/OHIO-5' \\\n  \
+             -H 'Authorization: Bearer {crc}'\n"
+        );
+    }
     Ok(())
 }
 

@@ -39,7 +39,9 @@ fn participants(dir: &Path) -> Command {
         .env_remove("RUST_BACKTRACE")
         .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
         .env("PARTICIPANTS_DATA_KEY", DATA_KEY)
-        .env_remove("PARTICIPANTS_DATA_KEY_PREVIOUS");
+        .env_remove("PARTICIPANTS_DATA_KEY_PREVIOUS")
+        // Tests run side by side: the REST route takes a free port, not the default 8080.
+        .env("PARTICIPANTS_HTTP_LISTEN", "127.0.0.1:0");
     cmd
 }
 
@@ -377,8 +379,8 @@ async fn logs_hold_no_personal_data_or_tokens(backend: Backend) {
 }
 
 #[test]
-#[ignore = "needs grpcurl on PATH (.ci/run installs it)"]
-fn the_demo_prints_grpcurl_lines_that_work() {
+#[ignore = "needs grpcurl and curl on PATH (.ci/run installs them)"]
+fn the_demo_prints_grpcurl_and_curl_lines_that_work() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = participants(dir.path())
         .env_remove("PARTICIPANTS_JWT_HS256_SECRET")
@@ -396,14 +398,26 @@ fn the_demo_prints_grpcurl_lines_that_work() {
             }
         }
     });
+    // The grpcurl lines, and the curl commands (continued over lines ending in `\`).
     let mut lines = Vec::new();
-    while lines.len() < 5 {
+    let mut curls: Vec<String> = Vec::new();
+    let mut continued = false;
+    while lines.len() < 5 || curls.len() < 2 || continued {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("demo lines");
-        if line.starts_with("grpcurl ") {
-            lines.push(line);
+        if continued {
+            if let Some(last) = curls.last_mut() {
+                last.push_str(line.trim_end_matches('\\'));
+            }
+        } else if line.starts_with("grpcurl ") {
+            lines.push(line.clone());
+        } else if line.starts_with("curl ") {
+            curls.push(line.trim_end_matches('\\').to_owned());
+        } else {
+            continue;
         }
+        continued = line.ends_with('\\');
     }
     let run = |line: &str| {
         let out = Command::new("sh").arg("-c").arg(line).output().expect("sh");
@@ -412,6 +426,19 @@ fn the_demo_prints_grpcurl_lines_that_work() {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         (out.status.success(), text)
     };
+    // The original's sample call first, as printed: it creates OHIO-5 and registers it.
+    let (ok, out) = run(&format!("{} -sS", curls[0]));
+    assert!(
+        ok && out.contains("\"subjectOid\":\"SS_OHIO5\"")
+            && out.contains("\"participateStatus\":\"Created\"")
+            && out.contains("\"accessCode\""),
+        "{out}"
+    );
+    let (ok, out) = run(&format!("{} -sS", curls[1]));
+    assert!(
+        ok && out.contains("\"subjectKey\":\"OHIO-5\"") && out.contains("\"lastName\":\"ОНІО\""),
+        "{out}"
+    );
     let (ok, out) = run(&lines[0]);
     assert!(
         ok && out.contains("openclinica.participants.v1.ParticipantService"),

@@ -10,10 +10,11 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use super::{
     admission::Admission,
     audit::AuditApi,
-    auth::{AuthInterceptor, TokenVerifier},
+    auth::AuthInterceptor,
     incoming::{IncomingConfig, incoming},
     participants::ParticipantApi,
 };
+use crate::auth::TokenVerifier;
 use crate::pb::{
     audit_service_server::AuditServiceServer, participant_service_server::ParticipantServiceServer,
 };

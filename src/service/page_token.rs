@@ -62,6 +62,23 @@ impl Binding {
     }
 }
 
+/// The page size a listing serves for a requested `page_size` (AIP-158): 0 is `default`, more
+/// than `max` is `max`, a negative size is refused.
+pub fn page_size(
+    requested: i32,
+    default: u32,
+    max: u32,
+) -> Result<u32, crate::domain::ServiceError> {
+    match u32::try_from(requested) {
+        Ok(0) => Ok(default),
+        Ok(n) => Ok(n.min(max)),
+        Err(_) => Err(crate::domain::ServiceError::rejected(
+            crate::domain::Reason::InvalidPageSize,
+            "page_size must not be negative",
+        )),
+    }
+}
+
 /// Issues and checks page tokens.
 #[derive(Clone)]
 pub struct PageTokens {

@@ -27,7 +27,6 @@ use tokio::{
 
 use super::upsert::{TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
-use crate::pb;
 use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
 /// Group-commit settings.
@@ -52,7 +51,7 @@ impl Default for BatchConfig {
     }
 }
 
-type Answer = Result<pb::UpsertParticipantResponse, ServiceError>;
+type Answer = Result<super::model::UpsertOutcome, ServiceError>;
 
 struct Job {
     command: Arc<UpsertCommand>,

@@ -18,7 +18,9 @@ impl MigratorTrait for Migrator {
             Box::new(CatalogVersion),
             Box::new(EnrolledCounters),
             Box::new(GuardsFireAlways),
+            Box::new(AnswerFormats),
             Box::new(AuditChain),
+            Box::new(ParticipantPages),
         ]
     }
 }
@@ -767,6 +769,34 @@ impl MigrationTrait for GuardsFireAlways {
     }
 }
 
+/// Remembered answers name their encoding: rows written before have protobuf (format 1, the
+/// column's default, so they stay readable); new rows hold the service's own model as JSON.
+struct AnswerFormats;
+
+impl MigrationName for AnswerFormats {
+    fn name(&self) -> &str {
+        "m20261128_000010_answer_formats"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AnswerFormats {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "ALTER TABLE idempotency_records \
+                 ADD COLUMN response_format INTEGER NOT NULL DEFAULT 1",
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
 /// A hash chain per study over its audit events (SPEC section 14): each event gets its position
 /// and `hash`, the study row the chain's length and head. The events stored before are chained
 /// here, in id order, with the append-only update guard lifted for this transaction only.
@@ -774,7 +804,7 @@ struct AuditChain;
 
 impl MigrationName for AuditChain {
     fn name(&self) -> &str {
-        "m20261128_000010_audit_chain"
+        "m20261128_000011_audit_chain"
     }
 }
 
@@ -896,6 +926,40 @@ impl MigrationTrait for AuditChain {
                 "ix_audit_study_id",
                 "audit_events",
                 &["study_id", "id"],
+            ))
+            .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// ListParticipants reads keyset pages in id order within a study or a site: indexes that
+/// serve `WHERE study_id = ? AND id > ? ORDER BY id` at a constant cost however deep the page.
+struct ParticipantPages;
+
+impl MigrationName for ParticipantPages {
+    fn name(&self) -> &str {
+        "m20261128_000012_participant_pages"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ParticipantPages {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(index(
+                "ix_participants_study_id",
+                "participants",
+                &["study_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "ix_participants_site_id",
+                "participants",
+                &["site_id", "id"],
             ))
             .await
     }

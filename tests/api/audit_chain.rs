@@ -259,7 +259,7 @@ async fn a_data_key_rotation_does_not_break_verification(backend: Backend) {
             &Caller {
                 user: "crc.ohio".into(),
             },
-            req,
+            req.into(),
             tokio::time::Instant::now() + Duration::from_secs(10),
         )
         .await
