@@ -7,6 +7,9 @@
 #        scripts/proxies.sh replica DIR a|b     start one replica (again); waits until it listens
 #        scripts/proxies.sh proxies DIR         start nginx and HAProxy only
 #        scripts/proxies.sh stop-replica DIR a|b  SIGTERM one replica; prints its drain time
+#        scripts/proxies.sh front DIR nginx|haproxy  start one proxy only, in front of whatever
+#                                              listens on REPLICA_A_PORT and REPLICA_B_PORT (the
+#                                              same port twice for a single server)
 #        scripts/proxies.sh stop DIR            stop everything this script started in DIR
 # Env:   PARTICIPANTS_BIN            server binary (default target/debug/participants)
 #        PARTICIPANTS_DATABASE_URL   the database both replicas share (required: PostgreSQL, or
@@ -61,17 +64,27 @@ start_replica() { # a|b
   echo "$name on 127.0.0.1:$port (pid $(cat "$DIR/$name.pid"))"
 }
 
-start_proxies() {
-  mkdir -p "$DIR/nginx/tmp" "$DIR/haproxy"
+command -v nginx >/dev/null || PATH=$PATH:/usr/sbin
+
+start_nginx() {
+  mkdir -p "$DIR/nginx/tmp"
   render "$ROOT/deploy/proxies/nginx.conf" "$DIR/nginx/nginx.conf"
-  render "$ROOT/deploy/proxies/haproxy.cfg" "$DIR/haproxy/haproxy.cfg"
-  command -v nginx >/dev/null || PATH=$PATH:/usr/sbin
   nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log" -g 'daemon off;' >"$DIR/nginx.log" 2>&1 &
   echo $! >"$DIR/nginx.pid"
   wait_listening nginx "$NGINX_PORT" "$!"
+}
+
+start_haproxy() {
+  mkdir -p "$DIR/haproxy"
+  render "$ROOT/deploy/proxies/haproxy.cfg" "$DIR/haproxy/haproxy.cfg"
   (cd "$DIR/haproxy" && exec haproxy -db -f haproxy.cfg) >"$DIR/haproxy.log" 2>&1 &
   echo $! >"$DIR/haproxy.pid"
   wait_listening haproxy "$HAPROXY_PORT" "$!"
+}
+
+start_proxies() {
+  start_nginx
+  start_haproxy
   cat >"$DIR/ports.env" <<EOF
 NGINX=127.0.0.1:$NGINX_PORT
 HAPROXY=127.0.0.1:$HAPROXY_PORT
@@ -102,6 +115,7 @@ case "$CMD" in
   start) start_replica a; start_replica b; start_proxies ;;
   replica) start_replica "${3:?replica a or b}" ;;
   proxies) start_proxies ;;
+  front) case "${3:?nginx or haproxy}" in nginx) start_nginx ;; haproxy) start_haproxy ;; *) die "front: nginx or haproxy, not $3" ;; esac ;;
   stop-replica) port_of "${3:?replica a or b}" >/dev/null; stop_one "replica-$3" ;;
   stop) for p in nginx haproxy replica-a replica-b; do stop_one "$p"; done ;;
   *) die "unknown command $CMD" ;;

@@ -217,35 +217,60 @@ impl Stack {
                 }
                 counts
             }
-            Proxy::Haproxy => {
-                use std::io::{Read, Write};
-                let mut sock = std::os::unix::net::UnixStream::connect(
-                    self.dir.path().join("haproxy/haproxy.sock"),
-                )
+            Proxy::Haproxy => ["a", "b"]
+                .into_iter()
+                .map(|r| (format!("replica-{r}"), self.haproxy_stat(r, "hrsp_2xx")))
+                .collect(),
+        }
+    }
+
+    /// A counter of HAProxy's `show stat` for server `a` or `b`, or the backend (`BACKEND`).
+    fn haproxy_stat(&self, server: &str, column: &str) -> u64 {
+        use std::io::{Read, Write};
+        let mut sock =
+            std::os::unix::net::UnixStream::connect(self.dir.path().join("haproxy/haproxy.sock"))
                 .expect("HAProxy stats socket");
-                sock.write_all(b"show stat\n").expect("write");
-                let mut csv = String::new();
-                sock.read_to_string(&mut csv).expect("read");
-                let mut lines = csv.lines();
-                let header: Vec<&str> = lines
-                    .next()
-                    .expect("header")
-                    .trim_start_matches("# ")
-                    .split(',')
-                    .collect();
-                let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-                let (sv, answered) = (col("svname"), col("hrsp_2xx"));
-                lines
-                    .map(|l| l.split(',').collect::<Vec<_>>())
-                    .filter(|f| f.len() > answered && (f[sv] == "a" || f[sv] == "b"))
-                    .map(|f| {
-                        (
-                            format!("replica-{}", f[sv]),
-                            f[answered].parse().unwrap_or(0),
-                        )
-                    })
-                    .collect()
+        sock.write_all(b"show stat\n").expect("write");
+        let mut csv = String::new();
+        sock.read_to_string(&mut csv).expect("read");
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .expect("header")
+            .trim_start_matches("# ")
+            .split(',')
+            .collect();
+        let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+        let (px, sv, want) = (col("pxname"), col("svname"), col(column));
+        lines
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| f.len() > want && f[px] == "participants" && f[sv] == server)
+            .and_then(|f| f[want].parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// What the proxy did about calls a replica could not take: re-sent them elsewhere itself,
+    /// or answered them 502/503 (UNAVAILABLE, which the clients' retry policy re-sent).
+    fn proxy_retries(&self, proxy: Proxy) -> String {
+        match proxy {
+            Proxy::Nginx => {
+                let log = std::fs::read_to_string(self.dir.path().join("nginx/access.log"))
+                    .unwrap_or_default();
+                let resent = log.lines().filter(|l| l.contains(", ")).count();
+                let unavailable = log
+                    .lines()
+                    .filter(|l| l.split(' ').rev().nth(1).is_some_and(|s| s != "200"))
+                    .count();
+                format!(
+                    "nginx re-sent {resent} calls to the other replica, answered {unavailable} with an HTTP error"
+                )
             }
+            Proxy::Haproxy => format!(
+                "HAProxy retried {} connections, redispatched {}, answered {} with 5xx",
+                self.haproxy_stat("BACKEND", "wretr"),
+                self.haproxy_stat("BACKEND", "wredis"),
+                self.haproxy_stat("BACKEND", "hrsp_5xx")
+            ),
         }
     }
 
@@ -666,7 +691,10 @@ async fn rolling_restart(proxy: Proxy) {
     }
     let summary = load_summary(load);
     let split = stack.calls_per_replica(proxy);
-    println!("{proxy:?}: load {summary}; calls per replica {split:?}");
+    println!(
+        "{proxy:?}: load {summary}; calls per replica {split:?}; {}",
+        stack.proxy_retries(proxy)
+    );
     assert_eq!(summary["failed"], 0, "failed calls through {proxy:?}");
 
     // Every acknowledged write exactly once: one creation per request_id, no other.
