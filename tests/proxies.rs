@@ -644,8 +644,8 @@ async fn every_answer_through_each_proxy_equals_the_direct_answer() {
     lock.rollback().await.expect("unlock");
 }
 
-/// Runs the grpcio load client (scripts/proxies-load.py) against `addr`; returns its summary
-/// and the acknowledged calls.
+/// Starts the grpcio load client (scripts/proxies-load.py) against `addr`; it writes the
+/// acknowledged calls to `out` and its summary to stdout (`load_summary`).
 fn spawn_load(addr: &str, clients: usize, duration: Duration, out: &Path) -> std::process::Child {
     let python = std::env::var("PARTICIPANTS_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     Command::new(python)
