@@ -77,6 +77,7 @@ start_nginx() {
 start_haproxy() {
   mkdir -p "$DIR/haproxy"
   render "$ROOT/deploy/proxies/haproxy.cfg" "$DIR/haproxy/haproxy.cfg"
+  cp "$ROOT/deploy/proxies/grpc-unavailable.http" "$DIR/haproxy/"
   (cd "$DIR/haproxy" && exec haproxy -db -f haproxy.cfg) >"$DIR/haproxy.log" 2>&1 &
   echo $! >"$DIR/haproxy.pid"
   wait_listening haproxy "$HAPROXY_PORT" "$!"
