@@ -37,7 +37,7 @@ for svc in nginx haproxy; do
   fi
 done
 nginx -v
-haproxy -v | head -n 1
+haproxy -v | sed -n 1p   # sed reads to the end: no SIGPIPE under pipefail
 
 PARTICIPANTS_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)
 export PARTICIPANTS_TEST_POSTGRES_URL
