@@ -83,7 +83,7 @@ start_server() {
   local dir=$WORK/$1 port
   mkdir -p "$dir"
   port=$(free_port)
-  "$BIN" serve --listen "127.0.0.1:$port" --database-url "sqlite://$dir/participants.db?mode=rwc" \
+  "$BIN" serve --listen "127.0.0.1:$port" --http-listen "" --database-url "sqlite://$dir/participants.db?mode=rwc" \
     --catalog "$SDKS/conformance/catalog.toml" >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
   ADDR=127.0.0.1:$port

@@ -4,11 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::JwtSettings;
 use crate::crypto::{self, DataCipher};
-use crate::grpc::{
-    auth::JwtSettings,
-    server::{self, ServerConfig},
-};
+use crate::grpc::server::{self, ServerConfig};
 use crate::service::writer::BatchConfig;
 use crate::store::DbConfig;
 
@@ -50,6 +48,44 @@ pub enum Command {
     Token(TokenArgs),
     /// Print a fresh random key for PARTICIPANTS_DATA_KEY.
     DataKey,
+    /// Check and export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-compute every study's hash chain (or one study's): exit 0 when intact, 1 naming the
+    /// first event edited, deleted, inserted or reordered. Needs no data key.
+    Verify {
+        /// Only this study.
+        #[arg(long)]
+        study: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write a study's audit trail to standard output, oldest first, contact values opened.
+    Export {
+        /// The study's OID.
+        #[arg(long)]
+        study: String,
+        #[arg(long, value_enum, default_value_t = AuditFormat::Jsonl)]
+        format: AuditFormat,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        data: DataKeyArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated, with a header row.
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,11 +215,31 @@ impl DataKeyArgs {
     }
 }
 
+/// A socket address, or none (an empty value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+fn parse_optional_addr(value: &str) -> Result<OptionalAddr, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(OptionalAddr(None));
+    }
+    value.parse().map(|a| OptionalAddr(Some(a))).map_err(|_| {
+        format!("{value:?} is not an address like 127.0.0.1:8080 (or empty, for none)")
+    })
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PARTICIPANTS_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Address of the original's REST route (SPEC section 11); empty turns it off.
+    #[arg(long, env = "PARTICIPANTS_HTTP_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
+    pub http_listen: OptionalAddr,
+    /// Address of the admin endpoint (`/metrics`, `/livez`, `/readyz`); empty turns it off.
+    #[arg(long, env = "PARTICIPANTS_ADMIN_LISTEN", default_value = "127.0.0.1:9090", value_parser = parse_optional_addr)]
+    pub admin_listen: OptionalAddr,
     /// Catalog file applied at start-up.
     #[arg(long, env = "PARTICIPANTS_CATALOG")]
     pub catalog: Option<PathBuf>,

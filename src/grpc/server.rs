@@ -14,11 +14,15 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{
     admission::Admission,
-    auth::{AuthInterceptor, TokenVerifier},
+    audit::AuditApi,
+    auth::AuthInterceptor,
     incoming::{IncomingConfig, incoming},
     participants::ParticipantApi,
 };
-use crate::pb::participant_service_server::ParticipantServiceServer;
+use crate::auth::TokenVerifier;
+use crate::pb::{
+    audit_service_server::AuditServiceServer, participant_service_server::ParticipantServiceServer,
+};
 use crate::service::Participants;
 
 /// Transport limits and timing.
@@ -117,6 +121,12 @@ pub async fn serve(
         .map_err(|e| format!("reflection: {e}"))?;
 
     let store = participants.store().clone();
+    // The audit trail's readers pass the same token check and their own admission limit.
+    let audit =
+        AuditServiceServer::new(AuditApi::new(participants.clone(), config.request_timeout))
+            .max_decoding_message_size(config.max_message_bytes);
+    let audit = InterceptedService::new(audit, AuthInterceptor::new(verifier.clone()));
+    let audit = Admission::new(audit, config.max_in_flight, config.max_message_bytes);
     let api =
         ParticipantServiceServer::new(ParticipantApi::new(participants, config.request_timeout))
             .max_decoding_message_size(config.max_message_bytes);
@@ -197,6 +207,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(api)
+        .add_service(audit)
         .serve_with_incoming_shutdown(incoming, stop);
     tracing::info!(addr = ?addr, "serving");
 

@@ -4,12 +4,10 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use participants::{
+    auth::{JwtSettings, JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
     crypto::DataCipher,
-    grpc::{
-        auth::{JwtSettings, JwtVerifier, mint_hs256},
-        server::{self, ServerConfig},
-    },
+    grpc::server::{self, ServerConfig},
     pb::{
         self, GetParticipantRequest, Participant, ParticipantContact, SiteScope, StudyScope,
         UpsertParticipantRequest, UpsertParticipantResponse,
@@ -85,6 +83,8 @@ pub struct TestApp {
     pub client: ParticipantServiceClient<Channel>,
     pub channel: Channel,
     pub settings: JwtSettings,
+    /// The REST route's base, `http://127.0.0.1:PORT`.
+    pub http: String,
     shutdown: Option<oneshot::Sender<()>>,
     _db: TestDb,
 }
@@ -174,14 +174,32 @@ impl TestApp {
             grace_period: Duration::from_secs(5),
             ..ServerConfig::default()
         });
+        // One shutdown stops both edges.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = rx.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind http");
+        let http = format!("http://{}", http_listener.local_addr().expect("http addr"));
+        tokio::spawn(participants::rest::serve(
+            http_listener,
+            participants.clone(),
+            verifier.clone(),
+            participants::rest::HttpConfig::from(&config),
+            stopped(stop_rx.clone()),
+        ));
         tokio::spawn(server::serve(
             listener,
             participants.clone(),
             verifier,
             config,
-            async {
-                let _ = rx.await;
-            },
+            stopped(stop_rx),
         ));
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
@@ -194,6 +212,7 @@ impl TestApp {
             client: ParticipantServiceClient::new(channel.clone()),
             channel,
             settings,
+            http,
             shutdown: Some(tx),
             _db: db,
         }

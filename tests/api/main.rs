@@ -4,6 +4,8 @@ mod helpers;
 
 mod at_rest;
 mod audit;
+mod audit_chain;
+mod audit_read;
 mod auth;
 mod batching;
 mod catalog;
@@ -12,7 +14,9 @@ mod concurrency;
 mod errors;
 mod get;
 mod ids;
+mod list;
 mod probes;
+mod rest;
 mod retries;
 mod transport;
 mod upsert;

@@ -8,12 +8,10 @@ use std::{
 };
 
 use participants::{
+    auth::{JwtSettings, JwtVerifier},
     catalog::{self, Catalog},
     crypto::DataCipher,
-    grpc::{
-        auth::{JwtSettings, JwtVerifier},
-        server::{self, ServerConfig},
-    },
+    grpc::server::{self, ServerConfig},
     service::Participants,
     store::{DbConfig, Store},
 };
