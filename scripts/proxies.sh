@@ -57,8 +57,10 @@ start_replica() { # a|b
   port=$(port_of "$1")
   [[ -n "${PARTICIPANTS_DATABASE_URL:-}" ]] || die "PARTICIPANTS_DATABASE_URL must name the shared database"
   [[ -x "$BIN" ]] || die "server binary $BIN not found (cargo build --bin participants)"
+  # Two replicas on one host: their REST and admin listeners take any free port.
   # shellcheck disable=SC2086 # REPLICA_ARGS is a list of arguments
-  "$BIN" serve --listen "127.0.0.1:$port" ${REPLICA_ARGS:-} >>"$DIR/$name.log" 2>&1 &
+  PARTICIPANTS_HTTP_LISTEN=${PARTICIPANTS_HTTP_LISTEN:-127.0.0.1:0} PARTICIPANTS_ADMIN_LISTEN=${PARTICIPANTS_ADMIN_LISTEN:-127.0.0.1:0} \
+    "$BIN" serve --listen "127.0.0.1:$port" ${REPLICA_ARGS:-} >>"$DIR/$name.log" 2>&1 &
   echo $! >"$DIR/$name.pid"
   wait_listening "$name" "$port" "$!"
   echo "$name on 127.0.0.1:$port (pid $(cat "$DIR/$name.pid"))"

@@ -17,7 +17,7 @@ use std::{
 };
 
 use participants::{
-    grpc::auth::{JwtSettings, mint_hs256},
+    auth::{JwtSettings, mint_hs256},
     pb::{
         GetParticipantRequest, ParticipantContact, SiteScope, UpsertParticipantRequest,
         get_participant_request, participant_service_client::ParticipantServiceClient,

@@ -363,7 +363,7 @@ async fn health_turns_not_serving_before_the_listener_closes() {
         serving_status(established.clone()).await.expect("health"),
         ServingStatus::Serving as i32
     );
-    let token = participants::grpc::auth::mint_hs256(
+    let token = participants::auth::mint_hs256(
         &JwtSettings {
             hs256_secret: Some(SECRET.as_bytes().to_vec()),
             ..Default::default()
