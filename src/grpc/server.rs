@@ -79,6 +79,8 @@ impl Default for ServerConfig {
 
 /// Default of `max_in_flight`, from the measured capacity of the write path (docs/deployment.md).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Once no call is in flight during a drain, how long connections get to close by themselves.
+const SETTLE: Duration = Duration::from_secs(1);
 /// Default of `max_connection_age`.
 pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// Default of `max_connections`.
@@ -233,7 +235,13 @@ pub async fn serve(
                 quiet = if in_flight.count() == 0 { quiet + 1 } else { 0 };
             }
         } => {
-            tracing::info!("drained: no call in flight; closing idle connections");
+            // The count ends when a call's answer is ready, not when its trailers are written,
+            // and a proxy's last streams may still be on their way: let connections close by
+            // themselves for a moment (a peer that answers the GOAWAY closes at once), then
+            // close what is left, idle.
+            if tokio::time::timeout(SETTLE, &mut server).await.is_err() {
+                tracing::info!("drained: no call in flight; closing idle connections");
+            }
             Ok(())
         }
     };
