@@ -286,6 +286,14 @@ pub struct ServeArgs {
     /// clients and proxies reconnect and reach replicas that joined since (0s: never).
     #[arg(long, env = "PARTICIPANTS_MAX_CONNECTION_AGE", value_parser = parse_duration, default_value = "5m")]
     pub max_connection_age: Duration,
+    /// Browser origins (e.g. `https://app.example.org`, comma-separated) allowed to call through
+    /// gRPC-Web across origins (CORS). Empty: same-origin callers only.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_GRPC_WEB_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub grpc_web_cors_origins: Vec<String>,
     /// Group commit: the most upserts one transaction holds.
     #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = 128)]
     pub write_batch_max: usize,
@@ -325,6 +333,7 @@ impl ServeArgs {
             grace_period: self.grace_period,
             drain_delay: self.drain_delay,
             max_connection_age: Some(self.max_connection_age).filter(|a| !a.is_zero()),
+            cors_origins: self.grpc_web_cors_origins.clone(),
             ..ServerConfig::default()
         }
     }

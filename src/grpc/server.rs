@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub health_interval: Duration,
     /// Where calls are counted; a registry of the server's own when absent.
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
+    /// Browser origins allowed to call through gRPC-Web (CORS); none: same origin only.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             max_connection_age: Some(DEFAULT_MAX_CONNECTION_AGE),
             health_interval: Duration::from_secs(2),
             metrics: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -206,12 +209,17 @@ pub async fn serve(
         // a GOAWAY; without it the connection ends gracefully once its calls are done.
         builder = builder.max_connection_age(age);
     }
+    let cors = cors_layer(&config.cors_origins)?;
     let server = builder
+        // gRPC-Web (HTTP/1.1, for browsers) beside gRPC on the same port.
+        .accept_http1(true)
         // Every call, health and reflection included, gets its span, then is counted.
         .layer(
             tower::ServiceBuilder::new()
                 .layer(crate::telemetry::trace::GrpcTraceLayer)
-                .layer(crate::telemetry::GrpcMetricsLayer(metrics)),
+                .layer(crate::telemetry::GrpcMetricsLayer(metrics))
+                .option_layer(cors)
+                .layer(tonic_web::GrpcWebLayer::new()),
         )
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(config.http2_keepalive_interval))
@@ -265,6 +273,41 @@ pub async fn serve(
         );
     }
     result
+}
+
+/// The CORS rules for gRPC-Web calls from `origins` (exact origins such as
+/// `https://app.example.org`), or none when the list is empty.
+fn cors_layer(origins: &[String]) -> Result<Option<tower_http::cors::CorsLayer>, String> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|o| {
+            http::HeaderValue::from_str(o.trim())
+                .map_err(|_| format!("CORS origin {o:?} is not a header value"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let header = |n: &'static str| http::HeaderName::from_static(n);
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([http::Method::POST, http::Method::OPTIONS])
+            .allow_headers([
+                header("authorization"),
+                header("content-type"),
+                header("x-grpc-web"),
+                header("x-user-agent"),
+                header("grpc-timeout"),
+            ])
+            .expose_headers([
+                header("grpc-status"),
+                header("grpc-message"),
+                header("grpc-status-details-bin"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    ))
 }
 
 /// Resolves on SIGTERM or SIGINT.
