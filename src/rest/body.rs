@@ -184,6 +184,68 @@ pub fn list_input(uri: &Uri, scope: ScopeRef) -> Result<ListInput, Box<Answer>> 
     })
 }
 
+/// The AuditQuery of a GET of a Participant's trail: `pageSize`, `pageToken`, and `startTime` /
+/// `endTime` in RFC 3339.
+pub fn audit_query(
+    uri: &Uri,
+    scope: ScopeRef,
+    subject_key: String,
+) -> Result<crate::domain::audit::AuditQuery, Box<Answer>> {
+    let page_size = match query_param(uri, "pageSize") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<i32>()
+            .map_err(|_| malformed("pageSize must be a whole number"))?,
+    };
+    let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, Box<Answer>> {
+        match query_param(uri, name) {
+            None => Ok(None),
+            Some(v) => chrono::DateTime::parse_from_rfc3339(v.trim())
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(|_| malformed(format!("{name} must be an RFC 3339 time"))),
+        }
+    };
+    Ok(crate::domain::audit::AuditQuery {
+        study_oid: scope.study_oid,
+        site_oid: scope.site_oid,
+        subject_key: Some(subject_key),
+        start: time("startTime")?,
+        end: time("endTime")?,
+        page_size,
+        page_token: query_param(uri, "pageToken"),
+    })
+}
+
+/// A page of the trail as JSON: `events` (camelCase, as ListAuditEvents) and `nextPageToken`.
+pub fn audit_page_json(page: &crate::domain::audit::AuditPage) -> serde_json::Value {
+    let events: Vec<serde_json::Value> = page
+        .events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "eventId": e.event_id,
+                "studyOid": e.study_oid,
+                "siteOid": e.site_oid.clone().unwrap_or_default(),
+                "subjectKey": e.subject_key,
+                "type": e.event_type.map_or("", |t| t.as_str()),
+                "field": e.field.clone().unwrap_or_default(),
+                "oldValue": e.old_value,
+                "newValue": e.new_value,
+                "user": e.user,
+                "time": e.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "requestId": e.request_id.clone().unwrap_or_default(),
+                "reasonForChange": e.reason_for_change.clone().unwrap_or_default(),
+                "hash": e.hash.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "events": events,
+        "nextPageToken": page.next_page_token.clone().unwrap_or_default(),
+    })
+}
+
 /// A page as JSON: `participants` (each as GET answers it) and `nextPageToken` (`""` on the
 /// last page).
 pub fn page_json(page: &ParticipantPage) -> serde_json::Value {

@@ -331,6 +331,9 @@ async fn answer(edge: Edge, route: Route, method: Method, request: Request) -> R
         (Method::GET, Route::Participant(scope, key)) => {
             get(&edge, &caller, scope, key, deadline).await
         }
+        (Method::GET, Route::ParticipantAudit(scope, key)) => {
+            audit(&edge, &caller, scope, key, request.uri(), deadline).await
+        }
         (Method::GET, Route::ParticipantByQuery(scope)) => {
             let key = body::query_param(request.uri(), "participantID").unwrap_or_default();
             get(&edge, &caller, scope, key, deadline).await
@@ -385,6 +388,31 @@ async fn list(
         Ok(page) => Answer::ok(body::page_json(&page)),
         Err(e) => {
             tracing::info!(user = %caller.user, reason = %e.reason(), "list refused (REST)");
+            Answer::error(e)
+        }
+    }
+}
+
+async fn audit(
+    edge: &Edge,
+    caller: &Caller,
+    scope: crate::service::model::ScopeRef,
+    subject_key: String,
+    uri: &axum::http::Uri,
+    deadline: tokio::time::Instant,
+) -> Answer {
+    let query = match body::audit_query(uri, scope, subject_key) {
+        Ok(query) => query,
+        Err(answer) => return *answer,
+    };
+    match edge
+        .participants
+        .list_audit_events(caller, query, deadline)
+        .await
+    {
+        Ok(page) => Answer::ok(body::audit_page_json(&page)),
+        Err(e) => {
+            tracing::info!(user = %caller.user, reason = %e.reason(), "audit read refused (REST)");
             Answer::error(e)
         }
     }

@@ -18,6 +18,8 @@ pub enum Route {
     Participant(ScopeRef, String),
     /// The original's `…/participant?participantID=…`.
     ParticipantByQuery(ScopeRef),
+    /// `…/participants/{participantID}/audit`: the Participant's audit trail.
+    ParticipantAudit(ScopeRef, String),
 }
 
 impl Route {
@@ -47,6 +49,9 @@ impl Route {
             [p] if p == "participants" => Some(Route::Participants(scope)),
             [p, key] if p == "participants" => Some(Route::Participant(scope, key.clone())),
             [p] if p == "participant" => Some(Route::ParticipantByQuery(scope)),
+            [p, key, a] if p == "participants" && a == "audit" => {
+                Some(Route::ParticipantAudit(scope, key.clone()))
+            }
             _ => None,
         }
     }
@@ -55,7 +60,9 @@ impl Route {
     pub fn allows(&self, method: &Method) -> bool {
         match self {
             Route::Participants(_) => method == Method::POST || method == Method::GET,
-            Route::Participant(..) | Route::ParticipantByQuery(_) => method == Method::GET,
+            Route::Participant(..) | Route::ParticipantByQuery(_) | Route::ParticipantAudit(..) => {
+                method == Method::GET
+            }
         }
     }
 
@@ -64,6 +71,7 @@ impl Route {
         match (self, method == Method::POST) {
             (Route::Participants(_), true) => "rest:UpsertParticipant",
             (Route::Participants(_), false) => "rest:ListParticipants",
+            (Route::ParticipantAudit(..), _) => "rest:ListAuditEvents",
             _ => "rest:GetParticipant",
         }
     }
@@ -72,7 +80,9 @@ impl Route {
     pub fn allowed(&self) -> &'static str {
         match self {
             Route::Participants(_) => "GET, POST",
-            Route::Participant(..) | Route::ParticipantByQuery(_) => "GET",
+            Route::Participant(..) | Route::ParticipantByQuery(_) | Route::ParticipantAudit(..) => {
+                "GET"
+            }
         }
     }
 }
@@ -95,6 +105,17 @@ mod tests {
         assert_eq!(
             Route::parse("/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/participants/"),
             Some(Route::Participants(ScopeRef::study("S_JUNO(PROD)")))
+        );
+    }
+
+    #[test]
+    fn the_audit_path() {
+        assert_eq!(
+            Route::parse("/pages/auth/api/clinicaldata/studies/S/sites/T/participants/K%2D1/audit"),
+            Some(Route::ParticipantAudit(
+                ScopeRef::site("S", "T"),
+                "K-1".into()
+            ))
         );
     }
 

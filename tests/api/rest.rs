@@ -576,7 +576,88 @@ async fn bad_http_input_is_refused_and_writes_nothing(backend: Backend) {
     );
 }
 
+/// The REST twin of ListAuditEvents: a Participant's history, oldest first, contact values
+/// opened for a CRC and masked for a monitor, in pages.
+async fn a_participants_trail_over_rest(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.upsert("crc.ohio", seed_request()).await.unwrap();
+    let mut change = at_ohio("OHIO-5");
+    change.contact = contact(|c| c.city = Some("Dayton".into()));
+    change.reason_for_change = "moved".into();
+    app.upsert("crc.ohio", change).await.unwrap();
+    let url = format!(
+        "{}{BASE}/{}/sites/{}/participants/ohio-5/audit",
+        app.http,
+        enc(JUNO),
+        enc(OHIO)
+    );
+    let read = |user: &str, query: &str| {
+        reqwest::Client::new()
+            .get(format!("{url}?{query}"))
+            .bearer_auth(app.token(user))
+    };
+    let (status, _, body) = send(read("crc.ohio", "")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let events = body["events"].as_array().expect("events");
+    assert_eq!(events[0]["type"], "PARTICIPANT_CREATED");
+    let city = events
+        .iter()
+        .find(|e| e["field"] == "city")
+        .expect("the city change");
+    assert_eq!(city["newValue"], "Dayton");
+    assert_eq!(city["reasonForChange"], "moved");
+    assert_eq!(city["user"], "crc.ohio");
+    assert_eq!(city["hash"].as_str().map(str::len), Some(64));
+
+    let (status, _, body) = send(read("monitor.juno", "")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let masked = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "city")
+        .cloned()
+        .unwrap();
+    assert_eq!(masked["newValue"], "***");
+    assert!(!body.to_string().contains("Dayton"));
+
+    // Pages of one event, to the end; a forged token and a viewer are refused.
+    let mut seen = 0;
+    let mut token = String::new();
+    loop {
+        let (status, _, body) = send(read(
+            "crc.ohio",
+            &format!("pageSize=1&pageToken={}", enc(&token)),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        seen += body["events"].as_array().unwrap().len();
+        token = body["nextPageToken"].as_str().unwrap().to_owned();
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, events.len());
+    let (status, _, body) = send(read("crc.ohio", "pageToken=AAAA")).await;
+    assert_eq!(
+        (status.as_u16(), body["reason"].as_str()),
+        (400, Some("INVALID_PAGE_TOKEN"))
+    );
+    let (status, _, body) = send(read("viewer.ohio", "")).await;
+    assert_eq!(
+        status.as_u16(),
+        Reason::NoSufficientPrivileges.http_status(),
+        "{body}"
+    );
+    let (status, _, body) = send(read("crc.ohio", "startTime=yesterday")).await;
+    assert_eq!(
+        (status.as_u16(), body["reason"].as_str()),
+        (400, Some("MALFORMED_REQUEST"))
+    );
+}
+
 crate::on_both_backends!(
+    a_participants_trail_over_rest,
     the_seed_call_creates_ohio5_and_registers_it,
     presence_idempotency_and_if_match,
     rest_and_grpc_refuse_alike,
