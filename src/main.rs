@@ -320,7 +320,15 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
                     participants.clone(),
                     verifier.clone(),
                     rest::HttpConfig::from(&config),
-                    stopped(stop_rx.clone()),
+                    // As the gRPC edge, the route keeps serving through the drain delay.
+                    {
+                        let stop = stopped(stop_rx.clone());
+                        let delay = config.drain_delay;
+                        async move {
+                            stop.await;
+                            tokio::time::sleep(delay).await;
+                        }
+                    },
                 )
                 .await
             }
