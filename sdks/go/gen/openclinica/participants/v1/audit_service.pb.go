@@ -26,6 +26,7 @@ const (
 type AuditEventType int32
 
 const (
+	// Never written; the proto3 default.
 	AuditEventType_AUDIT_EVENT_TYPE_UNSPECIFIED AuditEventType = 0
 	// A Participant was created; `field` is `subject_key` and `new_value` the Participant ID.
 	AuditEventType_AUDIT_EVENT_TYPE_PARTICIPANT_CREATED AuditEventType = 1
@@ -78,6 +79,7 @@ func (AuditEventType) EnumDescriptor() ([]byte, []int) {
 	return file_openclinica_participants_v1_audit_service_proto_rawDescGZIP(), []int{0}
 }
 
+// Asks for a page of audit events.
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whose events. Required.
@@ -211,9 +213,11 @@ func (*ListAuditEventsRequest_Study) isListAuditEventsRequest_Scope() {}
 
 func (*ListAuditEventsRequest_Site) isListAuditEventsRequest_Scope() {}
 
+// One page of audit events.
 type ListAuditEventsResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Events []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events of this page, oldest first.
+	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// Set when more events follow: pass it as `page_token`.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -266,23 +270,31 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 
 // One audit event.
 type AuditEvent struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	EventId  int64                  `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	StudyOid string                 `protobuf:"bytes,2,opt,name=study_oid,json=studyOid,proto3" json:"study_oid,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's number: increasing in the order events were written.
+	EventId int64 `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The study of the Participant.
+	StudyOid string `protobuf:"bytes,2,opt,name=study_oid,json=studyOid,proto3" json:"study_oid,omitempty"`
 	// Empty for a study-level Participant.
-	SiteOid    string         `protobuf:"bytes,3,opt,name=site_oid,json=siteOid,proto3" json:"site_oid,omitempty"`
-	SubjectKey string         `protobuf:"bytes,4,opt,name=subject_key,json=subjectKey,proto3" json:"subject_key,omitempty"`
-	Type       AuditEventType `protobuf:"varint,5,opt,name=type,proto3,enum=openclinica.participants.v1.AuditEventType" json:"type,omitempty"`
+	SiteOid string `protobuf:"bytes,3,opt,name=site_oid,json=siteOid,proto3" json:"site_oid,omitempty"`
+	// The Participant ID (its spelling when the event was written).
+	SubjectKey string `protobuf:"bytes,4,opt,name=subject_key,json=subjectKey,proto3" json:"subject_key,omitempty"`
+	// What happened.
+	Type AuditEventType `protobuf:"varint,5,opt,name=type,proto3,enum=openclinica.participants.v1.AuditEventType" json:"type,omitempty"`
 	// The field changed (`subject_key`, `secondary_id`, a contact field, `participate_status`).
 	Field string `protobuf:"bytes,6,opt,name=field,proto3" json:"field,omitempty"`
 	// Absent when there was no value; `"***"` when masked.
 	OldValue *string `protobuf:"bytes,7,opt,name=old_value,json=oldValue,proto3,oneof" json:"old_value,omitempty"`
+	// Absent when there was no value after the change; `"***"` when masked.
 	NewValue *string `protobuf:"bytes,8,opt,name=new_value,json=newValue,proto3,oneof" json:"new_value,omitempty"`
 	// The user who made the change.
-	User            string                 `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
-	Time            *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=time,proto3" json:"time,omitempty"`
-	RequestId       string                 `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	ReasonForChange string                 `protobuf:"bytes,12,opt,name=reason_for_change,json=reasonForChange,proto3" json:"reason_for_change,omitempty"`
+	User string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	// When the change was committed.
+	Time *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=time,proto3" json:"time,omitempty"`
+	// The `request_id` of the write (empty when it had none).
+	RequestId string `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+	ReasonForChange string `protobuf:"bytes,12,opt,name=reason_for_change,json=reasonForChange,proto3" json:"reason_for_change,omitempty"`
 	// The event's hash in its study's chain (hex): SHA-256(previous hash || canonical bytes).
 	Hash          string `protobuf:"bytes,13,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -468,8 +468,9 @@ func (*ListParticipantsRequest_Site) isListParticipantsRequest_Scope() {}
 
 // One page of Participants.
 type ListParticipantsResponse struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Participants []*Participant         `protobuf:"bytes,1,rep,name=participants,proto3" json:"participants,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Participants of this page, in a stable order.
+	Participants []*Participant `protobuf:"bytes,1,rep,name=participants,proto3" json:"participants,omitempty"`
 	// Set when more Participants follow: pass it as `page_token`.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -17,6 +17,8 @@ export const file_openclinica_participants_v1_audit_service: GenFile = /*@__PURE
   fileDesc("Ci9vcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvdjEvYXVkaXRfc2VydmljZS5wcm90bxIbb3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxIq0CChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EjgKBXN0dWR5GAEgASgLMicub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlN0dWR5U2NvcGVIABI2CgRzaXRlGAIgASgLMiYub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlNpdGVTY29wZUgAEhMKC3N1YmplY3Rfa2V5GAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCUIHCgVzY29wZSJrChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRI3CgZldmVudHMYASADKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki4wIKCkF1ZGl0RXZlbnQSEAoIZXZlbnRfaWQYASABKAMSEQoJc3R1ZHlfb2lkGAIgASgJEhAKCHNpdGVfb2lkGAMgASgJEhMKC3N1YmplY3Rfa2V5GAQgASgJEjkKBHR5cGUYBSABKA4yKy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuQXVkaXRFdmVudFR5cGUSDQoFZmllbGQYBiABKAkSFgoJb2xkX3ZhbHVlGAcgASgJSACIAQESFgoJbmV3X3ZhbHVlGAggASgJSAGIAQESDAoEdXNlchgJIAEoCRIoCgR0aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGAsgASgJEhkKEXJlYXNvbl9mb3JfY2hhbmdlGAwgASgJEgwKBGhhc2gYDSABKAlCDAoKX29sZF92YWx1ZUIMCgpfbmV3X3ZhbHVlKq0BCg5BdWRpdEV2ZW50VHlwZRIgChxBVURJVF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASKAokQVVESVRfRVZFTlRfVFlQRV9QQVJUSUNJUEFOVF9DUkVBVEVEEAESIgoeQVVESVRfRVZFTlRfVFlQRV9GSUVMRF9DSEFOR0VEEAISKwonQVVESVRfRVZFTlRfVFlQRV9QQVJUSUNJUEFURV9SRUdJU1RFUkVEEAMyjAEKDEF1ZGl0U2VydmljZRJ8Cg9MaXN0QXVkaXRFdmVudHMSMy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBo0Lm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZUKeAgofY29tLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MUIRQXVkaXRTZXJ2aWNlUHJvdG9QAVpaZ2l0aHViLmNvbS9vcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvc2Rrcy9nby9nZW4vb3BlbmNsaW5pY2EvcGFydGljaXBhbnRzL3YxO3BhcnRpY2lwYW50c3YxogIDT1BYqgIbT3BlbmNsaW5pY2EuUGFydGljaXBhbnRzLlYxygIbT3BlbmNsaW5pY2FcUGFydGljaXBhbnRzXFYx4gInT3BlbmNsaW5pY2FcUGFydGljaXBhbnRzXFYxXEdQQk1ldGFkYXRh6gIdT3BlbmNsaW5pY2E6OlBhcnRpY2lwYW50czo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_openclinica_participants_v1_participant]);
 
 /**
+ * Asks for a page of audit events.
+ *
  * @generated from message openclinica.participants.v1.ListAuditEventsRequest
  */
 export type ListAuditEventsRequest = Message<"openclinica.participants.v1.ListAuditEventsRequest"> & {
@@ -89,10 +91,14 @@ export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = 
   messageDesc(file_openclinica_participants_v1_audit_service, 0);
 
 /**
+ * One page of audit events.
+ *
  * @generated from message openclinica.participants.v1.ListAuditEventsResponse
  */
 export type ListAuditEventsResponse = Message<"openclinica.participants.v1.ListAuditEventsResponse"> & {
   /**
+   * The events of this page, oldest first.
+   *
    * @generated from field: repeated openclinica.participants.v1.AuditEvent events = 1;
    */
   events: AuditEvent[];
@@ -119,11 +125,15 @@ export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> 
  */
 export type AuditEvent = Message<"openclinica.participants.v1.AuditEvent"> & {
   /**
+   * The event's number: increasing in the order events were written.
+   *
    * @generated from field: int64 event_id = 1;
    */
   eventId: bigint;
 
   /**
+   * The study of the Participant.
+   *
    * @generated from field: string study_oid = 2;
    */
   studyOid: string;
@@ -136,11 +146,15 @@ export type AuditEvent = Message<"openclinica.participants.v1.AuditEvent"> & {
   siteOid: string;
 
   /**
+   * The Participant ID (its spelling when the event was written).
+   *
    * @generated from field: string subject_key = 4;
    */
   subjectKey: string;
 
   /**
+   * What happened.
+   *
    * @generated from field: openclinica.participants.v1.AuditEventType type = 5;
    */
   type: AuditEventType;
@@ -160,6 +174,8 @@ export type AuditEvent = Message<"openclinica.participants.v1.AuditEvent"> & {
   oldValue?: string | undefined;
 
   /**
+   * Absent when there was no value after the change; `"***"` when masked.
+   *
    * @generated from field: optional string new_value = 8;
    */
   newValue?: string | undefined;
@@ -172,16 +188,22 @@ export type AuditEvent = Message<"openclinica.participants.v1.AuditEvent"> & {
   user: string;
 
   /**
+   * When the change was committed.
+   *
    * @generated from field: google.protobuf.Timestamp time = 10;
    */
   time?: Timestamp | undefined;
 
   /**
+   * The `request_id` of the write (empty when it had none).
+   *
    * @generated from field: string request_id = 11;
    */
   requestId: string;
 
   /**
+   * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+   *
    * @generated from field: string reason_for_change = 12;
    */
   reasonForChange: string;
@@ -208,6 +230,8 @@ export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
  */
 export enum AuditEventType {
   /**
+   * Never written; the proto3 default.
+   *
    * @generated from enum value: AUDIT_EVENT_TYPE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,

@@ -263,6 +263,8 @@ export const ListParticipantsRequestSchema: GenMessage<ListParticipantsRequest> 
  */
 export type ListParticipantsResponse = Message<"openclinica.participants.v1.ListParticipantsResponse"> & {
   /**
+   * The Participants of this page, in a stable order.
+   *
    * @generated from field: repeated openclinica.participants.v1.Participant participants = 1;
    */
   participants: Participant[];

@@ -67,6 +67,10 @@ private static final long serialVersionUID = 0L;
   public static final int EVENT_ID_FIELD_NUMBER = 1;
   private long eventId_ = 0L;
   /**
+   * <pre>
+   * The event's number: increasing in the order events were written.
+   * </pre>
+   *
    * <code>int64 event_id = 1 [json_name = "eventId"];</code>
    * @return The eventId.
    */
@@ -79,6 +83,10 @@ private static final long serialVersionUID = 0L;
   @SuppressWarnings("serial")
   private volatile java.lang.Object studyOid_ = "";
   /**
+   * <pre>
+   * The study of the Participant.
+   * </pre>
+   *
    * <code>string study_oid = 2 [json_name = "studyOid"];</code>
    * @return The studyOid.
    */
@@ -96,6 +104,10 @@ private static final long serialVersionUID = 0L;
     }
   }
   /**
+   * <pre>
+   * The study of the Participant.
+   * </pre>
+   *
    * <code>string study_oid = 2 [json_name = "studyOid"];</code>
    * @return The bytes for studyOid.
    */
@@ -165,6 +177,10 @@ private static final long serialVersionUID = 0L;
   @SuppressWarnings("serial")
   private volatile java.lang.Object subjectKey_ = "";
   /**
+   * <pre>
+   * The Participant ID (its spelling when the event was written).
+   * </pre>
+   *
    * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
    * @return The subjectKey.
    */
@@ -182,6 +198,10 @@ private static final long serialVersionUID = 0L;
     }
   }
   /**
+   * <pre>
+   * The Participant ID (its spelling when the event was written).
+   * </pre>
+   *
    * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
    * @return The bytes for subjectKey.
    */
@@ -203,6 +223,10 @@ private static final long serialVersionUID = 0L;
   public static final int TYPE_FIELD_NUMBER = 5;
   private int type_ = 0;
   /**
+   * <pre>
+   * What happened.
+   * </pre>
+   *
    * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
    * @return The enum numeric value on the wire for type.
    */
@@ -210,6 +234,10 @@ private static final long serialVersionUID = 0L;
     return type_;
   }
   /**
+   * <pre>
+   * What happened.
+   * </pre>
+   *
    * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
    * @return The type.
    */
@@ -328,6 +356,10 @@ private static final long serialVersionUID = 0L;
   @SuppressWarnings("serial")
   private volatile java.lang.Object newValue_ = "";
   /**
+   * <pre>
+   * Absent when there was no value after the change; `"***"` when masked.
+   * </pre>
+   *
    * <code>optional string new_value = 8 [json_name = "newValue"];</code>
    * @return Whether the newValue field is set.
    */
@@ -336,6 +368,10 @@ private static final long serialVersionUID = 0L;
     return ((bitField0_ & 0x00000002) != 0);
   }
   /**
+   * <pre>
+   * Absent when there was no value after the change; `"***"` when masked.
+   * </pre>
+   *
    * <code>optional string new_value = 8 [json_name = "newValue"];</code>
    * @return The newValue.
    */
@@ -353,6 +389,10 @@ private static final long serialVersionUID = 0L;
     }
   }
   /**
+   * <pre>
+   * Absent when there was no value after the change; `"***"` when masked.
+   * </pre>
+   *
    * <code>optional string new_value = 8 [json_name = "newValue"];</code>
    * @return The bytes for newValue.
    */
@@ -421,6 +461,10 @@ private static final long serialVersionUID = 0L;
   public static final int TIME_FIELD_NUMBER = 10;
   private com.google.protobuf.Timestamp time_;
   /**
+   * <pre>
+   * When the change was committed.
+   * </pre>
+   *
    * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
    * @return Whether the time field is set.
    */
@@ -429,6 +473,10 @@ private static final long serialVersionUID = 0L;
     return ((bitField0_ & 0x00000004) != 0);
   }
   /**
+   * <pre>
+   * When the change was committed.
+   * </pre>
+   *
    * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
    * @return The time.
    */
@@ -437,6 +485,10 @@ private static final long serialVersionUID = 0L;
     return time_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : time_;
   }
   /**
+   * <pre>
+   * When the change was committed.
+   * </pre>
+   *
    * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
    */
   @java.lang.Override
@@ -448,6 +500,10 @@ private static final long serialVersionUID = 0L;
   @SuppressWarnings("serial")
   private volatile java.lang.Object requestId_ = "";
   /**
+   * <pre>
+   * The `request_id` of the write (empty when it had none).
+   * </pre>
+   *
    * <code>string request_id = 11 [json_name = "requestId"];</code>
    * @return The requestId.
    */
@@ -465,6 +521,10 @@ private static final long serialVersionUID = 0L;
     }
   }
   /**
+   * <pre>
+   * The `request_id` of the write (empty when it had none).
+   * </pre>
+   *
    * <code>string request_id = 11 [json_name = "requestId"];</code>
    * @return The bytes for requestId.
    */
@@ -487,6 +547,10 @@ private static final long serialVersionUID = 0L;
   @SuppressWarnings("serial")
   private volatile java.lang.Object reasonForChange_ = "";
   /**
+   * <pre>
+   * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+   * </pre>
+   *
    * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
    * @return The reasonForChange.
    */
@@ -504,6 +568,10 @@ private static final long serialVersionUID = 0L;
     }
   }
   /**
+   * <pre>
+   * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+   * </pre>
+   *
    * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
    * @return The bytes for reasonForChange.
    */
@@ -1190,6 +1258,10 @@ private static final long serialVersionUID = 0L;
 
     private long eventId_ ;
     /**
+     * <pre>
+     * The event's number: increasing in the order events were written.
+     * </pre>
+     *
      * <code>int64 event_id = 1 [json_name = "eventId"];</code>
      * @return The eventId.
      */
@@ -1198,6 +1270,10 @@ private static final long serialVersionUID = 0L;
       return eventId_;
     }
     /**
+     * <pre>
+     * The event's number: increasing in the order events were written.
+     * </pre>
+     *
      * <code>int64 event_id = 1 [json_name = "eventId"];</code>
      * @param value The eventId to set.
      * @return This builder for chaining.
@@ -1210,6 +1286,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The event's number: increasing in the order events were written.
+     * </pre>
+     *
      * <code>int64 event_id = 1 [json_name = "eventId"];</code>
      * @return This builder for chaining.
      */
@@ -1222,6 +1302,10 @@ private static final long serialVersionUID = 0L;
 
     private java.lang.Object studyOid_ = "";
     /**
+     * <pre>
+     * The study of the Participant.
+     * </pre>
+     *
      * <code>string study_oid = 2 [json_name = "studyOid"];</code>
      * @return The studyOid.
      */
@@ -1238,6 +1322,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The study of the Participant.
+     * </pre>
+     *
      * <code>string study_oid = 2 [json_name = "studyOid"];</code>
      * @return The bytes for studyOid.
      */
@@ -1255,6 +1343,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The study of the Participant.
+     * </pre>
+     *
      * <code>string study_oid = 2 [json_name = "studyOid"];</code>
      * @param value The studyOid to set.
      * @return This builder for chaining.
@@ -1268,6 +1360,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The study of the Participant.
+     * </pre>
+     *
      * <code>string study_oid = 2 [json_name = "studyOid"];</code>
      * @return This builder for chaining.
      */
@@ -1278,6 +1374,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The study of the Participant.
+     * </pre>
+     *
      * <code>string study_oid = 2 [json_name = "studyOid"];</code>
      * @param value The bytes for studyOid to set.
      * @return This builder for chaining.
@@ -1386,6 +1486,10 @@ private static final long serialVersionUID = 0L;
 
     private java.lang.Object subjectKey_ = "";
     /**
+     * <pre>
+     * The Participant ID (its spelling when the event was written).
+     * </pre>
+     *
      * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
      * @return The subjectKey.
      */
@@ -1402,6 +1506,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The Participant ID (its spelling when the event was written).
+     * </pre>
+     *
      * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
      * @return The bytes for subjectKey.
      */
@@ -1419,6 +1527,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The Participant ID (its spelling when the event was written).
+     * </pre>
+     *
      * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
      * @param value The subjectKey to set.
      * @return This builder for chaining.
@@ -1432,6 +1544,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participant ID (its spelling when the event was written).
+     * </pre>
+     *
      * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
      * @return This builder for chaining.
      */
@@ -1442,6 +1558,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participant ID (its spelling when the event was written).
+     * </pre>
+     *
      * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
      * @param value The bytes for subjectKey to set.
      * @return This builder for chaining.
@@ -1458,6 +1578,10 @@ private static final long serialVersionUID = 0L;
 
     private int type_ = 0;
     /**
+     * <pre>
+     * What happened.
+     * </pre>
+     *
      * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
      * @return The enum numeric value on the wire for type.
      */
@@ -1465,6 +1589,10 @@ private static final long serialVersionUID = 0L;
       return type_;
     }
     /**
+     * <pre>
+     * What happened.
+     * </pre>
+     *
      * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
      * @param value The enum numeric value on the wire for type to set.
      * @return This builder for chaining.
@@ -1476,6 +1604,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * What happened.
+     * </pre>
+     *
      * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
      * @return The type.
      */
@@ -1485,6 +1617,10 @@ private static final long serialVersionUID = 0L;
       return result == null ? com.openclinica.participants.v1.AuditEventType.UNRECOGNIZED : result;
     }
     /**
+     * <pre>
+     * What happened.
+     * </pre>
+     *
      * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
      * @param value The type to set.
      * @throws IllegalArgumentException if UNRECOGNIZED is provided.
@@ -1498,6 +1634,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * What happened.
+     * </pre>
+     *
      * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
      * @return This builder for chaining.
      */
@@ -1705,6 +1845,10 @@ private static final long serialVersionUID = 0L;
 
     private java.lang.Object newValue_ = "";
     /**
+     * <pre>
+     * Absent when there was no value after the change; `"***"` when masked.
+     * </pre>
+     *
      * <code>optional string new_value = 8 [json_name = "newValue"];</code>
      * @return Whether the newValue field is set.
      */
@@ -1712,6 +1856,10 @@ private static final long serialVersionUID = 0L;
       return ((bitField0_ & 0x00000080) != 0);
     }
     /**
+     * <pre>
+     * Absent when there was no value after the change; `"***"` when masked.
+     * </pre>
+     *
      * <code>optional string new_value = 8 [json_name = "newValue"];</code>
      * @return The newValue.
      */
@@ -1728,6 +1876,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * Absent when there was no value after the change; `"***"` when masked.
+     * </pre>
+     *
      * <code>optional string new_value = 8 [json_name = "newValue"];</code>
      * @return The bytes for newValue.
      */
@@ -1745,6 +1897,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * Absent when there was no value after the change; `"***"` when masked.
+     * </pre>
+     *
      * <code>optional string new_value = 8 [json_name = "newValue"];</code>
      * @param value The newValue to set.
      * @return This builder for chaining.
@@ -1758,6 +1914,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * Absent when there was no value after the change; `"***"` when masked.
+     * </pre>
+     *
      * <code>optional string new_value = 8 [json_name = "newValue"];</code>
      * @return This builder for chaining.
      */
@@ -1768,6 +1928,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * Absent when there was no value after the change; `"***"` when masked.
+     * </pre>
+     *
      * <code>optional string new_value = 8 [json_name = "newValue"];</code>
      * @param value The bytes for newValue to set.
      * @return This builder for chaining.
@@ -1878,6 +2042,10 @@ private static final long serialVersionUID = 0L;
     private com.google.protobuf.SingleFieldBuilder<
         com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder> timeBuilder_;
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      * @return Whether the time field is set.
      */
@@ -1885,6 +2053,10 @@ private static final long serialVersionUID = 0L;
       return ((bitField0_ & 0x00000200) != 0);
     }
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      * @return The time.
      */
@@ -1896,6 +2068,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      */
     public Builder setTime(com.google.protobuf.Timestamp value) {
@@ -1910,6 +2086,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      */
     public Builder setTime(
@@ -1924,6 +2104,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      */
     public Builder mergeTime(com.google.protobuf.Timestamp value) {
@@ -1945,6 +2129,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      */
     public Builder clearTime() {
@@ -1958,6 +2146,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      */
     public com.google.protobuf.Timestamp.Builder getTimeBuilder() {
@@ -1966,6 +2158,10 @@ private static final long serialVersionUID = 0L;
       return internalGetTimeFieldBuilder().getBuilder();
     }
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      */
     public com.google.protobuf.TimestampOrBuilder getTimeOrBuilder() {
@@ -1977,6 +2173,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * When the change was committed.
+     * </pre>
+     *
      * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
      */
     private com.google.protobuf.SingleFieldBuilder<
@@ -1995,6 +2195,10 @@ private static final long serialVersionUID = 0L;
 
     private java.lang.Object requestId_ = "";
     /**
+     * <pre>
+     * The `request_id` of the write (empty when it had none).
+     * </pre>
+     *
      * <code>string request_id = 11 [json_name = "requestId"];</code>
      * @return The requestId.
      */
@@ -2011,6 +2215,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The `request_id` of the write (empty when it had none).
+     * </pre>
+     *
      * <code>string request_id = 11 [json_name = "requestId"];</code>
      * @return The bytes for requestId.
      */
@@ -2028,6 +2236,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The `request_id` of the write (empty when it had none).
+     * </pre>
+     *
      * <code>string request_id = 11 [json_name = "requestId"];</code>
      * @param value The requestId to set.
      * @return This builder for chaining.
@@ -2041,6 +2253,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The `request_id` of the write (empty when it had none).
+     * </pre>
+     *
      * <code>string request_id = 11 [json_name = "requestId"];</code>
      * @return This builder for chaining.
      */
@@ -2051,6 +2267,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The `request_id` of the write (empty when it had none).
+     * </pre>
+     *
      * <code>string request_id = 11 [json_name = "requestId"];</code>
      * @param value The bytes for requestId to set.
      * @return This builder for chaining.
@@ -2067,6 +2287,10 @@ private static final long serialVersionUID = 0L;
 
     private java.lang.Object reasonForChange_ = "";
     /**
+     * <pre>
+     * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+     * </pre>
+     *
      * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
      * @return The reasonForChange.
      */
@@ -2083,6 +2307,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+     * </pre>
+     *
      * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
      * @return The bytes for reasonForChange.
      */
@@ -2100,6 +2328,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+     * </pre>
+     *
      * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
      * @param value The reasonForChange to set.
      * @return This builder for chaining.
@@ -2113,6 +2345,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+     * </pre>
+     *
      * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
      * @return This builder for chaining.
      */
@@ -2123,6 +2359,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+     * </pre>
+     *
      * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
      * @param value The bytes for reasonForChange to set.
      * @return This builder for chaining.

@@ -11,17 +11,29 @@ public interface AuditEventOrBuilder extends
     com.google.protobuf.MessageOrBuilder {
 
   /**
+   * <pre>
+   * The event's number: increasing in the order events were written.
+   * </pre>
+   *
    * <code>int64 event_id = 1 [json_name = "eventId"];</code>
    * @return The eventId.
    */
   long getEventId();
 
   /**
+   * <pre>
+   * The study of the Participant.
+   * </pre>
+   *
    * <code>string study_oid = 2 [json_name = "studyOid"];</code>
    * @return The studyOid.
    */
   java.lang.String getStudyOid();
   /**
+   * <pre>
+   * The study of the Participant.
+   * </pre>
+   *
    * <code>string study_oid = 2 [json_name = "studyOid"];</code>
    * @return The bytes for studyOid.
    */
@@ -49,11 +61,19 @@ public interface AuditEventOrBuilder extends
       getSiteOidBytes();
 
   /**
+   * <pre>
+   * The Participant ID (its spelling when the event was written).
+   * </pre>
+   *
    * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
    * @return The subjectKey.
    */
   java.lang.String getSubjectKey();
   /**
+   * <pre>
+   * The Participant ID (its spelling when the event was written).
+   * </pre>
+   *
    * <code>string subject_key = 4 [json_name = "subjectKey"];</code>
    * @return The bytes for subjectKey.
    */
@@ -61,11 +81,19 @@ public interface AuditEventOrBuilder extends
       getSubjectKeyBytes();
 
   /**
+   * <pre>
+   * What happened.
+   * </pre>
+   *
    * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
    * @return The enum numeric value on the wire for type.
    */
   int getTypeValue();
   /**
+   * <pre>
+   * What happened.
+   * </pre>
+   *
    * <code>.openclinica.participants.v1.AuditEventType type = 5 [json_name = "type"];</code>
    * @return The type.
    */
@@ -121,16 +149,28 @@ public interface AuditEventOrBuilder extends
       getOldValueBytes();
 
   /**
+   * <pre>
+   * Absent when there was no value after the change; `"***"` when masked.
+   * </pre>
+   *
    * <code>optional string new_value = 8 [json_name = "newValue"];</code>
    * @return Whether the newValue field is set.
    */
   boolean hasNewValue();
   /**
+   * <pre>
+   * Absent when there was no value after the change; `"***"` when masked.
+   * </pre>
+   *
    * <code>optional string new_value = 8 [json_name = "newValue"];</code>
    * @return The newValue.
    */
   java.lang.String getNewValue();
   /**
+   * <pre>
+   * Absent when there was no value after the change; `"***"` when masked.
+   * </pre>
+   *
    * <code>optional string new_value = 8 [json_name = "newValue"];</code>
    * @return The bytes for newValue.
    */
@@ -158,26 +198,46 @@ public interface AuditEventOrBuilder extends
       getUserBytes();
 
   /**
+   * <pre>
+   * When the change was committed.
+   * </pre>
+   *
    * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
    * @return Whether the time field is set.
    */
   boolean hasTime();
   /**
+   * <pre>
+   * When the change was committed.
+   * </pre>
+   *
    * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
    * @return The time.
    */
   com.google.protobuf.Timestamp getTime();
   /**
+   * <pre>
+   * When the change was committed.
+   * </pre>
+   *
    * <code>.google.protobuf.Timestamp time = 10 [json_name = "time"];</code>
    */
   com.google.protobuf.TimestampOrBuilder getTimeOrBuilder();
 
   /**
+   * <pre>
+   * The `request_id` of the write (empty when it had none).
+   * </pre>
+   *
    * <code>string request_id = 11 [json_name = "requestId"];</code>
    * @return The requestId.
    */
   java.lang.String getRequestId();
   /**
+   * <pre>
+   * The `request_id` of the write (empty when it had none).
+   * </pre>
+   *
    * <code>string request_id = 11 [json_name = "requestId"];</code>
    * @return The bytes for requestId.
    */
@@ -185,11 +245,19 @@ public interface AuditEventOrBuilder extends
       getRequestIdBytes();
 
   /**
+   * <pre>
+   * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+   * </pre>
+   *
    * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
    * @return The reasonForChange.
    */
   java.lang.String getReasonForChange();
   /**
+   * <pre>
+   * The caller's reason for the change (`reason_for_change` of the upsert); empty if none.
+   * </pre>
+   *
    * <code>string reason_for_change = 12 [json_name = "reasonForChange"];</code>
    * @return The bytes for reasonForChange.
    */

@@ -16,6 +16,10 @@ package com.openclinica.participants.v1;
 public enum AuditEventType
     implements com.google.protobuf.ProtocolMessageEnum {
   /**
+   * <pre>
+   * Never written; the proto3 default.
+   * </pre>
+   *
    * <code>AUDIT_EVENT_TYPE_UNSPECIFIED = 0;</code>
    */
   AUDIT_EVENT_TYPE_UNSPECIFIED(0),
@@ -56,6 +60,10 @@ public enum AuditEventType
       "AuditEventType");
   }
   /**
+   * <pre>
+   * Never written; the proto3 default.
+   * </pre>
+   *
    * <code>AUDIT_EVENT_TYPE_UNSPECIFIED = 0;</code>
    */
   public static final int AUDIT_EVENT_TYPE_UNSPECIFIED_VALUE = 0;

@@ -6,6 +6,10 @@
 package com.openclinica.participants.v1;
 
 /**
+ * <pre>
+ * Asks for a page of audit events.
+ * </pre>
+ *
  * Protobuf type {@code openclinica.participants.v1.ListAuditEventsRequest}
  */
 @com.google.protobuf.Generated
@@ -620,6 +624,10 @@ private static final long serialVersionUID = 0L;
     return builder;
   }
   /**
+   * <pre>
+   * Asks for a page of audit events.
+   * </pre>
+   *
    * Protobuf type {@code openclinica.participants.v1.ListAuditEventsRequest}
    */
   public static final class Builder extends

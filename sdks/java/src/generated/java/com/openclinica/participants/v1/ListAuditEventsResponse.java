@@ -6,6 +6,10 @@
 package com.openclinica.participants.v1;
 
 /**
+ * <pre>
+ * One page of audit events.
+ * </pre>
+ *
  * Protobuf type {@code openclinica.participants.v1.ListAuditEventsResponse}
  */
 @com.google.protobuf.Generated
@@ -54,6 +58,10 @@ private static final long serialVersionUID = 0L;
   @SuppressWarnings("serial")
   private java.util.List<com.openclinica.participants.v1.AuditEvent> events_;
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   @java.lang.Override
@@ -61,6 +69,10 @@ private static final long serialVersionUID = 0L;
     return events_;
   }
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   @java.lang.Override
@@ -69,6 +81,10 @@ private static final long serialVersionUID = 0L;
     return events_;
   }
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   @java.lang.Override
@@ -76,6 +92,10 @@ private static final long serialVersionUID = 0L;
     return events_.size();
   }
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   @java.lang.Override
@@ -83,6 +103,10 @@ private static final long serialVersionUID = 0L;
     return events_.get(index);
   }
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   @java.lang.Override
@@ -317,6 +341,10 @@ private static final long serialVersionUID = 0L;
     return builder;
   }
   /**
+   * <pre>
+   * One page of audit events.
+   * </pre>
+   *
    * Protobuf type {@code openclinica.participants.v1.ListAuditEventsResponse}
    */
   public static final class Builder extends
@@ -524,6 +552,10 @@ private static final long serialVersionUID = 0L;
         com.openclinica.participants.v1.AuditEvent, com.openclinica.participants.v1.AuditEvent.Builder, com.openclinica.participants.v1.AuditEventOrBuilder> eventsBuilder_;
 
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public java.util.List<com.openclinica.participants.v1.AuditEvent> getEventsList() {
@@ -534,6 +566,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public int getEventsCount() {
@@ -544,6 +580,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public com.openclinica.participants.v1.AuditEvent getEvents(int index) {
@@ -554,6 +594,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder setEvents(
@@ -569,6 +613,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder setEvents(
@@ -583,6 +631,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder addEvents(com.openclinica.participants.v1.AuditEvent value) {
@@ -597,6 +649,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder addEvents(
@@ -612,6 +668,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder addEvents(
@@ -626,6 +686,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder addEvents(
@@ -640,6 +704,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder addAllEvents(
@@ -655,6 +723,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder clearEvents() {
@@ -668,6 +740,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public Builder removeEvents(int index) {
@@ -681,6 +757,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public com.openclinica.participants.v1.AuditEvent.Builder getEventsBuilder(
@@ -688,6 +768,10 @@ private static final long serialVersionUID = 0L;
       return internalGetEventsFieldBuilder().getBuilder(index);
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public com.openclinica.participants.v1.AuditEventOrBuilder getEventsOrBuilder(
@@ -698,6 +782,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public java.util.List<? extends com.openclinica.participants.v1.AuditEventOrBuilder> 
@@ -709,6 +797,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public com.openclinica.participants.v1.AuditEvent.Builder addEventsBuilder() {
@@ -716,6 +808,10 @@ private static final long serialVersionUID = 0L;
           com.openclinica.participants.v1.AuditEvent.getDefaultInstance());
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public com.openclinica.participants.v1.AuditEvent.Builder addEventsBuilder(
@@ -724,6 +820,10 @@ private static final long serialVersionUID = 0L;
           index, com.openclinica.participants.v1.AuditEvent.getDefaultInstance());
     }
     /**
+     * <pre>
+     * The events of this page, oldest first.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
      */
     public java.util.List<com.openclinica.participants.v1.AuditEvent.Builder> 

@@ -11,24 +11,44 @@ public interface ListAuditEventsResponseOrBuilder extends
     com.google.protobuf.MessageOrBuilder {
 
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   java.util.List<com.openclinica.participants.v1.AuditEvent> 
       getEventsList();
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   com.openclinica.participants.v1.AuditEvent getEvents(int index);
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   int getEventsCount();
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   java.util.List<? extends com.openclinica.participants.v1.AuditEventOrBuilder> 
       getEventsOrBuilderList();
   /**
+   * <pre>
+   * The events of this page, oldest first.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.AuditEvent events = 1 [json_name = "events"];</code>
    */
   com.openclinica.participants.v1.AuditEventOrBuilder getEventsOrBuilder(

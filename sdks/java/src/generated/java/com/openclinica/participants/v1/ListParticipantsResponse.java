@@ -58,6 +58,10 @@ private static final long serialVersionUID = 0L;
   @SuppressWarnings("serial")
   private java.util.List<com.openclinica.participants.v1.Participant> participants_;
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   @java.lang.Override
@@ -65,6 +69,10 @@ private static final long serialVersionUID = 0L;
     return participants_;
   }
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   @java.lang.Override
@@ -73,6 +81,10 @@ private static final long serialVersionUID = 0L;
     return participants_;
   }
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   @java.lang.Override
@@ -80,6 +92,10 @@ private static final long serialVersionUID = 0L;
     return participants_.size();
   }
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   @java.lang.Override
@@ -87,6 +103,10 @@ private static final long serialVersionUID = 0L;
     return participants_.get(index);
   }
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   @java.lang.Override
@@ -532,6 +552,10 @@ private static final long serialVersionUID = 0L;
         com.openclinica.participants.v1.Participant, com.openclinica.participants.v1.Participant.Builder, com.openclinica.participants.v1.ParticipantOrBuilder> participantsBuilder_;
 
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public java.util.List<com.openclinica.participants.v1.Participant> getParticipantsList() {
@@ -542,6 +566,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public int getParticipantsCount() {
@@ -552,6 +580,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public com.openclinica.participants.v1.Participant getParticipants(int index) {
@@ -562,6 +594,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder setParticipants(
@@ -577,6 +613,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder setParticipants(
@@ -591,6 +631,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder addParticipants(com.openclinica.participants.v1.Participant value) {
@@ -605,6 +649,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder addParticipants(
@@ -620,6 +668,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder addParticipants(
@@ -634,6 +686,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder addParticipants(
@@ -648,6 +704,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder addAllParticipants(
@@ -663,6 +723,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder clearParticipants() {
@@ -676,6 +740,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public Builder removeParticipants(int index) {
@@ -689,6 +757,10 @@ private static final long serialVersionUID = 0L;
       return this;
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public com.openclinica.participants.v1.Participant.Builder getParticipantsBuilder(
@@ -696,6 +768,10 @@ private static final long serialVersionUID = 0L;
       return internalGetParticipantsFieldBuilder().getBuilder(index);
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public com.openclinica.participants.v1.ParticipantOrBuilder getParticipantsOrBuilder(
@@ -706,6 +782,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public java.util.List<? extends com.openclinica.participants.v1.ParticipantOrBuilder> 
@@ -717,6 +797,10 @@ private static final long serialVersionUID = 0L;
       }
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public com.openclinica.participants.v1.Participant.Builder addParticipantsBuilder() {
@@ -724,6 +808,10 @@ private static final long serialVersionUID = 0L;
           com.openclinica.participants.v1.Participant.getDefaultInstance());
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public com.openclinica.participants.v1.Participant.Builder addParticipantsBuilder(
@@ -732,6 +820,10 @@ private static final long serialVersionUID = 0L;
           index, com.openclinica.participants.v1.Participant.getDefaultInstance());
     }
     /**
+     * <pre>
+     * The Participants of this page, in a stable order.
+     * </pre>
+     *
      * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
      */
     public java.util.List<com.openclinica.participants.v1.Participant.Builder> 

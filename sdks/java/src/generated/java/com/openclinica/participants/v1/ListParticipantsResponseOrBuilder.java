@@ -11,24 +11,44 @@ public interface ListParticipantsResponseOrBuilder extends
     com.google.protobuf.MessageOrBuilder {
 
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   java.util.List<com.openclinica.participants.v1.Participant> 
       getParticipantsList();
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   com.openclinica.participants.v1.Participant getParticipants(int index);
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   int getParticipantsCount();
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   java.util.List<? extends com.openclinica.participants.v1.ParticipantOrBuilder> 
       getParticipantsOrBuilderList();
   /**
+   * <pre>
+   * The Participants of this page, in a stable order.
+   * </pre>
+   *
    * <code>repeated .openclinica.participants.v1.Participant participants = 1 [json_name = "participants"];</code>
    */
   com.openclinica.participants.v1.ParticipantOrBuilder getParticipantsOrBuilder(
