@@ -295,19 +295,16 @@ class ParticipantsClient:
         self._raw_channel = channel
         self.channel = grpc.intercept_channel(channel, bearer_interceptor(token))
         #: The generated stub, for callers who want ``with_call`` or futures.
-        self.stub = ParticipantServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = ParticipantServiceStub(self.channel)
         #: The generated AuditService stub on the same channel.
-        self.audit_stub = AuditServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.audit_stub = AuditServiceStub(self.channel)
 
     def upsert_participant(
         self, request: UpsertParticipantRequest, *, timeout: Optional[float] = None
     ) -> UpsertParticipantResponse:
         """Creates or updates a Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                UpsertParticipantResponse,
-                self.stub.UpsertParticipant(request, timeout=self._timeout(timeout)),
-            )
+            return self.stub.UpsertParticipant(request, timeout=self._timeout(timeout))
         except grpc.RpcError as error:
             raise decode_error(error) from None
 
@@ -316,7 +313,7 @@ class ParticipantsClient:
     ) -> Participant:
         """Reads one Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(Participant, self.stub.GetParticipant(request, timeout=self._timeout(timeout)))
+            return self.stub.GetParticipant(request, timeout=self._timeout(timeout))
         except grpc.RpcError as error:
             raise decode_error(error) from None
 
@@ -325,10 +322,7 @@ class ParticipantsClient:
     ) -> ListParticipantsResponse:
         """One page of Participants; raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                ListParticipantsResponse,
-                self.stub.ListParticipants(request, timeout=self._timeout(timeout)),
-            )
+            return self.stub.ListParticipants(request, timeout=self._timeout(timeout))
         except grpc.RpcError as error:
             raise decode_error(error) from None
 
@@ -352,10 +346,7 @@ class ParticipantsClient:
     ) -> ListAuditEventsResponse:
         """One page of audit events (oldest first); raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                ListAuditEventsResponse,
-                self.audit_stub.ListAuditEvents(request, timeout=self._timeout(timeout)),
-            )
+            return self.audit_stub.ListAuditEvents(request, timeout=self._timeout(timeout))
         except grpc.RpcError as error:
             raise decode_error(error) from None
 
@@ -444,9 +435,9 @@ class AsyncParticipantsClient:
                 target, credentials, options=options, interceptors=interceptors
             )
         #: The generated stub on the ``grpc.aio`` channel (its calls are awaitable).
-        self.stub = ParticipantServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = ParticipantServiceStub(self.channel)
         #: The generated AuditService stub on the same channel.
-        self.audit_stub = AuditServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.audit_stub = AuditServiceStub(self.channel)
 
     def _timeout(self, timeout: Optional[float]) -> Optional[float]:
         return self.timeout if timeout is None else timeout
@@ -456,10 +447,7 @@ class AsyncParticipantsClient:
     ) -> UpsertParticipantResponse:
         """Creates or updates a Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                UpsertParticipantResponse,
-                await self.stub.UpsertParticipant(request, timeout=self._timeout(timeout)),
-            )
+            return await self.stub.UpsertParticipant(request, timeout=self._timeout(timeout))
         except grpc.aio.AioRpcError as error:
             raise decode_error(error) from None
 
@@ -468,9 +456,7 @@ class AsyncParticipantsClient:
     ) -> Participant:
         """Reads one Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                Participant, await self.stub.GetParticipant(request, timeout=self._timeout(timeout))
-            )
+            return await self.stub.GetParticipant(request, timeout=self._timeout(timeout))
         except grpc.aio.AioRpcError as error:
             raise decode_error(error) from None
 
@@ -479,10 +465,7 @@ class AsyncParticipantsClient:
     ) -> ListParticipantsResponse:
         """One page of Participants; raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                ListParticipantsResponse,
-                await self.stub.ListParticipants(request, timeout=self._timeout(timeout)),
-            )
+            return await self.stub.ListParticipants(request, timeout=self._timeout(timeout))
         except grpc.aio.AioRpcError as error:
             raise decode_error(error) from None
 
@@ -506,10 +489,7 @@ class AsyncParticipantsClient:
     ) -> ListAuditEventsResponse:
         """One page of audit events (oldest first); raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                ListAuditEventsResponse,
-                await self.audit_stub.ListAuditEvents(request, timeout=self._timeout(timeout)),
-            )
+            return await self.audit_stub.ListAuditEvents(request, timeout=self._timeout(timeout))
         except grpc.aio.AioRpcError as error:
             raise decode_error(error) from None
 
