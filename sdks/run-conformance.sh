@@ -5,7 +5,9 @@
 # server and database, and check that every language gave the same answers.
 #
 # Usage: sdks/run-conformance.sh [SERVER_BINARY]      (default: target/debug/participants)
-# Env:   CONFORMANCE_LANGUAGES   languages to run, default "python typescript go java rust"
+# Env:   CONFORMANCE_LANGUAGES   languages to run, default "python typescript typescript-web go java rust"
+#                                (typescript-web: the TypeScript runner through the browser entry point,
+#                                gRPC-Web over fetch; left out of the default with CONFORMANCE_PROXY)
 #        BUF_BREAKING_AGAINST    buf input to check breaking changes against (default: see below)
 #        SKIP_INSTALL=1          skip sdks/tools/install.sh (tools already installed)
 #        CONFORMANCE_PROXY       nginx or haproxy: each server started here gets that proxy in front
@@ -20,7 +22,13 @@ SDKS=$ROOT/sdks
 TOOLS=$SDKS/.tools
 BUF=$SDKS/typescript/node_modules/.bin/buf
 PY=$TOOLS/venv/bin/python
-LANGUAGES=${CONFORMANCE_LANGUAGES:-python typescript go java rust}
+# gRPC-Web is HTTP/1.1 (or h2) with its own content type: the gRPC proxies of deploy/proxies/ pass
+# gRPC only, so typescript-web runs against the server itself.
+if [[ -n "${CONFORMANCE_PROXY:-}" ]]; then
+  LANGUAGES=${CONFORMANCE_LANGUAGES:-python typescript go java rust}
+else
+  LANGUAGES=${CONFORMANCE_LANGUAGES:-python typescript typescript-web go java rust}
+fi
 GENERATED=(sdks/python/gen sdks/typescript/src/gen sdks/go/gen sdks/java/src/generated)
 
 BIN=${1:-target/debug/participants}
@@ -37,6 +45,9 @@ FAILURES=0
 export PARTICIPANTS_JWT_HS256_SECRET="sdk-conformance-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export PARTICIPANTS_DATA_KEY="$("$BIN" data-key)"
 export PARTICIPANTS_LOG_FORMAT=json
+# The one browser origin the servers started here let call through gRPC-Web (CORS), for the probes.
+WEB_ORIGIN=http://sdk-conformance.example
+export PARTICIPANTS_GRPC_WEB_CORS_ORIGINS=$WEB_ORIGIN
 
 stop_server() {
   if [[ -n "${PROXY_DIR:-}" ]]; then
@@ -194,7 +205,11 @@ pack_typescript() {
     npm install --no-audit --no-fund --loglevel=error "$dir/$tgz" >/dev/null &&
     printf 'const sdk = require("@openclinica/participants-sdk");\nif (typeof sdk.createParticipantsClient !== "function" || typeof sdk.decodeError !== "function") process.exit(1);\nsdk.createParticipantsClient({ baseUrl: "http://127.0.0.1:9", token: "t" });\nconsole.log("cjs ok");\n' >cjs.cjs &&
     printf 'import { createParticipantsClient, ErrorReason } from "@openclinica/participants-sdk";\nif (typeof createParticipantsClient !== "function" || ErrorReason.INVALID_EMAIL_ADDRESS === undefined) process.exit(1);\nconsole.log("esm ok");\n' >esm.mjs &&
-    node cjs.cjs && node esm.mjs)
+    printf 'import { createParticipantsClient, createAuditClient, listAllParticipants } from "@openclinica/participants-sdk/web";\nif (typeof createParticipantsClient !== "function" || typeof createAuditClient !== "function" || typeof listAllParticipants !== "function") process.exit(1);\ncreateParticipantsClient({ baseUrl: "http://127.0.0.1:9", token: "t" });\nconsole.log("web ok");\n' >web.mjs &&
+    node cjs.cjs && node esm.mjs && node web.mjs &&
+    # The browser entry point must not pull in Node's HTTP/2 transport.
+    if grep -q 'connect-node' node_modules/@openclinica/participants-sdk/dist/src/web.js node_modules/@openclinica/participants-sdk/dist/src/core.js; then
+      echo "the browser entry point imports @connectrpc/connect-node" >&2; false; fi)
 }
 # Go: the module's `go` directive is the lowest grpc-go allows (its own go.mod's), so the SDK asks
 # no newer toolchain of its users than its main dependency does.
@@ -226,7 +241,7 @@ build_python() {
     "$PY" -m mypy --strict --no-error-summary --cache-dir "$TOOLS/mypy-cache" "$SDKS/python/examples" "$SDKS/python/tests/test_client.py")
 }
 must "typescript (tsc, strict)" build_typescript
-must "typescript (npm pack, installed into a fresh project: no install scripts, ESM and CommonJS)" pack_typescript
+must "typescript (npm pack, installed into a fresh project: no install scripts, ESM, CommonJS and the browser entry point)" pack_typescript
 must "go (go vet ./...; go directive = the one grpc-go needs)" build_go
 must "java (mvn test-compile)" build_java
 must "java (mvn package: jar, sources and javadoc jars; Java 17 class files)" package_java
@@ -297,6 +312,34 @@ expect "$P/call-err.out" '"field": "contact.email_address"' 'grpcurl failing cal
   "http://$ADDR/$SERVICE/GetParticipant" >"$P/bufcurl.out" 2>&1 || true
 expect "$P/bufcurl.out" '"subjectKey": "PROBE-001"' 'buf curl GetParticipant through reflection'
 
+# gRPC-Web from a browser on another origin: the preflight of an allowed origin is answered with
+# that origin, any other origin gets no allow-origin; the answer exposes grpc-status and the details.
+if [[ -z "${CONFORMANCE_PROXY:-}" ]]; then
+  cors_probe() { # ORIGIN OUT [METHOD]: the response's status line and headers (names in lower case)
+    python3 - "$ADDR" "/$SERVICE/GetParticipant" "$1" "${3:-OPTIONS}" >"$2" 2>&1 <<'EOF' || true
+import http.client, sys
+addr, path, origin, method = sys.argv[1:]
+conn = http.client.HTTPConnection(addr, timeout=10)
+conn.request(method, path, body=b"\0\0\0\0\0" if method == "POST" else None, headers={
+    "Origin": origin, "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization,content-type,x-grpc-web",
+    "Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"})
+res = conn.getresponse()
+print(res.status, res.reason)
+for name, value in res.getheaders():
+    print(f"{name.lower()}: {value}")
+EOF
+  }
+  cors_probe "$WEB_ORIGIN" "$P/cors-allowed.out"
+  expect "$P/cors-allowed.out" "^access-control-allow-origin: $WEB_ORIGIN" 'gRPC-Web CORS preflight: the allowed origin is allowed'
+  cors_probe http://not-allowed.example "$P/cors-denied.out"
+  expect "$P/cors-denied.out" '^200 ' 'gRPC-Web CORS preflight of another origin answered'
+  if grep -qi '^access-control-allow-origin' "$P/cors-denied.out"; then fail 'gRPC-Web CORS preflight: another origin must not be allowed'; else echo '  ok: gRPC-Web CORS preflight: another origin is not allowed'; fi
+  cors_probe "$WEB_ORIGIN" "$P/cors-call.out" POST
+  expect "$P/cors-call.out" '^access-control-expose-headers: .*grpc-status-details-bin' 'gRPC-Web call across origins exposes grpc-status and its details'
+  expect "$P/cors-call.out" '^grpc-status: 16' 'gRPC-Web call without a token: UNAUTHENTICATED'
+fi
+
 # --- 7. the README examples, run against the same server ----------------------------------------
 step "README examples (create a participant, decode a validation error)"
 example_checks() { # LANG SUBJECT_KEY OUTPUT
@@ -334,6 +377,8 @@ run_language() { # LANG LOG: runs the language's runner against $ADDR
   case "$1" in
     python) (cd "$SDKS/python" && "$PY" -m pytest -q --tb=short -p no:cacheprovider tests) ;;
     typescript) (cd "$SDKS/typescript" && node --test dist/test/conformance.test.js) ;;
+    # The same runner through the browser entry point: gRPC-Web (fetch) to the gRPC port.
+    typescript-web) (cd "$SDKS/typescript" && CONFORMANCE_TRANSPORT=grpc-web node --test dist/test/conformance.test.js) ;;
     go) (cd "$SDKS/go" && go test -count=1 -v ./conformance/) ;;
     java) (cd "$SDKS/java" && mvn -q -B -Dstyle.color=never test) ;;
     rust) cargo test -q -p participants-client --test conformance -- --include-ignored --nocapture ;;

@@ -7,13 +7,15 @@
 //     every call;
 //   - DecodeError: turns an error returned by a stub into an *Error holding the typed
 //     participantsv1.ErrorReason, the OpenClinica errorCode and the field violations of a
-//     validation error.
+//     validation error;
+//   - AllParticipants / AllAuditEvents: iterators over every item of a list, page after page.
 package participants
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	participantsv1 "github.com/openclinica/participants/sdks/go/gen/openclinica/participants/v1"
 )
@@ -55,9 +58,10 @@ func WithBearerToken(source TokenSource) grpc.DialOption {
 	})
 }
 
-// Client is a ParticipantServiceClient on its own connection.
+// Client is a ParticipantServiceClient and an AuditServiceClient on one connection of its own.
 type Client struct {
 	participantsv1.ParticipantServiceClient
+	participantsv1.AuditServiceClient
 	Conn *grpc.ClientConn
 }
 
@@ -72,7 +76,73 @@ func Dial(target string, token TokenSource, opts ...grpc.DialOption) (*Client, e
 	if err != nil {
 		return nil, err
 	}
-	return &Client{ParticipantServiceClient: participantsv1.NewParticipantServiceClient(conn), Conn: conn}, nil
+	return &Client{
+		ParticipantServiceClient: participantsv1.NewParticipantServiceClient(conn),
+		AuditServiceClient:       participantsv1.NewAuditServiceClient(conn),
+		Conn:                     conn,
+	}, nil
+}
+
+// AllParticipants iterates over every Participant of a ListParticipants query, page after page
+// (req's page size per call, from req's page token on), following next_page_token:
+//
+//	for p, err := range participants.AllParticipants(ctx, client, req) {
+//		if err != nil { ... } // the failed page's error (DecodeError decodes it); iteration ends
+//	}
+//
+// req itself is not modified.
+func AllParticipants(ctx context.Context, client participantsv1.ParticipantServiceClient,
+	req *participantsv1.ListParticipantsRequest, opts ...grpc.CallOption) iter.Seq2[*participantsv1.Participant, error] {
+	return func(yield func(*participantsv1.Participant, error) bool) {
+		page, _ := proto.Clone(req).(*participantsv1.ListParticipantsRequest)
+		if page == nil {
+			page = &participantsv1.ListParticipantsRequest{}
+		}
+		for {
+			res, err := client.ListParticipants(ctx, page, opts...)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, p := range res.GetParticipants() {
+				if !yield(p, nil) {
+					return
+				}
+			}
+			if res.GetNextPageToken() == "" {
+				return
+			}
+			page.PageToken = res.GetNextPageToken()
+		}
+	}
+}
+
+// AllAuditEvents iterates over every audit event of a ListAuditEvents query, oldest first, page
+// after page (as AllParticipants).
+func AllAuditEvents(ctx context.Context, client participantsv1.AuditServiceClient,
+	req *participantsv1.ListAuditEventsRequest, opts ...grpc.CallOption) iter.Seq2[*participantsv1.AuditEvent, error] {
+	return func(yield func(*participantsv1.AuditEvent, error) bool) {
+		page, _ := proto.Clone(req).(*participantsv1.ListAuditEventsRequest)
+		if page == nil {
+			page = &participantsv1.ListAuditEventsRequest{}
+		}
+		for {
+			res, err := client.ListAuditEvents(ctx, page, opts...)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, e := range res.GetEvents() {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if res.GetNextPageToken() == "" {
+				return
+			}
+			page.PageToken = res.GetNextPageToken()
+		}
+	}
 }
 
 // Close closes the connection.

@@ -20,6 +20,8 @@ from openclinica_participants import (
     AsyncParticipantsClient,
     ErrorReason,
     GetParticipantRequest,
+    ListAuditEventsRequest,
+    ListParticipantsRequest,
     ParticipantContact,
     ParticipantsClient,
     ParticipantsError,
@@ -127,3 +129,25 @@ def test_async_client_decodes_a_validation_error_from_a_live_server() -> None:
         ("contact.email_address", ErrorReason.ERROR_REASON_INVALID_EMAIL_ADDRESS)
     ]
     assert "not-an-email" not in str(error)
+
+
+@pytest.mark.skipif(not ADDR, reason="PARTICIPANTS_ADDR not set: no live server to test against")
+def test_async_paging_helpers_follow_pages_and_raise_the_typed_error() -> None:
+    # Read-only, so the conformance cases that follow on the same server see no change.
+    tokens = json.loads(Path(os.environ["PARTICIPANTS_TOKENS_FILE"]).read_text(encoding="utf-8"))
+    site = SiteScope(study_oid="S_CONF", site_oid="S_CONF_B")
+
+    async def run() -> tuple[list[str], ParticipantsError]:
+        async with AsyncParticipantsClient(ADDR, str(tokens["crc.b"])) as client:
+            pages = client.iter_participants(ListParticipantsRequest(site=site, page_size=1))
+            keys = [p.subject_key async for p in pages]
+            with pytest.raises(ParticipantsError) as raised:
+                async for _ in client.iter_audit_events(ListAuditEventsRequest(site=site, page_token="forged")):
+                    pass
+            return keys, raised.value
+
+    keys, error = asyncio.run(run())
+    assert len(keys) == len(set(keys))  # every page followed, none repeated
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.reason == ErrorReason.ERROR_REASON_INVALID_PAGE_TOKEN
+    assert error.error_code == "errorCode.invalidPageToken"

@@ -21,6 +21,10 @@ from google.protobuf import json_format
 from openclinica_participants import (
     ErrorReason,
     GetParticipantRequest,
+    ListAuditEventsRequest,
+    ListAuditEventsResponse,
+    ListParticipantsRequest,
+    ListParticipantsResponse,
     ParticipantsClient,
     ParticipantsError,
     UpsertParticipantRequest,
@@ -31,7 +35,7 @@ CASES_PATH = Path(
 )
 SUITE = json.loads(CASES_PATH.read_text(encoding="utf-8"))
 ADDR = os.environ.get("PARTICIPANTS_ADDR", "")
-VOLATILE = {"createTime", "updateTime", "etag", "accessCode"}
+VOLATILE = {"createTime", "updateTime", "etag", "accessCode", "nextPageToken", "eventId", "time", "hash", "requestId"}
 
 pytestmark = pytest.mark.skipif(not ADDR, reason="PARTICIPANTS_ADDR not set: no live server to test against")
 
@@ -88,6 +92,8 @@ def match(expected: Any, actual: Any, path: str, missing: bool = False) -> list[
 def strip_volatile(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: strip_volatile(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [strip_volatile(v) for v in value]
     return value
 
 
@@ -105,6 +111,20 @@ def run_case(case: dict[str, Any], tokens: dict[str, str]) -> tuple[dict[str, An
                 response = client.get_participant(
                     json_format.ParseDict(case["request"], GetParticipantRequest()), timeout=10
                 )
+            elif case["rpc"] == "ListParticipants":
+                list_request = json_format.ParseDict(case["request"], ListParticipantsRequest())
+                if case.get("pages") == "all":  # through the paging helper, every page
+                    everyone = list(client.iter_participants(list_request, timeout=10))
+                    response = ListParticipantsResponse(participants=everyone)
+                else:
+                    response = client.list_participants(list_request, timeout=10)
+            elif case["rpc"] == "ListAuditEvents":
+                audit_request = json_format.ParseDict(case["request"], ListAuditEventsRequest())
+                if case.get("pages") == "all":
+                    events = list(client.iter_audit_events(audit_request, timeout=10))
+                    response = ListAuditEventsResponse(events=events)
+                else:
+                    response = client.list_audit_events(audit_request, timeout=10)
             else:
                 raise ValueError(f"unknown rpc {case['rpc']}")
         except ParticipantsError as error:
@@ -145,6 +165,7 @@ def run_case(case: dict[str, Any], tokens: dict[str, str]) -> tuple[dict[str, An
                 if any(secret in t for t in texts):
                     errors.append(f"personal data {secret!r} echoed in the error")
             return outcome, errors
+    # `pages: all` cases: the concatenated items, as one response with no next_page_token.
     actual = json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
     outcome.update(code="OK", response=strip_volatile(actual))
     if expect["code"] != "OK":

@@ -6,7 +6,10 @@
 //!   call (the token may be a function, asked once per call) and a default deadline;
 //! - [`ParticipantsError`]: a failed call decoded from its `google.rpc.Status` — the typed
 //!   [`ErrorReason`], the OpenClinica `errorCode`, the ErrorInfo metadata, every field violation
-//!   and the retry delay.
+//!   and the retry delay;
+//! - [`connect_audit`] / [`AuditClient`]: the same for `AuditService` (the audit trail);
+//! - [`ParticipantPages`] / [`AuditEventPages`] and [`list_all_participants`] /
+//!   [`list_all_audit_events`]: every page of a list, following `next_page_token`.
 //!
 //! ```no_run
 //! use participants_client::{ParticipantsError, v1};
@@ -49,6 +52,7 @@ pub mod v1 {
 }
 
 pub use v1::ErrorReason;
+pub use v1::audit_service_client::AuditServiceClient;
 pub use v1::participant_service_client::ParticipantServiceClient;
 
 /// The `google.rpc.ErrorInfo` domain of every error the service sends.
@@ -173,6 +177,147 @@ pub async fn connect(
 /// The generated client over your own channel, with [`BearerToken`].
 pub fn with_channel(channel: Channel, token: impl TokenSource) -> Client {
     ParticipantServiceClient::with_interceptor(channel, BearerToken::new(token))
+}
+
+/// The `AuditService` client [`connect_audit`] returns: over a channel with [`BearerToken`].
+pub type AuditClient = AuditServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Connects to `addr` as [`connect`] does, for `AuditService` (`ListAuditEvents`).
+pub async fn connect_audit(
+    addr: &str,
+    token: impl TokenSource,
+) -> Result<AuditClient, tonic::transport::Error> {
+    let uri = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    let channel = Endpoint::from_shared(uri)?
+        .connect_timeout(DEFAULT_TIMEOUT)
+        .connect()
+        .await?;
+    Ok(audit_with_channel(channel, token))
+}
+
+/// The generated `AuditService` client over your own channel (it may be the one of a
+/// [`Client`]: channels are cheap to clone), with [`BearerToken`].
+pub fn audit_with_channel(channel: Channel, token: impl TokenSource) -> AuditClient {
+    AuditServiceClient::with_interceptor(channel, BearerToken::new(token))
+}
+
+/// The pages of a `ListParticipants` query, one call per page, following `next_page_token`:
+///
+/// ```no_run
+/// # async fn run(client: &mut participants_client::Client, request: participants_client::v1::ListParticipantsRequest) -> Result<(), tonic::Status> {
+/// let mut pages = participants_client::ParticipantPages::new(client, request);
+/// while let Some(page) = pages.next_page().await {
+///     for participant in page? {
+///         println!("{}", participant.subject_key);
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ParticipantPages<'a> {
+    client: &'a mut Client,
+    request: v1::ListParticipantsRequest,
+    done: bool,
+}
+
+impl<'a> ParticipantPages<'a> {
+    /// Starts at `request.page_token` (empty: the first page), `request.page_size` per call.
+    pub fn new(client: &'a mut Client, request: v1::ListParticipantsRequest) -> Self {
+        Self {
+            client,
+            request,
+            done: false,
+        }
+    }
+
+    /// The next page's Participants; `None` after the last page or after an error.
+    pub async fn next_page(&mut self) -> Option<Result<Vec<v1::Participant>, Status>> {
+        if self.done {
+            return None;
+        }
+        match self.client.list_participants(self.request.clone()).await {
+            Ok(response) => {
+                let page = response.into_inner();
+                self.done = page.next_page_token.is_empty();
+                self.request.page_token = page.next_page_token;
+                Some(Ok(page.participants))
+            }
+            Err(status) => {
+                self.done = true;
+                Some(Err(status))
+            }
+        }
+    }
+}
+
+/// The pages of a `ListAuditEvents` query (oldest event first), as [`ParticipantPages`].
+#[derive(Debug)]
+pub struct AuditEventPages<'a> {
+    client: &'a mut AuditClient,
+    request: v1::ListAuditEventsRequest,
+    done: bool,
+}
+
+impl<'a> AuditEventPages<'a> {
+    /// Starts at `request.page_token` (empty: the first page), `request.page_size` per call.
+    pub fn new(client: &'a mut AuditClient, request: v1::ListAuditEventsRequest) -> Self {
+        Self {
+            client,
+            request,
+            done: false,
+        }
+    }
+
+    /// The next page's events; `None` after the last page or after an error.
+    pub async fn next_page(&mut self) -> Option<Result<Vec<v1::AuditEvent>, Status>> {
+        if self.done {
+            return None;
+        }
+        match self.client.list_audit_events(self.request.clone()).await {
+            Ok(response) => {
+                let page = response.into_inner();
+                self.done = page.next_page_token.is_empty();
+                self.request.page_token = page.next_page_token;
+                Some(Ok(page.events))
+            }
+            Err(status) => {
+                self.done = true;
+                Some(Err(status))
+            }
+        }
+    }
+}
+
+/// Every Participant of a `ListParticipants` query, all pages collected (for long lists, walk
+/// [`ParticipantPages`] instead, one page in memory at a time).
+pub async fn list_all_participants(
+    client: &mut Client,
+    request: v1::ListParticipantsRequest,
+) -> Result<Vec<v1::Participant>, Status> {
+    let mut all = Vec::new();
+    let mut pages = ParticipantPages::new(client, request);
+    while let Some(page) = pages.next_page().await {
+        all.extend(page?);
+    }
+    Ok(all)
+}
+
+/// Every audit event of a `ListAuditEvents` query, oldest first, all pages collected.
+pub async fn list_all_audit_events(
+    client: &mut AuditClient,
+    request: v1::ListAuditEventsRequest,
+) -> Result<Vec<v1::AuditEvent>, Status> {
+    let mut all = Vec::new();
+    let mut pages = AuditEventPages::new(client, request);
+    while let Some(page) = pages.next_page().await {
+        all.extend(page?);
+    }
+    Ok(all)
 }
 
 /// One broken validation rule: a `google.rpc.BadRequest.FieldViolation`.

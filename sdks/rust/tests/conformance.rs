@@ -36,7 +36,17 @@ const CODE_NAMES: [&str; 17] = [
     "DATA_LOSS",
     "UNAUTHENTICATED",
 ];
-const VOLATILE: [&str; 4] = ["createTime", "updateTime", "etag", "accessCode"];
+const VOLATILE: [&str; 9] = [
+    "createTime",
+    "updateTime",
+    "etag",
+    "accessCode",
+    "nextPageToken",
+    "eventId",
+    "time",
+    "hash",
+    "requestId",
+];
 
 fn code_name(code: tonic::Code) -> String {
     CODE_NAMES
@@ -121,7 +131,7 @@ async fn run_case(
     pool: &DescriptorPool,
     case: &Value,
 ) -> (Map<String, Value>, Vec<String>) {
-    let mut client = participants_client::connect(addr, token)
+    let mut client = participants_client::connect(addr, token.clone())
         .await
         .expect("connects to PARTICIPANTS_ADDR");
     let rpc = case["rpc"].as_str().expect("rpc");
@@ -146,6 +156,51 @@ async fn run_case(
                 .get_participant(req)
                 .await
                 .map(|r| to_dynamic(message("Participant"), &r.into_inner()))
+        }
+        "ListParticipants" => {
+            let req: v1::ListParticipantsRequest =
+                from_json(message("ListParticipantsRequest"), request);
+            let desc = message("ListParticipantsResponse");
+            if case["pages"] == "all" {
+                participants_client::list_all_participants(&mut client, req)
+                    .await
+                    .map(|participants| {
+                        let all = v1::ListParticipantsResponse {
+                            participants,
+                            next_page_token: String::new(),
+                        };
+                        to_dynamic(desc, &all)
+                    })
+            } else {
+                client
+                    .list_participants(req)
+                    .await
+                    .map(|r| to_dynamic(desc, &r.into_inner()))
+            }
+        }
+        "ListAuditEvents" => {
+            let req: v1::ListAuditEventsRequest =
+                from_json(message("ListAuditEventsRequest"), request);
+            let desc = message("ListAuditEventsResponse");
+            let mut audit = participants_client::connect_audit(addr, token)
+                .await
+                .expect("connects to PARTICIPANTS_ADDR");
+            if case["pages"] == "all" {
+                participants_client::list_all_audit_events(&mut audit, req)
+                    .await
+                    .map(|events| {
+                        let all = v1::ListAuditEventsResponse {
+                            events,
+                            next_page_token: String::new(),
+                        };
+                        to_dynamic(desc, &all)
+                    })
+            } else {
+                audit
+                    .list_audit_events(req)
+                    .await
+                    .map(|r| to_dynamic(desc, &r.into_inner()))
+            }
         }
         other => panic!("unknown rpc {other}"),
     };
@@ -309,6 +364,7 @@ fn strip_volatile(value: &Value) -> Value {
                 .map(|(k, v)| (k.clone(), strip_volatile(v)))
                 .collect(),
         ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_volatile).collect()),
         other => other.clone(),
     }
 }

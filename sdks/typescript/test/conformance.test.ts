@@ -3,24 +3,33 @@
 // Needs a live server: PARTICIPANTS_ADDR (host:port) and PARTICIPANTS_TOKENS_FILE ({"user": "jwt"}).
 // Optional: CONFORMANCE_CASES (path of cases.json), CONFORMANCE_OUT (JSON-lines file to which one
 // normalized outcome per case is appended, for the driver's cross-language comparison).
+// CONFORMANCE_TRANSPORT=grpc-web runs the same cases through the browser entry point
+// (`@openclinica/participants-sdk/web`: gRPC-Web over fetch) instead of gRPC over HTTP/2.
 // Driven by sdks/run-conformance.sh; skipped when PARTICIPANTS_ADDR is not set.
 import assert from "node:assert/strict";
 import { appendFileSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import {
   Code,
   ErrorReason,
   GetParticipantRequestSchema,
+  ListAuditEventsRequestSchema,
+  ListAuditEventsResponseSchema,
+  ListParticipantsRequestSchema,
+  ListParticipantsResponseSchema,
   ParticipantSchema,
   UpsertParticipantRequestSchema,
   UpsertParticipantResponseSchema,
-  createParticipantsClient,
   decodeError,
   errorReasonValueName,
+  listAllAuditEvents,
+  listAllParticipants,
 } from "../src/index.js";
+import * as node from "../src/index.js";
+import * as web from "../src/web.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 interface Expectation {
@@ -34,7 +43,9 @@ interface Expectation {
 }
 interface Case {
   name: string;
-  rpc: "UpsertParticipant" | "GetParticipant";
+  rpc: "UpsertParticipant" | "GetParticipant" | "ListParticipants" | "ListAuditEvents";
+  /** "all": through the paging helper, every page concatenated into one response. */
+  pages?: "all";
   user?: string;
   token?: string;
   request: JsonValue;
@@ -46,7 +57,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const casesPath = process.env.CONFORMANCE_CASES ?? resolve(here, "../../../conformance/cases.json");
 const suite = JSON.parse(readFileSync(casesPath, "utf8")) as { errorDomain: string; cases: Case[] };
 const addr = process.env.PARTICIPANTS_ADDR ?? "";
-const VOLATILE = new Set(["createTime", "updateTime", "etag", "accessCode"]);
+const VOLATILE = new Set(["createTime", "updateTime", "etag", "accessCode", "nextPageToken", "eventId", "time", "hash", "requestId"]);
+const sdk = process.env.CONFORMANCE_TRANSPORT === "grpc-web" ? web : node;
 
 /** Canonical gRPC code names, indexed by code number (Code.InvalidArgument === 3, …). */
 const CODE_NAMES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
@@ -81,7 +93,8 @@ export function match(expected: Json, actual: Json | undefined, path: string, mi
 }
 
 function stripVolatile(value: Json): Json {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  if (Array.isArray(value)) return value.map(stripVolatile);
+  if (value === null || typeof value !== "object") return value;
   return Object.fromEntries(Object.entries(value).filter(([k]) => !VOLATILE.has(k)).map(([k, v]) => [k, stripVolatile(v)]));
 }
 
@@ -91,7 +104,9 @@ const sortPairs = (pairs: string[][]): string[][] =>
 async function runCase(c: Case, tokens: Record<string, string>): Promise<[Record<string, Json>, string[]]> {
   const token = c.token ?? tokens[c.user ?? ""];
   if (token === undefined) throw new Error(`no token for user ${c.user}`);
-  const client = createParticipantsClient({ baseUrl: `http://${addr}`, token });
+  const client = sdk.createParticipantsClient({ baseUrl: `http://${addr}`, token });
+  const audit = sdk.createAuditClient({ baseUrl: `http://${addr}`, token });
+  const opts = { timeoutMs: 10_000 };
   const outcome: Record<string, Json> = { name: c.name };
   const exp = c.expect;
   let actual: Json;
@@ -99,9 +114,29 @@ async function runCase(c: Case, tokens: Record<string, string>): Promise<[Record
     if (c.rpc === "UpsertParticipant") {
       const res = await client.upsertParticipant(fromJson(UpsertParticipantRequestSchema, c.request), { timeoutMs: 10_000 });
       actual = toJson(UpsertParticipantResponseSchema, res, { alwaysEmitImplicit: true }) as Json;
-    } else {
-      const res = await client.getParticipant(fromJson(GetParticipantRequestSchema, c.request), { timeoutMs: 10_000 });
+    } else if (c.rpc === "GetParticipant") {
+      const res = await client.getParticipant(fromJson(GetParticipantRequestSchema, c.request), opts);
       actual = toJson(ParticipantSchema, res, { alwaysEmitImplicit: true }) as Json;
+    } else if (c.rpc === "ListParticipants") {
+      const req = fromJson(ListParticipantsRequestSchema, c.request);
+      let res = await (c.pages === "all" ? Promise.resolve(undefined) : client.listParticipants(req, opts));
+      if (res === undefined) {
+        const participants = [];
+        for await (const p of listAllParticipants(client, req, opts)) participants.push(p);
+        res = create(ListParticipantsResponseSchema, { participants });
+      }
+      actual = toJson(ListParticipantsResponseSchema, res, { alwaysEmitImplicit: true }) as Json;
+    } else if (c.rpc === "ListAuditEvents") {
+      const req = fromJson(ListAuditEventsRequestSchema, c.request);
+      let res = await (c.pages === "all" ? Promise.resolve(undefined) : audit.listAuditEvents(req, opts));
+      if (res === undefined) {
+        const events = [];
+        for await (const e of listAllAuditEvents(audit, req, opts)) events.push(e);
+        res = create(ListAuditEventsResponseSchema, { events });
+      }
+      actual = toJson(ListAuditEventsResponseSchema, res, { alwaysEmitImplicit: true }) as Json;
+    } else {
+      throw new Error(`unknown rpc ${c.rpc as string}`);
     }
   } catch (thrown) {
     const e = decodeError(thrown);

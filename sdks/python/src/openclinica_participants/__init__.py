@@ -10,7 +10,9 @@ needs on top of them:
   and the field violations of a validation error;
 * :class:`AsyncParticipantsClient` — the same on ``grpc.aio`` (asyncio), with
   :func:`async_bearer_interceptor` for callers with their own ``grpc.aio`` channel;
-* :func:`bearer_interceptor` — the token interceptor on its own, for callers with their own channel.
+* :func:`bearer_interceptor` — the token interceptor on its own, for callers with their own channel;
+* ``iter_participants`` / ``iter_audit_events`` on both clients — every item of a list over all its
+  pages (``ListParticipants`` / ``AuditService.ListAuditEvents``), following ``next_page_token``.
 
 Both clients give a call that sets no ``timeout`` the deadline :data:`DEFAULT_TIMEOUT`.
 """
@@ -19,18 +21,39 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence, Tuple, Union, cast
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    cast,
+)
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
 from openclinica.participants.v1 import (
+    audit_service_pb2,
+    audit_service_pb2_grpc,
     error_reason_pb2,
     participant_pb2,
     participant_service_pb2,
     participant_service_pb2_grpc,
 )
+from openclinica.participants.v1.audit_service_pb2 import (
+    AuditEvent,
+    AuditEventType,
+    ListAuditEventsRequest,
+    ListAuditEventsResponse,
+)
+from openclinica.participants.v1.audit_service_pb2_grpc import AuditServiceStub
 from openclinica.participants.v1.error_reason_pb2 import ErrorReason
 from openclinica.participants.v1.participant_pb2 import (
     Participant,
@@ -42,6 +65,8 @@ from openclinica.participants.v1.participant_pb2 import (
 )
 from openclinica.participants.v1.participant_service_pb2 import (
     GetParticipantRequest,
+    ListParticipantsRequest,
+    ListParticipantsResponse,
     UpsertParticipantRequest,
     UpsertParticipantResponse,
 )
@@ -50,11 +75,18 @@ from openclinica.participants.v1.participant_service_pb2_grpc import Participant
 __all__ = [
     "AsyncParticipantsClient",
     "AsyncTokenSource",
+    "AuditEvent",
+    "AuditEventType",
+    "AuditServiceStub",
     "DEFAULT_TIMEOUT",
     "ERROR_DOMAIN",
     "ErrorReason",
     "FieldViolation",
     "GetParticipantRequest",
+    "ListAuditEventsRequest",
+    "ListAuditEventsResponse",
+    "ListParticipantsRequest",
+    "ListParticipantsResponse",
     "Participant",
     "ParticipantContact",
     "ParticipantServiceStub",
@@ -67,6 +99,8 @@ __all__ = [
     "UpsertParticipantRequest",
     "UpsertParticipantResponse",
     "async_bearer_interceptor",
+    "audit_service_pb2",
+    "audit_service_pb2_grpc",
     "bearer_interceptor",
     "decode_error",
     "error_reason_from_name",
@@ -261,17 +295,16 @@ class ParticipantsClient:
         self._raw_channel = channel
         self.channel = grpc.intercept_channel(channel, bearer_interceptor(token))
         #: The generated stub, for callers who want ``with_call`` or futures.
-        self.stub = ParticipantServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = ParticipantServiceStub(self.channel)
+        #: The generated AuditService stub on the same channel.
+        self.audit_stub = AuditServiceStub(self.channel)
 
     def upsert_participant(
         self, request: UpsertParticipantRequest, *, timeout: Optional[float] = None
     ) -> UpsertParticipantResponse:
         """Creates or updates a Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                UpsertParticipantResponse,
-                self.stub.UpsertParticipant(request, timeout=self._timeout(timeout)),
-            )
+            return self.stub.UpsertParticipant(request, timeout=self._timeout(timeout))
         except grpc.RpcError as error:
             raise decode_error(error) from None
 
@@ -280,9 +313,56 @@ class ParticipantsClient:
     ) -> Participant:
         """Reads one Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(Participant, self.stub.GetParticipant(request, timeout=self._timeout(timeout)))
+            return self.stub.GetParticipant(request, timeout=self._timeout(timeout))
         except grpc.RpcError as error:
             raise decode_error(error) from None
+
+    def list_participants(
+        self, request: ListParticipantsRequest, *, timeout: Optional[float] = None
+    ) -> ListParticipantsResponse:
+        """One page of Participants; raises :class:`ParticipantsError`."""
+        try:
+            return self.stub.ListParticipants(request, timeout=self._timeout(timeout))
+        except grpc.RpcError as error:
+            raise decode_error(error) from None
+
+    def iter_participants(
+        self, request: ListParticipantsRequest, *, timeout: Optional[float] = None
+    ) -> Iterator[Participant]:
+        """Every Participant of the query, page after page (``request.page_size`` per call, from
+        ``request.page_token`` on); ``timeout`` applies to each call. Raises
+        :class:`ParticipantsError` from the page that failed."""
+        page = ListParticipantsRequest()
+        page.CopyFrom(request)
+        while True:
+            response = self.list_participants(page, timeout=timeout)
+            yield from response.participants
+            if not response.next_page_token:
+                return
+            page.page_token = response.next_page_token
+
+    def list_audit_events(
+        self, request: ListAuditEventsRequest, *, timeout: Optional[float] = None
+    ) -> ListAuditEventsResponse:
+        """One page of audit events (oldest first); raises :class:`ParticipantsError`."""
+        try:
+            return self.audit_stub.ListAuditEvents(request, timeout=self._timeout(timeout))
+        except grpc.RpcError as error:
+            raise decode_error(error) from None
+
+    def iter_audit_events(
+        self, request: ListAuditEventsRequest, *, timeout: Optional[float] = None
+    ) -> Iterator[AuditEvent]:
+        """Every audit event of the query, oldest first, page after page (as
+        :meth:`iter_participants`)."""
+        page = ListAuditEventsRequest()
+        page.CopyFrom(request)
+        while True:
+            response = self.list_audit_events(page, timeout=timeout)
+            yield from response.events
+            if not response.next_page_token:
+                return
+            page.page_token = response.next_page_token
 
     def _timeout(self, timeout: Optional[float]) -> Optional[float]:
         return self.timeout if timeout is None else timeout
@@ -355,7 +435,9 @@ class AsyncParticipantsClient:
                 target, credentials, options=options, interceptors=interceptors
             )
         #: The generated stub on the ``grpc.aio`` channel (its calls are awaitable).
-        self.stub = ParticipantServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = ParticipantServiceStub(self.channel)
+        #: The generated AuditService stub on the same channel.
+        self.audit_stub = AuditServiceStub(self.channel)
 
     def _timeout(self, timeout: Optional[float]) -> Optional[float]:
         return self.timeout if timeout is None else timeout
@@ -365,10 +447,7 @@ class AsyncParticipantsClient:
     ) -> UpsertParticipantResponse:
         """Creates or updates a Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                UpsertParticipantResponse,
-                await self.stub.UpsertParticipant(request, timeout=self._timeout(timeout)),
-            )
+            return await self.stub.UpsertParticipant(request, timeout=self._timeout(timeout))
         except grpc.aio.AioRpcError as error:
             raise decode_error(error) from None
 
@@ -377,11 +456,56 @@ class AsyncParticipantsClient:
     ) -> Participant:
         """Reads one Participant; raises :class:`ParticipantsError`."""
         try:
-            return cast(
-                Participant, await self.stub.GetParticipant(request, timeout=self._timeout(timeout))
-            )
+            return await self.stub.GetParticipant(request, timeout=self._timeout(timeout))
         except grpc.aio.AioRpcError as error:
             raise decode_error(error) from None
+
+    async def list_participants(
+        self, request: ListParticipantsRequest, *, timeout: Optional[float] = None
+    ) -> ListParticipantsResponse:
+        """One page of Participants; raises :class:`ParticipantsError`."""
+        try:
+            return await self.stub.ListParticipants(request, timeout=self._timeout(timeout))
+        except grpc.aio.AioRpcError as error:
+            raise decode_error(error) from None
+
+    async def iter_participants(
+        self, request: ListParticipantsRequest, *, timeout: Optional[float] = None
+    ) -> AsyncIterator[Participant]:
+        """Every Participant of the query, page after page: ``async for p in
+        client.iter_participants(request)``."""
+        page = ListParticipantsRequest()
+        page.CopyFrom(request)
+        while True:
+            response = await self.list_participants(page, timeout=timeout)
+            for participant in response.participants:
+                yield participant
+            if not response.next_page_token:
+                return
+            page.page_token = response.next_page_token
+
+    async def list_audit_events(
+        self, request: ListAuditEventsRequest, *, timeout: Optional[float] = None
+    ) -> ListAuditEventsResponse:
+        """One page of audit events (oldest first); raises :class:`ParticipantsError`."""
+        try:
+            return await self.audit_stub.ListAuditEvents(request, timeout=self._timeout(timeout))
+        except grpc.aio.AioRpcError as error:
+            raise decode_error(error) from None
+
+    async def iter_audit_events(
+        self, request: ListAuditEventsRequest, *, timeout: Optional[float] = None
+    ) -> AsyncIterator[AuditEvent]:
+        """Every audit event of the query, oldest first, page after page."""
+        page = ListAuditEventsRequest()
+        page.CopyFrom(request)
+        while True:
+            response = await self.list_audit_events(page, timeout=timeout)
+            for event in response.events:
+                yield event
+            if not response.next_page_token:
+                return
+            page.page_token = response.next_page_token
 
     async def close(self) -> None:
         await self.channel.close(None)

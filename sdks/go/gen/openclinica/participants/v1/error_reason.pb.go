@@ -127,6 +127,11 @@ const (
 	ErrorReason_ERROR_REASON_MESSAGE_TOO_LARGE ErrorReason = 43
 	// The request message cannot be decoded as the method's protobuf type. INVALID_ARGUMENT.
 	ErrorReason_ERROR_REASON_MALFORMED_REQUEST ErrorReason = 44
+	// `page_token` is not one this service issued for this query and user (forged, changed,
+	// or from another scope or filter). INVALID_ARGUMENT.
+	ErrorReason_ERROR_REASON_INVALID_PAGE_TOKEN ErrorReason = 45
+	// `page_size` is negative. INVALID_ARGUMENT.
+	ErrorReason_ERROR_REASON_INVALID_PAGE_SIZE ErrorReason = 46
 )
 
 // Enum value maps for ErrorReason.
@@ -177,6 +182,8 @@ var (
 		42: "ERROR_REASON_SERVER_OVERLOADED",
 		43: "ERROR_REASON_MESSAGE_TOO_LARGE",
 		44: "ERROR_REASON_MALFORMED_REQUEST",
+		45: "ERROR_REASON_INVALID_PAGE_TOKEN",
+		46: "ERROR_REASON_INVALID_PAGE_SIZE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                                        0,
@@ -224,6 +231,8 @@ var (
 		"ERROR_REASON_SERVER_OVERLOADED":                                  42,
 		"ERROR_REASON_MESSAGE_TOO_LARGE":                                  43,
 		"ERROR_REASON_MALFORMED_REQUEST":                                  44,
+		"ERROR_REASON_INVALID_PAGE_TOKEN":                                 45,
+		"ERROR_REASON_INVALID_PAGE_SIZE":                                  46,
 	}
 )
 
@@ -258,7 +267,7 @@ var File_openclinica_participants_v1_error_reason_proto protoreflect.FileDescrip
 
 const file_openclinica_participants_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	".openclinica/participants/v1/error_reason.proto\x12\x1bopenclinica.participants.v1*\xb6\x0e\n" +
+	".openclinica/participants/v1/error_reason.proto\x12\x1bopenclinica.participants.v1*\xff\x0e\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_STUDY_NOT_EXIST\x10\x01\x12$\n" +
@@ -305,7 +314,9 @@ const file_openclinica_participants_v1_error_reason_proto_rawDesc = "" +
 	"\x1eERROR_REASON_REQUEST_TIMED_OUT\x10)\x12\"\n" +
 	"\x1eERROR_REASON_SERVER_OVERLOADED\x10*\x12\"\n" +
 	"\x1eERROR_REASON_MESSAGE_TOO_LARGE\x10+\x12\"\n" +
-	"\x1eERROR_REASON_MALFORMED_REQUEST\x10,B\x9d\x02\n" +
+	"\x1eERROR_REASON_MALFORMED_REQUEST\x10,\x12#\n" +
+	"\x1fERROR_REASON_INVALID_PAGE_TOKEN\x10-\x12\"\n" +
+	"\x1eERROR_REASON_INVALID_PAGE_SIZE\x10.B\x9d\x02\n" +
 	"\x1fcom.openclinica.participants.v1B\x10ErrorReasonProtoP\x01ZZgithub.com/openclinica/participants/sdks/go/gen/openclinica/participants/v1;participantsv1\xa2\x02\x03OPX\xaa\x02\x1bOpenclinica.Participants.V1\xca\x02\x1bOpenclinica\\Participants\\V1\xe2\x02'Openclinica\\Participants\\V1\\GPBMetadata\xea\x02\x1dOpenclinica::Participants::V1b\x06proto3"
 
 var (

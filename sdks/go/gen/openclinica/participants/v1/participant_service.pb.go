@@ -349,6 +349,178 @@ func (*GetParticipantRequest_Study) isGetParticipantRequest_Scope() {}
 
 func (*GetParticipantRequest_Site) isGetParticipantRequest_Scope() {}
 
+// Lists Participants.
+type ListParticipantsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whose Participants. Required. A site scope lists that site's Participants; a study scope
+	// lists every Participant of the study (study-level roles only).
+	//
+	// Types that are valid to be assigned to Scope:
+	//
+	//	*ListParticipantsRequest_Study
+	//	*ListParticipantsRequest_Site
+	Scope isListParticipantsRequest_Scope `protobuf_oneof:"scope"`
+	// At most this many Participants (default 50, at most 1000; more is read as 1000). Negative
+	// answers `INVALID_PAGE_SIZE`.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page, with scope and status unchanged (the page size may
+	// change); a token from another query or user, or a changed one, answers `INVALID_PAGE_TOKEN`.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only Participants with this status (`PARTICIPANT_STATUS_UNSPECIFIED`: every status).
+	Status        *ParticipantStatus `protobuf:"varint,5,opt,name=status,proto3,enum=openclinica.participants.v1.ParticipantStatus,oneof" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParticipantsRequest) Reset() {
+	*x = ListParticipantsRequest{}
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParticipantsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParticipantsRequest) ProtoMessage() {}
+
+func (x *ListParticipantsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParticipantsRequest.ProtoReflect.Descriptor instead.
+func (*ListParticipantsRequest) Descriptor() ([]byte, []int) {
+	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListParticipantsRequest) GetScope() isListParticipantsRequest_Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *ListParticipantsRequest) GetStudy() *StudyScope {
+	if x != nil {
+		if x, ok := x.Scope.(*ListParticipantsRequest_Study); ok {
+			return x.Study
+		}
+	}
+	return nil
+}
+
+func (x *ListParticipantsRequest) GetSite() *SiteScope {
+	if x != nil {
+		if x, ok := x.Scope.(*ListParticipantsRequest_Site); ok {
+			return x.Site
+		}
+	}
+	return nil
+}
+
+func (x *ListParticipantsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListParticipantsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListParticipantsRequest) GetStatus() ParticipantStatus {
+	if x != nil && x.Status != nil {
+		return *x.Status
+	}
+	return ParticipantStatus_PARTICIPANT_STATUS_UNSPECIFIED
+}
+
+type isListParticipantsRequest_Scope interface {
+	isListParticipantsRequest_Scope()
+}
+
+type ListParticipantsRequest_Study struct {
+	// The whole study.
+	Study *StudyScope `protobuf:"bytes,1,opt,name=study,proto3,oneof"`
+}
+
+type ListParticipantsRequest_Site struct {
+	// One site.
+	Site *SiteScope `protobuf:"bytes,2,opt,name=site,proto3,oneof"`
+}
+
+func (*ListParticipantsRequest_Study) isListParticipantsRequest_Scope() {}
+
+func (*ListParticipantsRequest_Site) isListParticipantsRequest_Scope() {}
+
+// One page of Participants.
+type ListParticipantsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Participants of this page, in a stable order.
+	Participants []*Participant `protobuf:"bytes,1,rep,name=participants,proto3" json:"participants,omitempty"`
+	// Set when more Participants follow: pass it as `page_token`.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListParticipantsResponse) Reset() {
+	*x = ListParticipantsResponse{}
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListParticipantsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListParticipantsResponse) ProtoMessage() {}
+
+func (x *ListParticipantsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListParticipantsResponse.ProtoReflect.Descriptor instead.
+func (*ListParticipantsResponse) Descriptor() ([]byte, []int) {
+	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListParticipantsResponse) GetParticipants() []*Participant {
+	if x != nil {
+		return x.Participants
+	}
+	return nil
+}
+
+func (x *ListParticipantsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_openclinica_participants_v1_participant_service_proto protoreflect.FileDescriptor
 
 const file_openclinica_participants_v1_participant_service_proto_rawDesc = "" +
@@ -380,10 +552,23 @@ const file_openclinica_participants_v1_participant_service_proto_rawDesc = "" +
 	"\x04site\x18\x02 \x01(\v2&.openclinica.participants.v1.SiteScopeH\x00R\x04site\x12\x1f\n" +
 	"\vsubject_key\x18\x03 \x01(\tR\n" +
 	"subjectKeyB\a\n" +
-	"\x05scope2\x89\x02\n" +
+	"\x05scope\"\xb5\x02\n" +
+	"\x17ListParticipantsRequest\x12?\n" +
+	"\x05study\x18\x01 \x01(\v2'.openclinica.participants.v1.StudyScopeH\x00R\x05study\x12<\n" +
+	"\x04site\x18\x02 \x01(\v2&.openclinica.participants.v1.SiteScopeH\x00R\x04site\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12K\n" +
+	"\x06status\x18\x05 \x01(\x0e2..openclinica.participants.v1.ParticipantStatusH\x01R\x06status\x88\x01\x01B\a\n" +
+	"\x05scopeB\t\n" +
+	"\a_status\"\x90\x01\n" +
+	"\x18ListParticipantsResponse\x12L\n" +
+	"\fparticipants\x18\x01 \x03(\v2(.openclinica.participants.v1.ParticipantR\fparticipants\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x8a\x03\n" +
 	"\x12ParticipantService\x12\x82\x01\n" +
 	"\x11UpsertParticipant\x125.openclinica.participants.v1.UpsertParticipantRequest\x1a6.openclinica.participants.v1.UpsertParticipantResponse\x12n\n" +
-	"\x0eGetParticipant\x122.openclinica.participants.v1.GetParticipantRequest\x1a(.openclinica.participants.v1.ParticipantB\xa4\x02\n" +
+	"\x0eGetParticipant\x122.openclinica.participants.v1.GetParticipantRequest\x1a(.openclinica.participants.v1.Participant\x12\x7f\n" +
+	"\x10ListParticipants\x124.openclinica.participants.v1.ListParticipantsRequest\x1a5.openclinica.participants.v1.ListParticipantsResponseB\xa4\x02\n" +
 	"\x1fcom.openclinica.participants.v1B\x17ParticipantServiceProtoP\x01ZZgithub.com/openclinica/participants/sdks/go/gen/openclinica/participants/v1;participantsv1\xa2\x02\x03OPX\xaa\x02\x1bOpenclinica.Participants.V1\xca\x02\x1bOpenclinica\\Participants\\V1\xe2\x02'Openclinica\\Participants\\V1\\GPBMetadata\xea\x02\x1dOpenclinica::Participants::V1b\x06proto3"
 
 var (
@@ -398,32 +583,41 @@ func file_openclinica_participants_v1_participant_service_proto_rawDescGZIP() []
 	return file_openclinica_participants_v1_participant_service_proto_rawDescData
 }
 
-var file_openclinica_participants_v1_participant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_openclinica_participants_v1_participant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_openclinica_participants_v1_participant_service_proto_goTypes = []any{
 	(*UpsertParticipantRequest)(nil),  // 0: openclinica.participants.v1.UpsertParticipantRequest
 	(*UpsertParticipantResponse)(nil), // 1: openclinica.participants.v1.UpsertParticipantResponse
 	(*GetParticipantRequest)(nil),     // 2: openclinica.participants.v1.GetParticipantRequest
-	(*StudyScope)(nil),                // 3: openclinica.participants.v1.StudyScope
-	(*SiteScope)(nil),                 // 4: openclinica.participants.v1.SiteScope
-	(*ParticipantContact)(nil),        // 5: openclinica.participants.v1.ParticipantContact
-	(*Participant)(nil),               // 6: openclinica.participants.v1.Participant
+	(*ListParticipantsRequest)(nil),   // 3: openclinica.participants.v1.ListParticipantsRequest
+	(*ListParticipantsResponse)(nil),  // 4: openclinica.participants.v1.ListParticipantsResponse
+	(*StudyScope)(nil),                // 5: openclinica.participants.v1.StudyScope
+	(*SiteScope)(nil),                 // 6: openclinica.participants.v1.SiteScope
+	(*ParticipantContact)(nil),        // 7: openclinica.participants.v1.ParticipantContact
+	(*Participant)(nil),               // 8: openclinica.participants.v1.Participant
+	(ParticipantStatus)(0),            // 9: openclinica.participants.v1.ParticipantStatus
 }
 var file_openclinica_participants_v1_participant_service_proto_depIdxs = []int32{
-	3, // 0: openclinica.participants.v1.UpsertParticipantRequest.study:type_name -> openclinica.participants.v1.StudyScope
-	4, // 1: openclinica.participants.v1.UpsertParticipantRequest.site:type_name -> openclinica.participants.v1.SiteScope
-	5, // 2: openclinica.participants.v1.UpsertParticipantRequest.contact:type_name -> openclinica.participants.v1.ParticipantContact
-	6, // 3: openclinica.participants.v1.UpsertParticipantResponse.participant:type_name -> openclinica.participants.v1.Participant
-	3, // 4: openclinica.participants.v1.GetParticipantRequest.study:type_name -> openclinica.participants.v1.StudyScope
-	4, // 5: openclinica.participants.v1.GetParticipantRequest.site:type_name -> openclinica.participants.v1.SiteScope
-	0, // 6: openclinica.participants.v1.ParticipantService.UpsertParticipant:input_type -> openclinica.participants.v1.UpsertParticipantRequest
-	2, // 7: openclinica.participants.v1.ParticipantService.GetParticipant:input_type -> openclinica.participants.v1.GetParticipantRequest
-	1, // 8: openclinica.participants.v1.ParticipantService.UpsertParticipant:output_type -> openclinica.participants.v1.UpsertParticipantResponse
-	6, // 9: openclinica.participants.v1.ParticipantService.GetParticipant:output_type -> openclinica.participants.v1.Participant
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5,  // 0: openclinica.participants.v1.UpsertParticipantRequest.study:type_name -> openclinica.participants.v1.StudyScope
+	6,  // 1: openclinica.participants.v1.UpsertParticipantRequest.site:type_name -> openclinica.participants.v1.SiteScope
+	7,  // 2: openclinica.participants.v1.UpsertParticipantRequest.contact:type_name -> openclinica.participants.v1.ParticipantContact
+	8,  // 3: openclinica.participants.v1.UpsertParticipantResponse.participant:type_name -> openclinica.participants.v1.Participant
+	5,  // 4: openclinica.participants.v1.GetParticipantRequest.study:type_name -> openclinica.participants.v1.StudyScope
+	6,  // 5: openclinica.participants.v1.GetParticipantRequest.site:type_name -> openclinica.participants.v1.SiteScope
+	5,  // 6: openclinica.participants.v1.ListParticipantsRequest.study:type_name -> openclinica.participants.v1.StudyScope
+	6,  // 7: openclinica.participants.v1.ListParticipantsRequest.site:type_name -> openclinica.participants.v1.SiteScope
+	9,  // 8: openclinica.participants.v1.ListParticipantsRequest.status:type_name -> openclinica.participants.v1.ParticipantStatus
+	8,  // 9: openclinica.participants.v1.ListParticipantsResponse.participants:type_name -> openclinica.participants.v1.Participant
+	0,  // 10: openclinica.participants.v1.ParticipantService.UpsertParticipant:input_type -> openclinica.participants.v1.UpsertParticipantRequest
+	2,  // 11: openclinica.participants.v1.ParticipantService.GetParticipant:input_type -> openclinica.participants.v1.GetParticipantRequest
+	3,  // 12: openclinica.participants.v1.ParticipantService.ListParticipants:input_type -> openclinica.participants.v1.ListParticipantsRequest
+	1,  // 13: openclinica.participants.v1.ParticipantService.UpsertParticipant:output_type -> openclinica.participants.v1.UpsertParticipantResponse
+	8,  // 14: openclinica.participants.v1.ParticipantService.GetParticipant:output_type -> openclinica.participants.v1.Participant
+	4,  // 15: openclinica.participants.v1.ParticipantService.ListParticipants:output_type -> openclinica.participants.v1.ListParticipantsResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_openclinica_participants_v1_participant_service_proto_init() }
@@ -440,13 +634,17 @@ func file_openclinica_participants_v1_participant_service_proto_init() {
 		(*GetParticipantRequest_Study)(nil),
 		(*GetParticipantRequest_Site)(nil),
 	}
+	file_openclinica_participants_v1_participant_service_proto_msgTypes[3].OneofWrappers = []any{
+		(*ListParticipantsRequest_Study)(nil),
+		(*ListParticipantsRequest_Site)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openclinica_participants_v1_participant_service_proto_rawDesc), len(file_openclinica_participants_v1_participant_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

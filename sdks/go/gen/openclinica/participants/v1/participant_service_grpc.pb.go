@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ParticipantService_UpsertParticipant_FullMethodName = "/openclinica.participants.v1.ParticipantService/UpsertParticipant"
 	ParticipantService_GetParticipant_FullMethodName    = "/openclinica.participants.v1.ParticipantService/GetParticipant"
+	ParticipantService_ListParticipants_FullMethodName  = "/openclinica.participants.v1.ParticipantService/ListParticipants"
 )
 
 // ParticipantServiceClient is the client API for ParticipantService service.
@@ -45,6 +46,10 @@ type ParticipantServiceClient interface {
 	// Reads one Participant. Allowed to every role; a Participant outside the caller's reach
 	// answers `PARTICIPANT_NOT_FOUND`. MONITOR and VIEWER get no contact data.
 	GetParticipant(ctx context.Context, in *GetParticipantRequest, opts ...grpc.CallOption) (*Participant, error)
+	// Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+	// Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+	// stable while Participants are added: a page never repeats or skips one.
+	ListParticipants(ctx context.Context, in *ListParticipantsRequest, opts ...grpc.CallOption) (*ListParticipantsResponse, error)
 }
 
 type participantServiceClient struct {
@@ -75,6 +80,16 @@ func (c *participantServiceClient) GetParticipant(ctx context.Context, in *GetPa
 	return out, nil
 }
 
+func (c *participantServiceClient) ListParticipants(ctx context.Context, in *ListParticipantsRequest, opts ...grpc.CallOption) (*ListParticipantsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListParticipantsResponse)
+	err := c.cc.Invoke(ctx, ParticipantService_ListParticipants_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ParticipantServiceServer is the server API for ParticipantService service.
 // All implementations must embed UnimplementedParticipantServiceServer
 // for forward compatibility.
@@ -97,6 +112,10 @@ type ParticipantServiceServer interface {
 	// Reads one Participant. Allowed to every role; a Participant outside the caller's reach
 	// answers `PARTICIPANT_NOT_FOUND`. MONITOR and VIEWER get no contact data.
 	GetParticipant(context.Context, *GetParticipantRequest) (*Participant, error)
+	// Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+	// Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+	// stable while Participants are added: a page never repeats or skips one.
+	ListParticipants(context.Context, *ListParticipantsRequest) (*ListParticipantsResponse, error)
 	mustEmbedUnimplementedParticipantServiceServer()
 }
 
@@ -112,6 +131,9 @@ func (UnimplementedParticipantServiceServer) UpsertParticipant(context.Context, 
 }
 func (UnimplementedParticipantServiceServer) GetParticipant(context.Context, *GetParticipantRequest) (*Participant, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetParticipant not implemented")
+}
+func (UnimplementedParticipantServiceServer) ListParticipants(context.Context, *ListParticipantsRequest) (*ListParticipantsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListParticipants not implemented")
 }
 func (UnimplementedParticipantServiceServer) mustEmbedUnimplementedParticipantServiceServer() {}
 func (UnimplementedParticipantServiceServer) testEmbeddedByValue()                            {}
@@ -170,6 +192,24 @@ func _ParticipantService_GetParticipant_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ParticipantService_ListParticipants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListParticipantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ParticipantServiceServer).ListParticipants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ParticipantService_ListParticipants_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ParticipantServiceServer).ListParticipants(ctx, req.(*ListParticipantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ParticipantService_ServiceDesc is the grpc.ServiceDesc for ParticipantService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -184,6 +224,10 @@ var ParticipantService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetParticipant",
 			Handler:    _ParticipantService_GetParticipant_Handler,
+		},
+		{
+			MethodName: "ListParticipants",
+			Handler:    _ParticipantService_ListParticipants_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

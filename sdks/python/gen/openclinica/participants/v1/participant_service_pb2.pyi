@@ -1,7 +1,8 @@
 from openclinica.participants.v1 import participant_pb2 as _participant_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -49,3 +50,25 @@ class GetParticipantRequest(_message.Message):
     site: _participant_pb2.SiteScope
     subject_key: str
     def __init__(self, study: _Optional[_Union[_participant_pb2.StudyScope, _Mapping]] = ..., site: _Optional[_Union[_participant_pb2.SiteScope, _Mapping]] = ..., subject_key: _Optional[str] = ...) -> None: ...
+
+class ListParticipantsRequest(_message.Message):
+    __slots__ = ("study", "site", "page_size", "page_token", "status")
+    STUDY_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    study: _participant_pb2.StudyScope
+    site: _participant_pb2.SiteScope
+    page_size: int
+    page_token: str
+    status: _participant_pb2.ParticipantStatus
+    def __init__(self, study: _Optional[_Union[_participant_pb2.StudyScope, _Mapping]] = ..., site: _Optional[_Union[_participant_pb2.SiteScope, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[_Union[_participant_pb2.ParticipantStatus, str]] = ...) -> None: ...
+
+class ListParticipantsResponse(_message.Message):
+    __slots__ = ("participants", "next_page_token")
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    participants: _containers.RepeatedCompositeFieldContainer[_participant_pb2.Participant]
+    next_page_token: str
+    def __init__(self, participants: _Optional[_Iterable[_Union[_participant_pb2.Participant, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -53,6 +53,11 @@ class ParticipantServiceStub:
                 request_serializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.GetParticipantRequest.SerializeToString,
                 response_deserializer=openclinica_dot_participants_dot_v1_dot_participant__pb2.Participant.FromString,
                 _registered_method=True)
+        self.ListParticipants = channel.unary_unary(
+                '/openclinica.participants.v1.ParticipantService/ListParticipants',
+                request_serializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsRequest.SerializeToString,
+                response_deserializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsResponse.FromString,
+                _registered_method=True)
 
 
 class ParticipantServiceServicer:
@@ -85,6 +90,15 @@ class ParticipantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListParticipants(self, request, context):
+        """Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+        Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+        stable while Participants are added: a page never repeats or skips one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ParticipantServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +111,11 @@ def add_ParticipantServiceServicer_to_server(servicer, server):
                     servicer.GetParticipant,
                     request_deserializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.GetParticipantRequest.FromString,
                     response_serializer=openclinica_dot_participants_dot_v1_dot_participant__pb2.Participant.SerializeToString,
+            ),
+            'ListParticipants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListParticipants,
+                    request_deserializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsRequest.FromString,
+                    response_serializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -161,6 +180,33 @@ class ParticipantService:
             '/openclinica.participants.v1.ParticipantService/GetParticipant',
             openclinica_dot_participants_dot_v1_dot_participant__service__pb2.GetParticipantRequest.SerializeToString,
             openclinica_dot_participants_dot_v1_dot_participant__pb2.Participant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListParticipants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openclinica.participants.v1.ParticipantService/ListParticipants',
+            openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsRequest.SerializeToString,
+            openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Participant, ParticipantContact, ParticipantSchema, SiteScope, StudyScope } from "./participant_pb.js";
+import type { Participant, ParticipantContact, ParticipantSchema, ParticipantStatus, SiteScope, StudyScope } from "./participant_pb.js";
 import { file_openclinica_participants_v1_participant } from "./participant_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file openclinica/participants/v1/participant_service.proto.
  */
 export const file_openclinica_participants_v1_participant_service: GenFile = /*@__PURE__*/
-  fileDesc("CjVvcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvdjEvcGFydGljaXBhbnRfc2VydmljZS5wcm90bxIbb3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxIv4CChhVcHNlcnRQYXJ0aWNpcGFudFJlcXVlc3QSOAoFc3R1ZHkYASABKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU3R1ZHlTY29wZUgAEjYKBHNpdGUYAiABKAsyJi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU2l0ZVNjb3BlSAASEwoLc3ViamVjdF9rZXkYAyABKAkSGQoMc2Vjb25kYXJ5X2lkGAQgASgJSAGIAQESQAoHY29udGFjdBgFIAEoCzIvLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudENvbnRhY3QSEAoIcmVnaXN0ZXIYBiABKAgSEgoKcmVxdWVzdF9pZBgHIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAggASgIEgwKBGV0YWcYCSABKAkSGQoRcmVhc29uX2Zvcl9jaGFuZ2UYCiABKAlCBwoFc2NvcGVCDwoNX3NlY29uZGFyeV9pZCKAAQoZVXBzZXJ0UGFydGljaXBhbnRSZXNwb25zZRI9CgtwYXJ0aWNpcGFudBgBIAEoCzIoLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudBIPCgdjcmVhdGVkGAIgASgIEhMKC2FjY2Vzc19jb2RlGAMgASgJIqcBChVHZXRQYXJ0aWNpcGFudFJlcXVlc3QSOAoFc3R1ZHkYASABKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU3R1ZHlTY29wZUgAEjYKBHNpdGUYAiABKAsyJi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU2l0ZVNjb3BlSAASEwoLc3ViamVjdF9rZXkYAyABKAlCBwoFc2NvcGUyiQIKElBhcnRpY2lwYW50U2VydmljZRKCAQoRVXBzZXJ0UGFydGljaXBhbnQSNS5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuVXBzZXJ0UGFydGljaXBhbnRSZXF1ZXN0GjYub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlVwc2VydFBhcnRpY2lwYW50UmVzcG9uc2USbgoOR2V0UGFydGljaXBhbnQSMi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuR2V0UGFydGljaXBhbnRSZXF1ZXN0Gigub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlBhcnRpY2lwYW50QqQCCh9jb20ub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxQhdQYXJ0aWNpcGFudFNlcnZpY2VQcm90b1ABWlpnaXRodWIuY29tL29wZW5jbGluaWNhL3BhcnRpY2lwYW50cy9zZGtzL2dvL2dlbi9vcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvdjE7cGFydGljaXBhbnRzdjGiAgNPUFiqAhtPcGVuY2xpbmljYS5QYXJ0aWNpcGFudHMuVjHKAhtPcGVuY2xpbmljYVxQYXJ0aWNpcGFudHNcVjHiAidPcGVuY2xpbmljYVxQYXJ0aWNpcGFudHNcVjFcR1BCTWV0YWRhdGHqAh1PcGVuY2xpbmljYTo6UGFydGljaXBhbnRzOjpWMWIGcHJvdG8z", [file_openclinica_participants_v1_participant]);
+  fileDesc("CjVvcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvdjEvcGFydGljaXBhbnRfc2VydmljZS5wcm90bxIbb3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxIv4CChhVcHNlcnRQYXJ0aWNpcGFudFJlcXVlc3QSOAoFc3R1ZHkYASABKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU3R1ZHlTY29wZUgAEjYKBHNpdGUYAiABKAsyJi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU2l0ZVNjb3BlSAASEwoLc3ViamVjdF9rZXkYAyABKAkSGQoMc2Vjb25kYXJ5X2lkGAQgASgJSAGIAQESQAoHY29udGFjdBgFIAEoCzIvLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudENvbnRhY3QSEAoIcmVnaXN0ZXIYBiABKAgSEgoKcmVxdWVzdF9pZBgHIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAggASgIEgwKBGV0YWcYCSABKAkSGQoRcmVhc29uX2Zvcl9jaGFuZ2UYCiABKAlCBwoFc2NvcGVCDwoNX3NlY29uZGFyeV9pZCKAAQoZVXBzZXJ0UGFydGljaXBhbnRSZXNwb25zZRI9CgtwYXJ0aWNpcGFudBgBIAEoCzIoLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudBIPCgdjcmVhdGVkGAIgASgIEhMKC2FjY2Vzc19jb2RlGAMgASgJIqcBChVHZXRQYXJ0aWNpcGFudFJlcXVlc3QSOAoFc3R1ZHkYASABKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU3R1ZHlTY29wZUgAEjYKBHNpdGUYAiABKAsyJi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU2l0ZVNjb3BlSAASEwoLc3ViamVjdF9rZXkYAyABKAlCBwoFc2NvcGUiiwIKF0xpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0EjgKBXN0dWR5GAEgASgLMicub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlN0dWR5U2NvcGVIABI2CgRzaXRlGAIgASgLMiYub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlNpdGVTY29wZUgAEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEkMKBnN0YXR1cxgFIAEoDjIuLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudFN0YXR1c0gBiAEBQgcKBXNjb3BlQgkKB19zdGF0dXMicwoYTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlEj4KDHBhcnRpY2lwYW50cxgBIAMoCzIoLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyigMKElBhcnRpY2lwYW50U2VydmljZRKCAQoRVXBzZXJ0UGFydGljaXBhbnQSNS5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuVXBzZXJ0UGFydGljaXBhbnRSZXF1ZXN0GjYub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlVwc2VydFBhcnRpY2lwYW50UmVzcG9uc2USbgoOR2V0UGFydGljaXBhbnQSMi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuR2V0UGFydGljaXBhbnRSZXF1ZXN0Gigub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlBhcnRpY2lwYW50En8KEExpc3RQYXJ0aWNpcGFudHMSNC5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuTGlzdFBhcnRpY2lwYW50c1JlcXVlc3QaNS5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlQqQCCh9jb20ub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxQhdQYXJ0aWNpcGFudFNlcnZpY2VQcm90b1ABWlpnaXRodWIuY29tL29wZW5jbGluaWNhL3BhcnRpY2lwYW50cy9zZGtzL2dvL2dlbi9vcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvdjE7cGFydGljaXBhbnRzdjGiAgNPUFiqAhtPcGVuY2xpbmljYS5QYXJ0aWNpcGFudHMuVjHKAhtPcGVuY2xpbmljYVxQYXJ0aWNpcGFudHNcVjHiAidPcGVuY2xpbmljYVxQYXJ0aWNpcGFudHNcVjFcR1BCTWV0YWRhdGHqAh1PcGVuY2xpbmljYTo6UGFydGljaXBhbnRzOjpWMWIGcHJvdG8z", [file_openclinica_participants_v1_participant]);
 
 /**
  * Adds or updates one Participant (the REST body of `POST .../participants?register=y|n`).
@@ -196,6 +196,95 @@ export const GetParticipantRequestSchema: GenMessage<GetParticipantRequest> = /*
   messageDesc(file_openclinica_participants_v1_participant_service, 2);
 
 /**
+ * Lists Participants.
+ *
+ * @generated from message openclinica.participants.v1.ListParticipantsRequest
+ */
+export type ListParticipantsRequest = Message<"openclinica.participants.v1.ListParticipantsRequest"> & {
+  /**
+   * Whose Participants. Required. A site scope lists that site's Participants; a study scope
+   * lists every Participant of the study (study-level roles only).
+   *
+   * @generated from oneof openclinica.participants.v1.ListParticipantsRequest.scope
+   */
+  scope: {
+    /**
+     * The whole study.
+     *
+     * @generated from field: openclinica.participants.v1.StudyScope study = 1;
+     */
+    value: StudyScope;
+    case: "study";
+  } | {
+    /**
+     * One site.
+     *
+     * @generated from field: openclinica.participants.v1.SiteScope site = 2;
+     */
+    value: SiteScope;
+    case: "site";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * At most this many Participants (default 50, at most 1000; more is read as 1000). Negative
+   * answers `INVALID_PAGE_SIZE`.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page, with scope and status unchanged (the page size may
+   * change); a token from another query or user, or a changed one, answers `INVALID_PAGE_TOKEN`.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+
+  /**
+   * Only Participants with this status (`PARTICIPANT_STATUS_UNSPECIFIED`: every status).
+   *
+   * @generated from field: optional openclinica.participants.v1.ParticipantStatus status = 5;
+   */
+  status?: ParticipantStatus | undefined;
+};
+
+/**
+ * Describes the message openclinica.participants.v1.ListParticipantsRequest.
+ * Use `create(ListParticipantsRequestSchema)` to create a new message.
+ */
+export const ListParticipantsRequestSchema: GenMessage<ListParticipantsRequest> = /*@__PURE__*/
+  messageDesc(file_openclinica_participants_v1_participant_service, 3);
+
+/**
+ * One page of Participants.
+ *
+ * @generated from message openclinica.participants.v1.ListParticipantsResponse
+ */
+export type ListParticipantsResponse = Message<"openclinica.participants.v1.ListParticipantsResponse"> & {
+  /**
+   * The Participants of this page, in a stable order.
+   *
+   * @generated from field: repeated openclinica.participants.v1.Participant participants = 1;
+   */
+  participants: Participant[];
+
+  /**
+   * Set when more Participants follow: pass it as `page_token`.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message openclinica.participants.v1.ListParticipantsResponse.
+ * Use `create(ListParticipantsResponseSchema)` to create a new message.
+ */
+export const ListParticipantsResponseSchema: GenMessage<ListParticipantsResponse> = /*@__PURE__*/
+  messageDesc(file_openclinica_participants_v1_participant_service, 4);
+
+/**
  * Adds Participants to a study site or to the study level, updates their contact data, and
  * registers them for Participate. Re-creates OpenClinica 4's "Add/Update Participant" endpoint.
  *
@@ -232,6 +321,18 @@ export const ParticipantService: GenService<{
     methodKind: "unary";
     input: typeof GetParticipantRequestSchema;
     output: typeof ParticipantSchema;
+  },
+  /**
+   * Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+   * Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+   * stable while Participants are added: a page never repeats or skips one.
+   *
+   * @generated from rpc openclinica.participants.v1.ParticipantService.ListParticipants
+   */
+  listParticipants: {
+    methodKind: "unary";
+    input: typeof ListParticipantsRequestSchema;
+    output: typeof ListParticipantsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_openclinica_participants_v1_participant_service, 0);

@@ -387,6 +387,23 @@ public enum ErrorReason
    * <code>ERROR_REASON_MALFORMED_REQUEST = 44;</code>
    */
   ERROR_REASON_MALFORMED_REQUEST(44),
+  /**
+   * <pre>
+   * `page_token` is not one this service issued for this query and user (forged, changed,
+   * or from another scope or filter). INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_INVALID_PAGE_TOKEN = 45;</code>
+   */
+  ERROR_REASON_INVALID_PAGE_TOKEN(45),
+  /**
+   * <pre>
+   * `page_size` is negative. INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_INVALID_PAGE_SIZE = 46;</code>
+   */
+  ERROR_REASON_INVALID_PAGE_SIZE(46),
   UNRECOGNIZED(-1),
   ;
 
@@ -768,6 +785,23 @@ public enum ErrorReason
    * <code>ERROR_REASON_MALFORMED_REQUEST = 44;</code>
    */
   public static final int ERROR_REASON_MALFORMED_REQUEST_VALUE = 44;
+  /**
+   * <pre>
+   * `page_token` is not one this service issued for this query and user (forged, changed,
+   * or from another scope or filter). INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_INVALID_PAGE_TOKEN = 45;</code>
+   */
+  public static final int ERROR_REASON_INVALID_PAGE_TOKEN_VALUE = 45;
+  /**
+   * <pre>
+   * `page_size` is negative. INVALID_ARGUMENT.
+   * </pre>
+   *
+   * <code>ERROR_REASON_INVALID_PAGE_SIZE = 46;</code>
+   */
+  public static final int ERROR_REASON_INVALID_PAGE_SIZE_VALUE = 46;
 
 
   public final int getNumber() {
@@ -839,6 +873,8 @@ public enum ErrorReason
       case 42: return ERROR_REASON_SERVER_OVERLOADED;
       case 43: return ERROR_REASON_MESSAGE_TOO_LARGE;
       case 44: return ERROR_REASON_MALFORMED_REQUEST;
+      case 45: return ERROR_REASON_INVALID_PAGE_TOKEN;
+      case 46: return ERROR_REASON_INVALID_PAGE_SIZE;
       default: return null;
     }
   }

@@ -36,7 +36,7 @@ public final class ErrorReasonProto extends com.google.protobuf.GeneratedFile {
   static {
     java.lang.String[] descriptorData = {
       "\n.openclinica/participants/v1/error_reas" +
-      "on.proto\022\033openclinica.participants.v1*\266\016" +
+      "on.proto\022\033openclinica.participants.v1*\377\016" +
       "\n\013ErrorReason\022\034\n\030ERROR_REASON_UNSPECIFIE" +
       "D\020\000\022 \n\034ERROR_REASON_STUDY_NOT_EXIST\020\001\022$\n" +
       " ERROR_REASON_STUDY_NOT_AVAILABLE\020\002\022\037\n\033E" +
@@ -83,14 +83,16 @@ public final class ErrorReasonProto extends com.google.protobuf.GeneratedFile {
       "EQUEST_TIMED_OUT\020)\022\"\n\036ERROR_REASON_SERVE" +
       "R_OVERLOADED\020*\022\"\n\036ERROR_REASON_MESSAGE_T" +
       "OO_LARGE\020+\022\"\n\036ERROR_REASON_MALFORMED_REQ" +
-      "UEST\020,B\235\002\n\037com.openclinica.participants." +
-      "v1B\020ErrorReasonProtoP\001ZZgithub.com/openc" +
-      "linica/participants/sdks/go/gen/openclin" +
-      "ica/participants/v1;participantsv1\242\002\003OPX" +
-      "\252\002\033Openclinica.Participants.V1\312\002\033Opencli" +
-      "nica\\Participants\\V1\342\002\'Openclinica\\Parti" +
-      "cipants\\V1\\GPBMetadata\352\002\035Openclinica::Pa" +
-      "rticipants::V1b\006proto3"
+      "UEST\020,\022#\n\037ERROR_REASON_INVALID_PAGE_TOKE" +
+      "N\020-\022\"\n\036ERROR_REASON_INVALID_PAGE_SIZE\020.B" +
+      "\235\002\n\037com.openclinica.participants.v1B\020Err" +
+      "orReasonProtoP\001ZZgithub.com/openclinica/" +
+      "participants/sdks/go/gen/openclinica/par" +
+      "ticipants/v1;participantsv1\242\002\003OPX\252\002\033Open" +
+      "clinica.Participants.V1\312\002\033Openclinica\\Pa" +
+      "rticipants\\V1\342\002\'Openclinica\\Participants" +
+      "\\V1\\GPBMetadata\352\002\035Openclinica::Participa" +
+      "nts::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,

@@ -83,6 +83,37 @@ public final class ParticipantServiceGrpc {
     return getGetParticipantMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<com.openclinica.participants.v1.ListParticipantsRequest,
+      com.openclinica.participants.v1.ListParticipantsResponse> getListParticipantsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "ListParticipants",
+      requestType = com.openclinica.participants.v1.ListParticipantsRequest.class,
+      responseType = com.openclinica.participants.v1.ListParticipantsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<com.openclinica.participants.v1.ListParticipantsRequest,
+      com.openclinica.participants.v1.ListParticipantsResponse> getListParticipantsMethod() {
+    io.grpc.MethodDescriptor<com.openclinica.participants.v1.ListParticipantsRequest, com.openclinica.participants.v1.ListParticipantsResponse> getListParticipantsMethod;
+    if ((getListParticipantsMethod = ParticipantServiceGrpc.getListParticipantsMethod) == null) {
+      synchronized (ParticipantServiceGrpc.class) {
+        if ((getListParticipantsMethod = ParticipantServiceGrpc.getListParticipantsMethod) == null) {
+          ParticipantServiceGrpc.getListParticipantsMethod = getListParticipantsMethod =
+              io.grpc.MethodDescriptor.<com.openclinica.participants.v1.ListParticipantsRequest, com.openclinica.participants.v1.ListParticipantsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "ListParticipants"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  com.openclinica.participants.v1.ListParticipantsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  com.openclinica.participants.v1.ListParticipantsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new ParticipantServiceMethodDescriptorSupplier("ListParticipants"))
+              .build();
+        }
+      }
+    }
+    return getListParticipantsMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -178,6 +209,18 @@ public final class ParticipantServiceGrpc {
         io.grpc.stub.StreamObserver<com.openclinica.participants.v1.Participant> responseObserver) {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetParticipantMethod(), responseObserver);
     }
+
+    /**
+     * <pre>
+     * Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+     * Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+     * stable while Participants are added: a page never repeats or skips one.
+     * </pre>
+     */
+    default void listParticipants(com.openclinica.participants.v1.ListParticipantsRequest request,
+        io.grpc.stub.StreamObserver<com.openclinica.participants.v1.ListParticipantsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListParticipantsMethod(), responseObserver);
+    }
   }
 
   /**
@@ -250,6 +293,19 @@ public final class ParticipantServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getGetParticipantMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+     * Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+     * stable while Participants are added: a page never repeats or skips one.
+     * </pre>
+     */
+    public void listParticipants(com.openclinica.participants.v1.ListParticipantsRequest request,
+        io.grpc.stub.StreamObserver<com.openclinica.participants.v1.ListParticipantsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getListParticipantsMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -300,6 +356,18 @@ public final class ParticipantServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
           getChannel(), getGetParticipantMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+     * Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+     * stable while Participants are added: a page never repeats or skips one.
+     * </pre>
+     */
+    public com.openclinica.participants.v1.ListParticipantsResponse listParticipants(com.openclinica.participants.v1.ListParticipantsRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getListParticipantsMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -349,6 +417,18 @@ public final class ParticipantServiceGrpc {
     public com.openclinica.participants.v1.Participant getParticipant(com.openclinica.participants.v1.GetParticipantRequest request) {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getGetParticipantMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+     * Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+     * stable while Participants are added: a page never repeats or skips one.
+     * </pre>
+     */
+    public com.openclinica.participants.v1.ListParticipantsResponse listParticipants(com.openclinica.participants.v1.ListParticipantsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getListParticipantsMethod(), getCallOptions(), request);
     }
   }
 
@@ -402,10 +482,24 @@ public final class ParticipantServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getGetParticipantMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
+     * Allowed to every role within its reach, with GetParticipant's contact masking. The order is
+     * stable while Participants are added: a page never repeats or skips one.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<com.openclinica.participants.v1.ListParticipantsResponse> listParticipants(
+        com.openclinica.participants.v1.ListParticipantsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getListParticipantsMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_UPSERT_PARTICIPANT = 0;
   private static final int METHODID_GET_PARTICIPANT = 1;
+  private static final int METHODID_LIST_PARTICIPANTS = 2;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -431,6 +525,10 @@ public final class ParticipantServiceGrpc {
         case METHODID_GET_PARTICIPANT:
           serviceImpl.getParticipant((com.openclinica.participants.v1.GetParticipantRequest) request,
               (io.grpc.stub.StreamObserver<com.openclinica.participants.v1.Participant>) responseObserver);
+          break;
+        case METHODID_LIST_PARTICIPANTS:
+          serviceImpl.listParticipants((com.openclinica.participants.v1.ListParticipantsRequest) request,
+              (io.grpc.stub.StreamObserver<com.openclinica.participants.v1.ListParticipantsResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -464,6 +562,13 @@ public final class ParticipantServiceGrpc {
               com.openclinica.participants.v1.GetParticipantRequest,
               com.openclinica.participants.v1.Participant>(
                 service, METHODID_GET_PARTICIPANT)))
+        .addMethod(
+          getListParticipantsMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              com.openclinica.participants.v1.ListParticipantsRequest,
+              com.openclinica.participants.v1.ListParticipantsResponse>(
+                service, METHODID_LIST_PARTICIPANTS)))
         .build();
   }
 
@@ -514,6 +619,7 @@ public final class ParticipantServiceGrpc {
               .setSchemaDescriptor(new ParticipantServiceFileDescriptorSupplier())
               .addMethod(getUpsertParticipantMethod())
               .addMethod(getGetParticipantMethod())
+              .addMethod(getListParticipantsMethod())
               .build();
         }
       }

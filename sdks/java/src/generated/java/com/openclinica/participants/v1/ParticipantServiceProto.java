@@ -41,6 +41,16 @@ public final class ParticipantServiceProto extends com.google.protobuf.Generated
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_openclinica_participants_v1_GetParticipantRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_openclinica_participants_v1_ListParticipantsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_openclinica_participants_v1_ListParticipantsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_openclinica_participants_v1_ListParticipantsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_openclinica_participants_v1_ListParticipantsResponse_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -74,21 +84,36 @@ public final class ParticipantServiceProto extends com.google.protobuf.Generated
       "a.participants.v1.StudyScopeH\000R\005study\022<\n" +
       "\004site\030\002 \001(\0132&.openclinica.participants.v" +
       "1.SiteScopeH\000R\004site\022\037\n\013subject_key\030\003 \001(\t" +
-      "R\nsubjectKeyB\007\n\005scope2\211\002\n\022ParticipantSer" +
-      "vice\022\202\001\n\021UpsertParticipant\0225.openclinica" +
-      ".participants.v1.UpsertParticipantReques" +
-      "t\0326.openclinica.participants.v1.UpsertPa" +
-      "rticipantResponse\022n\n\016GetParticipant\0222.op" +
-      "enclinica.participants.v1.GetParticipant" +
-      "Request\032(.openclinica.participants.v1.Pa" +
-      "rticipantB\244\002\n\037com.openclinica.participan" +
-      "ts.v1B\027ParticipantServiceProtoP\001ZZgithub" +
-      ".com/openclinica/participants/sdks/go/ge" +
-      "n/openclinica/participants/v1;participan" +
-      "tsv1\242\002\003OPX\252\002\033Openclinica.Participants.V1" +
-      "\312\002\033Openclinica\\Participants\\V1\342\002\'Opencli" +
-      "nica\\Participants\\V1\\GPBMetadata\352\002\035Openc" +
-      "linica::Participants::V1b\006proto3"
+      "R\nsubjectKeyB\007\n\005scope\"\265\002\n\027ListParticipan" +
+      "tsRequest\022?\n\005study\030\001 \001(\0132\'.openclinica.p" +
+      "articipants.v1.StudyScopeH\000R\005study\022<\n\004si" +
+      "te\030\002 \001(\0132&.openclinica.participants.v1.S" +
+      "iteScopeH\000R\004site\022\033\n\tpage_size\030\003 \001(\005R\010pag" +
+      "eSize\022\035\n\npage_token\030\004 \001(\tR\tpageToken\022K\n\006" +
+      "status\030\005 \001(\0162..openclinica.participants." +
+      "v1.ParticipantStatusH\001R\006status\210\001\001B\007\n\005sco" +
+      "peB\t\n\007_status\"\220\001\n\030ListParticipantsRespon" +
+      "se\022L\n\014participants\030\001 \003(\0132(.openclinica.p" +
+      "articipants.v1.ParticipantR\014participants" +
+      "\022&\n\017next_page_token\030\002 \001(\tR\rnextPageToken" +
+      "2\212\003\n\022ParticipantService\022\202\001\n\021UpsertPartic" +
+      "ipant\0225.openclinica.participants.v1.Upse" +
+      "rtParticipantRequest\0326.openclinica.parti" +
+      "cipants.v1.UpsertParticipantResponse\022n\n\016" +
+      "GetParticipant\0222.openclinica.participant" +
+      "s.v1.GetParticipantRequest\032(.openclinica" +
+      ".participants.v1.Participant\022\177\n\020ListPart" +
+      "icipants\0224.openclinica.participants.v1.L" +
+      "istParticipantsRequest\0325.openclinica.par" +
+      "ticipants.v1.ListParticipantsResponseB\244\002" +
+      "\n\037com.openclinica.participants.v1B\027Parti" +
+      "cipantServiceProtoP\001ZZgithub.com/opencli" +
+      "nica/participants/sdks/go/gen/openclinic" +
+      "a/participants/v1;participantsv1\242\002\003OPX\252\002" +
+      "\033Openclinica.Participants.V1\312\002\033Openclini" +
+      "ca\\Participants\\V1\342\002\'Openclinica\\Partici" +
+      "pants\\V1\\GPBMetadata\352\002\035Openclinica::Part" +
+      "icipants::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -113,6 +138,18 @@ public final class ParticipantServiceProto extends com.google.protobuf.Generated
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_openclinica_participants_v1_GetParticipantRequest_descriptor,
         new java.lang.String[] { "Study", "Site", "SubjectKey", "Scope", });
+    internal_static_openclinica_participants_v1_ListParticipantsRequest_descriptor =
+      getDescriptor().getMessageType(3);
+    internal_static_openclinica_participants_v1_ListParticipantsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_openclinica_participants_v1_ListParticipantsRequest_descriptor,
+        new java.lang.String[] { "Study", "Site", "PageSize", "PageToken", "Status", "Scope", });
+    internal_static_openclinica_participants_v1_ListParticipantsResponse_descriptor =
+      getDescriptor().getMessageType(4);
+    internal_static_openclinica_participants_v1_ListParticipantsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_openclinica_participants_v1_ListParticipantsResponse_descriptor,
+        new java.lang.String[] { "Participants", "NextPageToken", });
     descriptor.resolveAllFeaturesImmutable();
     com.openclinica.participants.v1.ParticipantProto.getDescriptor();
   }

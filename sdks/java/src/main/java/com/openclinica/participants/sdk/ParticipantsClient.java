@@ -1,6 +1,12 @@
 package com.openclinica.participants.sdk;
 
+import com.openclinica.participants.v1.AuditEvent;
+import com.openclinica.participants.v1.AuditServiceGrpc;
 import com.openclinica.participants.v1.GetParticipantRequest;
+import com.openclinica.participants.v1.ListAuditEventsRequest;
+import com.openclinica.participants.v1.ListAuditEventsResponse;
+import com.openclinica.participants.v1.ListParticipantsRequest;
+import com.openclinica.participants.v1.ListParticipantsResponse;
 import com.openclinica.participants.v1.Participant;
 import com.openclinica.participants.v1.ParticipantServiceGrpc;
 import com.openclinica.participants.v1.UpsertParticipantRequest;
@@ -11,23 +17,34 @@ import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+import java.util.Spliterator;
+import java.util.Spliterators;
+import java.util.function.Function;
+import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
 /**
- * A blocking ParticipantService client that authenticates every call with a bearer token and
- * throws {@link ParticipantsException} (with the typed reason, errorCode and field violations)
- * instead of a bare {@code StatusRuntimeException}.
+ * A blocking ParticipantService and AuditService client that authenticates every call with a
+ * bearer token and throws {@link ParticipantsException} (with the typed reason, errorCode and field
+ * violations) instead of a bare {@code StatusRuntimeException}. {@link #listAllParticipants} and
+ * {@link #listAllAuditEvents} stream every item of a list, fetching one page at a time.
  */
 public final class ParticipantsClient implements AutoCloseable {
   private final ManagedChannel owned;
   private final ParticipantServiceGrpc.ParticipantServiceBlockingStub stub;
+  private final AuditServiceGrpc.AuditServiceBlockingStub auditStub;
   private final Duration timeout;
 
   private ParticipantsClient(ManagedChannel owned, Channel channel, Supplier<String> token, Duration timeout) {
     this.owned = owned;
-    this.stub = ParticipantServiceGrpc.newBlockingStub(
-        ClientInterceptors.intercept(channel, new BearerTokenInterceptor(token)));
+    Channel authenticated = ClientInterceptors.intercept(channel, new BearerTokenInterceptor(token));
+    this.stub = ParticipantServiceGrpc.newBlockingStub(authenticated);
+    this.auditStub = AuditServiceGrpc.newBlockingStub(authenticated);
     this.timeout = timeout;
   }
 
@@ -63,6 +80,81 @@ public final class ParticipantsClient implements AutoCloseable {
     } catch (StatusRuntimeException e) {
       throw ParticipantsException.from(e);
     }
+  }
+
+  /** One page of Participants. */
+  public ListParticipantsResponse listParticipants(ListParticipantsRequest request) {
+    try {
+      return stub.withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS).listParticipants(request);
+    } catch (StatusRuntimeException e) {
+      throw ParticipantsException.from(e);
+    }
+  }
+
+  /**
+   * Every Participant of the query, page after page ({@code request}'s page size per call, from its
+   * page token on), following {@code next_page_token}; a page is fetched when the stream reaches it,
+   * and a failed page throws {@link ParticipantsException} from the stream.
+   */
+  public Stream<Participant> listAllParticipants(ListParticipantsRequest request) {
+    return pages(request.getPageToken(),
+        token -> {
+          ListParticipantsResponse page = listParticipants(request.toBuilder().setPageToken(token).build());
+          return new Page<>(page.getParticipantsList(), page.getNextPageToken());
+        });
+  }
+
+  /** One page of audit events (oldest first). */
+  public ListAuditEventsResponse listAuditEvents(ListAuditEventsRequest request) {
+    try {
+      return auditStub.withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS).listAuditEvents(request);
+    } catch (StatusRuntimeException e) {
+      throw ParticipantsException.from(e);
+    }
+  }
+
+  /** Every audit event of the query, oldest first, page after page (as {@link #listAllParticipants}). */
+  public Stream<AuditEvent> listAllAuditEvents(ListAuditEventsRequest request) {
+    return pages(request.getPageToken(),
+        token -> {
+          ListAuditEventsResponse page = listAuditEvents(request.toBuilder().setPageToken(token).build());
+          return new Page<>(page.getEventsList(), page.getNextPageToken());
+        });
+  }
+
+  /** The generated AuditService blocking stub with the bearer token attached (no deadline, raw exceptions). */
+  public AuditServiceGrpc.AuditServiceBlockingStub auditStub() {
+    return auditStub;
+  }
+
+  private record Page<T>(List<T> items, String nextPageToken) {}
+
+  private static <T> Stream<T> pages(String firstToken, Function<String, Page<T>> fetch) {
+    Iterator<T> items = new Iterator<>() {
+      private Iterator<T> current = List.<T>of().iterator();
+      private String token = firstToken;
+      private boolean last = false;
+
+      @Override
+      public boolean hasNext() {
+        while (!current.hasNext() && !last) {
+          Page<T> page = fetch.apply(token);
+          current = page.items().iterator();
+          token = page.nextPageToken();
+          last = token.isEmpty();
+        }
+        return current.hasNext();
+      }
+
+      @Override
+      public T next() {
+        if (!hasNext()) {
+          throw new NoSuchElementException();
+        }
+        return current.next();
+      }
+    };
+    return StreamSupport.stream(Spliterators.spliteratorUnknownSize(items, Spliterator.ORDERED), false);
   }
 
   @Override
