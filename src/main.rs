@@ -166,7 +166,16 @@ async fn audit_verify(study: Option<&str>, db: &participants::config::DbArgs) ->
         let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
             .await
             .map_err(|e| e.to_string())?;
-        store.migrate().await.map_err(|e| e.to_string())?;
+        // An inspector's check reads only: a database that lacks migrations is not changed.
+        let pending = store
+            .pending_migrations()
+            .await
+            .map_err(|e| e.to_string())?;
+        if pending > 0 {
+            return Err(format!(
+                "the database lacks {pending} migration(s): run `participants migrate` (or start the service) first"
+            ));
+        }
         audit_trail::verify(&store, study)
             .await
             .map_err(|e| e.to_string())

@@ -143,6 +143,14 @@ impl Store {
             .map_err(|e| StoreError::Migrate(describe_db_err(&e)))
     }
 
+    /// How many migrations the database lacks (for tools that must not change it).
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        migration::Migrator::get_pending_migrations(&self.db)
+            .await
+            .map(|p| p.len())
+            .map_err(|e| StoreError::Migrate(describe_db_err(&e)))
+    }
+
     /// Starts a write transaction.
     pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
         let gate = match &self.write_gate {
