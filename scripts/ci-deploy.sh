@@ -10,6 +10,9 @@ start=$(date +%s)
 step() { echo; echo "=== deploy: $* ($(( $(date +%s) - start ))s)"; }
 fuzz_seconds=${FUZZ_SECONDS:-30}
 export PATH="$PATH:$HOME/.cargo/bin:$(go env GOPATH)/bin"
+# One target folder for the server and the fuzz crate: the fuzz crate's checks reuse the
+# dependencies .ci/run has already built (instrumented fuzz builds go to a folder of their own).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -58,7 +61,7 @@ for f in files:
         count += 1
 print(f"build context: {count} of {len(files)} tracked files")
 PY
-(cd "$work/context" && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}" cargo check --locked --quiet --bin participants) && echo "the context builds"
+(cd "$work/context" && cargo check --locked --quiet --bin participants) && echo "the context builds"
 
 step "Dockerfile: image build"
 if docker info >/dev/null 2>&1; then
@@ -91,7 +94,8 @@ step "fuzzing: cargo fuzz, ${fuzz_seconds}s per target from the committed seeds"
 # libFuzzer instrumentation needs unstable rustc flags: the stable toolchain accepts them with
 # RUSTC_BOOTSTRAP, so no nightly toolchain has to be installed.
 export RUSTC_BOOTSTRAP=1
-(cd fuzz && cargo fmt --check && cargo fuzz build -O --sanitizer address)
+(cd fuzz && cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings)
+(cd fuzz && cargo fuzz build -O --sanitizer address)
 total_runs=0
 for target in $(cd fuzz && cargo fuzz list); do
   corpus="$work/corpus/$target"
