@@ -74,7 +74,7 @@ def write(target, seeds):
 full = {"first_name": "Ada", "last_name": "Lovelace", "email_address": "ada@example.org",
         "phone_number": "+44 2071234567", "full_dob": "1815-12-10", "city": "London",
         "hospital_number": "H-1", "postal_code": "W1"}
-write("upsert_request", [
+upserts = [
     upsert(),
     upsert(key="", site="S_OHI0(TEST)", contact=full, register=True, request_id="r-1",
            reason_for_change="moved", etag="abc", secondary_id=""),
@@ -85,7 +85,9 @@ write("upsert_request", [
     upsert(contact={"full_dob": "1899-12-31", "first_name": "x" * 36, "state": ""}),
     upsert(contact={}), upsert(request_id="x" * 64), upsert(request_id="x" * 65),
     upsert(reason_for_change="é" * 1001), upsert(secondary_id="S" * 40, validate_only=True),
-])
+]
+write("upsert_request", upserts)
+write("upsert_service", upserts)
 
 forever = 4102444800
 good = {"sub": "dm.juno", "preferred_username": "dm.juno", "iat": 1700000000,

@@ -101,7 +101,8 @@ for target in $(cd fuzz && cargo fuzz list); do
   corpus="$work/corpus/$target"
   mkdir -p "$corpus" && cp fuzz/seeds/"$target"/* "$corpus"/
   log="$work/fuzz-$target.log"
-  if ! (cd fuzz && cargo fuzz run -O --sanitizer address "$target" "$corpus" -- \
+  # TMPDIR: the upsert_service target's SQLite file goes where the trap removes it.
+  if ! (cd fuzz && TMPDIR="$work" cargo fuzz run -O --sanitizer address "$target" "$corpus" -- \
         -max_total_time="$fuzz_seconds" -runs=$([ "$fuzz_seconds" = 0 ] && echo 0 || echo -1) \
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1; then
     tail -n 60 "$log" >&2
