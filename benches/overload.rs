@@ -235,7 +235,7 @@ async fn main() {
     let extra = std::env::var("OVERLOAD_SERVER_ARGS").unwrap_or_default();
     // A soft limit of 1,024 descriptors, as on many hosts; the hard limit stays.
     let script = format!(
-        "ulimit -Sn 1024; exec {bin} serve --listen 127.0.0.1:0 --http-listen '' --log-format json --catalog {} {extra}",
+        "ulimit -Sn 1024; exec {bin} serve --listen 127.0.0.1:0 --http-listen '' --admin-listen '' --log-format json --catalog {} {extra}",
         catalog.display()
     );
     let mut cmd = Command::new("sh");

@@ -81,7 +81,7 @@ EOF
 
 # --- 2. the demo, and the export lines it prints -------------------------------------------------
 say "start $BIN serve --demo on a free port"
-"$BIN" serve --demo --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 >"$WORK/demo.out" 2>"$WORK/demo.log" &
+"$BIN" serve --demo --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$WORK/demo.out" 2>"$WORK/demo.log" &
 DEMO_PID=$!
 for _ in $(seq 1 300); do
   grep -q '^export PARTICIPANTS_TOKEN=' "$WORK/demo.out" 2>/dev/null && break

@@ -1,6 +1,7 @@
 //! The participant service: adds Participants to clinical studies, updates their contact data
 //! and registers them for Participate, over gRPC.
 
+pub mod admin;
 pub mod auth;
 pub mod catalog;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod grpc;
 pub mod rest;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 
 /// What the fuzz targets under `fuzz/` reach that is not otherwise public: the REST edge's
 /// parsers of hostile input. Not an API.
@@ -45,6 +47,7 @@ pub mod fuzzing {
             max_connections: 1,
             handshake_timeout: std::time::Duration::from_secs(5),
             grace_period: std::time::Duration::from_secs(1),
+            metrics: None,
         };
         let deadline = tokio::time::Instant::now() + config.request_timeout;
         body::upsert_input(parts, json.into(), scope, &config, deadline)

@@ -4,6 +4,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use participants::{
+    admin::{self, Readiness},
     auth::{JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
     config::{
@@ -18,28 +19,47 @@ use participants::{
     rest,
     service::{Participants, audit_trail},
     store::Store,
+    telemetry::{Metrics, trace::Otlp},
 };
 use rand::RngCore;
 
-fn init_logs(format: LogFormat) {
+/// Logs to stderr, and spans to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+/// (the returned pipeline is flushed at exit).
+fn init_logs(format: LogFormat) -> Result<Option<Otlp>, String> {
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = tracing_subscriber::EnvFilter::try_from_env("PARTICIPANTS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a person at a terminal: not in files, pipes or a log collector.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let fmt = match format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    let otlp = Otlp::from_env()?;
+    let traces = otlp
+        .as_ref()
+        .map(|o| tracing_opentelemetry::layer().with_tracer(o.tracer.clone()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(traces)
+        .init();
+    Ok(otlp)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let otlp = match init_logs(cli.log_format) {
+        Ok(otlp) => otlp,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -53,7 +73,13 @@ fn main() -> ExitCode {
     {
         return runtime.block_on(audit_verify(study.as_deref(), db));
     }
-    match runtime.block_on(run(cli.command)) {
+    let result = runtime.block_on(run(cli.command));
+    drop(runtime);
+    // Spans still buffered go to the collector before the process ends.
+    if let Some(otlp) = otlp {
+        otlp.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -247,13 +273,41 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     }
     let mut config = args.server_config();
     config.max_connections = connection_cap(config.max_connections, args.db.db_max_connections);
-    let participants = Participants::new(store, cipher).with_batching(args.batch_config());
+    let participants = Participants::new(store.clone(), cipher).with_batching(args.batch_config());
+    let metrics = Metrics::new(store.clone(), participants.batch_sizes());
+    config.metrics = Some(metrics.clone());
+    let readiness = Arc::new(Readiness::default());
+    let admin_listener = match args.admin_listen.0 {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a} (--admin-listen): {e}"))?,
+        ),
+        None => None,
+    };
 
-    // One signal stops both edges.
+    // One signal stops both edges; /readyz turns 503 at once, and the admin endpoint stays up
+    // until both have drained.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        server::shutdown_signal().await;
-        let _ = stop_tx.send(true);
+    {
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            server::shutdown_signal().await;
+            readiness.set_draining();
+            let _ = stop_tx.send(true);
+        });
+    }
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin = admin_listener.map(|l| {
+        tokio::spawn(admin::serve(
+            l,
+            metrics.clone(),
+            store.clone(),
+            readiness.clone(),
+            async {
+                let _ = drained_rx.await;
+            },
+        ))
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -281,6 +335,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         stopped(stop_rx.clone()),
     );
     let (grpc, rest) = tokio::join!(grpc, rest);
+    let _ = drained_tx.send(());
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     grpc?;
     rest?;
     let batches = participants.batch_stats();

@@ -41,7 +41,8 @@ fn participants(dir: &Path) -> Command {
         .env("PARTICIPANTS_DATA_KEY", DATA_KEY)
         .env_remove("PARTICIPANTS_DATA_KEY_PREVIOUS")
         // Tests run side by side: the REST route takes a free port, not the default 8080.
-        .env("PARTICIPANTS_HTTP_LISTEN", "127.0.0.1:0");
+        .env("PARTICIPANTS_HTTP_LISTEN", "127.0.0.1:0")
+        .env("PARTICIPANTS_ADMIN_LISTEN", "127.0.0.1:0");
     cmd
 }
 

@@ -233,8 +233,9 @@ pub struct AuditQuery {
     pub start: Option<chrono::DateTime<chrono::Utc>>,
     /// Events before this time.
     pub end: Option<chrono::DateTime<chrono::Utc>>,
-    /// 0 for the default.
-    pub page_size: u32,
+    /// As requested: 0 for the default, more than the largest is the largest, negative is
+    /// refused (`INVALID_PAGE_SIZE`).
+    pub page_size: i32,
     pub page_token: Option<String>,
 }
 

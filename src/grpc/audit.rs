@@ -76,7 +76,7 @@ fn query(req: ListAuditEventsRequest) -> Result<AuditQuery, ServiceError> {
         subject_key: Some(req.subject_key).filter(|k| !k.is_empty()),
         start: time(req.start_time, "start_time")?,
         end: time(req.end_time, "end_time")?,
-        page_size: u32::try_from(req.page_size).unwrap_or(0),
+        page_size: req.page_size,
         page_token: Some(req.page_token).filter(|t| !t.is_empty()),
     })
 }

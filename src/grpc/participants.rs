@@ -71,6 +71,7 @@ impl ParticipantService for ParticipantApi {
         request: Request<UpsertParticipantRequest>,
     ) -> Result<Response<UpsertParticipantResponse>, Status> {
         let caller = caller(&request)?;
+        crate::telemetry::trace::record_request_id(&request.get_ref().request_id);
         let deadline = self.deadline(&request);
         let response = self
             .participants

@@ -127,6 +127,7 @@ pub async fn upsert_input(
         &parts.headers,
         &header::HeaderName::from_static("idempotency-key"),
     )?;
+    crate::telemetry::trace::record_request_id(&request_id);
     let etag = etag_of(single_header(&parts.headers, &header::IF_MATCH)?);
     let contact = Contact {
         first_name: body.first_name,

@@ -23,6 +23,7 @@ use crate::auth::{TokenVerifier, UNAUTHENTICATED_MESSAGE, authenticate};
 use crate::domain::{Reason, ServiceError};
 use crate::grpc::incoming::{Connection, IncomingConfig, incoming};
 use crate::service::{Caller, Participants};
+use crate::telemetry::RestOutcome;
 use route::Route;
 
 /// Limits and timing of the REST edge; the gRPC edge's values by default.
@@ -40,6 +41,8 @@ pub struct HttpConfig {
     pub handshake_timeout: Duration,
     /// How long in-flight calls may take to finish after shutdown.
     pub grace_period: Duration,
+    /// Where calls are counted; not counted when absent.
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 impl From<&crate::grpc::server::ServerConfig> for HttpConfig {
@@ -51,6 +54,7 @@ impl From<&crate::grpc::server::ServerConfig> for HttpConfig {
             max_connections: c.max_connections,
             handshake_timeout: c.handshake_timeout,
             grace_period: c.grace_period,
+            metrics: c.metrics.clone(),
         }
     }
 }
@@ -69,13 +73,18 @@ pub fn router(
     verifier: Arc<dyn TokenVerifier>,
     config: HttpConfig,
 ) -> Router {
+    let metrics = config.metrics.clone();
     let edge = Edge {
         participants,
         verifier,
         permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         config: Arc::new(config),
     };
-    Router::new().fallback(dispatch).with_state(edge)
+    let router = Router::new().fallback(dispatch).with_state(edge);
+    match metrics {
+        Some(m) => router.layer(crate::telemetry::RestMetricsLayer(m)),
+        None => router,
+    }
 }
 
 /// Connections from the capped accept loop the gRPC edge uses.
@@ -157,6 +166,8 @@ pub(crate) struct Answer {
     status: StatusCode,
     headers: HeaderMap,
     body: serde_json::Value,
+    /// The reason of a refusal, `""` for a success (for the metrics).
+    reason: &'static str,
 }
 
 impl Answer {
@@ -165,6 +176,7 @@ impl Answer {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body,
+            reason: "",
         }
     }
 
@@ -237,6 +249,7 @@ impl Answer {
             status,
             headers,
             body,
+            reason: reason.as_str(),
         }
     }
 
@@ -245,10 +258,15 @@ impl Answer {
     }
 }
 
-impl IntoResponse for Answer {
-    fn into_response(self) -> Response {
+impl Answer {
+    /// The response, marked with the use case it answered for the metrics layer.
+    fn answering(self, method: &'static str) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();
         response.headers_mut().extend(self.headers);
+        response.extensions_mut().insert(RestOutcome {
+            method,
+            reason: self.reason,
+        });
         response
     }
 }
@@ -266,6 +284,11 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
         return not_found();
     };
     let method = request.method().clone();
+    let span = crate::telemetry::trace::call_span(route.method_name(&method), request.headers());
+    tracing::Instrument::instrument(answer(edge, route, method, request), span).await
+}
+
+async fn answer(edge: Edge, route: Route, method: Method, request: Request) -> Response {
     if !route.allows(&method) {
         let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
         if let Ok(v) = HeaderValue::from_str(route.allowed()) {
@@ -282,7 +305,7 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
         answer
             .headers
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return answer.into_response();
+        return answer.answering(route.method_name(&method));
     };
     let values = request.headers().get_all(header::AUTHORIZATION).iter();
     let caller = match authenticate(edge.verifier.as_ref(), values.map(HeaderValue::as_bytes)) {
@@ -293,9 +316,10 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
             answer
                 .headers
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return answer.into_response();
+            return answer.answering(route.method_name(&method));
         }
     };
+    let label = route.method_name(&method);
     let deadline = tokio::time::Instant::now() + edge.config.request_timeout;
     let answer = match (method, route) {
         (Method::POST, Route::Participants(scope)) => {
@@ -313,7 +337,7 @@ async fn dispatch(State(edge): State<Edge>, request: Request) -> Response {
         }
         _ => return not_found(),
     };
-    answer.into_response()
+    answer.answering(label)
 }
 
 async fn upsert(

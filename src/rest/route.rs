@@ -59,6 +59,15 @@ impl Route {
         }
     }
 
+    /// The use case a call of this path answers, as the metrics name it.
+    pub fn method_name(&self, method: &Method) -> &'static str {
+        match (self, method == Method::POST) {
+            (Route::Participants(_), true) => "rest:UpsertParticipant",
+            (Route::Participants(_), false) => "rest:ListParticipants",
+            _ => "rest:GetParticipant",
+        }
+    }
+
     /// The `Allow` header of a 405.
     pub fn allowed(&self) -> &'static str {
         match self {

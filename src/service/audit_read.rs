@@ -4,7 +4,7 @@
 
 use super::{
     Caller, Participants, check_role, load_scope,
-    page_token::{Binding, PageTokens},
+    page_token::{Binding, PageTokens, page_size},
 };
 use crate::domain::{
     Access, Reason, Role, ServiceError,
@@ -112,10 +112,8 @@ impl Participants {
                 ))
             })?,
         };
-        let size = match query.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
+        let size = page_size(query.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+            .map_err(|e| scope.tag(e))?;
         let mut rows =
             audit_log::page_filtered(conn, scope.study.id, filter, after, u64::from(size) + 1)
                 .await

@@ -110,6 +110,11 @@ impl Participants {
         self.writer.stats()
     }
 
+    /// Commands per write transaction, as a histogram for the metrics endpoint.
+    pub fn batch_sizes(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.writer.batch_sizes()
+    }
+
     /// Group-commit settings.
     pub fn with_batching(mut self, config: writer::BatchConfig) -> Self {
         self.writer = writer::Writer::start(self.store.clone(), config);

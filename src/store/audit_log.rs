@@ -123,12 +123,11 @@ pub async fn page_by_chain(
         c,
         &format!(
             "SELECT {COLUMNS} WHERE e.study_id = ? AND e.chain_seq IS NOT NULL \
-             AND (e.chain_seq > ? OR (e.chain_seq = ? AND e.id > ?)) \
+             AND (e.chain_seq, e.id) > (?, ?) \
              ORDER BY e.chain_seq, e.id LIMIT ?"
         ),
         vec![
             study_id.into(),
-            after.0.into(),
             after.0.into(),
             after.1.into(),
             (limit as i64).into(),

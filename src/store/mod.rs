@@ -175,6 +175,27 @@ impl Store {
     pub async fn ping(&self) -> bool {
         self.db.ping().await.is_ok()
     }
+
+    /// The pool's connections now: (open, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
+            }
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
+            }
+            _ => (0, 0),
+        }
+    }
 }
 
 /// Takes the advisory lock that serialises schema and catalog changes (PostgreSQL only).

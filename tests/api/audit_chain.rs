@@ -308,7 +308,42 @@ async fn the_migration_chains_events_stored_before_it(backend: Backend) {
     );
 }
 
+/// Verification while writes commit sees each study in one snapshot: rows and head together.
+async fn verify_during_writes_never_reports_a_break(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let mut client = app.client.clone();
+            let token = app.token("crc.ohio");
+            tokio::spawn(async move {
+                for i in 0..15 {
+                    let mut req = at_ohio(&format!("LIVE-{w}-{i}"));
+                    req.contact = contact(|c| c.city = Some(format!("C{i}")));
+                    client
+                        .upsert_participant(crate::helpers::with_token(req, &token))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut checks = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        let report = verify_juno(&app.store).await;
+        assert!(report.broken.is_none(), "{report}");
+        checks += 1;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let report = verify_juno(&app.store).await;
+    assert!(report.broken.is_none(), "{report}");
+    assert_eq!(report.events, app.audit_count().await);
+    assert!(checks > 1, "verified while writing");
+}
+
 crate::on_both_backends!(
+    verify_during_writes_never_reports_a_break,
     new_events_extend_the_chain_and_the_head,
     verify_catches_an_edited_event,
     verify_catches_a_deleted_event,

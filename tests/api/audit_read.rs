@@ -335,6 +335,31 @@ async fn pages_follow_tokens_that_cannot_be_reused_elsewhere(backend: Backend) {
         );
         assert!(f.message.contains("page_token"), "{}", f.message);
     }
+    // A negative page size is refused; a huge one is the largest.
+    expect_failure(
+        list(
+            &app,
+            "dm.juno",
+            ListAuditEventsRequest {
+                page_size: -1,
+                ..query.clone()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+        "INVALID_PAGE_SIZE",
+    );
+    let huge = list(
+        &app,
+        "dm.juno",
+        ListAuditEventsRequest {
+            page_size: i32::MAX,
+            ..query.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(huge.events, whole.events);
     // The page size may change between pages.
     let rest = list(
         &app,

@@ -15,6 +15,7 @@ mod errors;
 mod get;
 mod ids;
 mod list;
+mod observability;
 mod probes;
 mod rest;
 mod retries;

@@ -427,6 +427,7 @@ async fn rest_and_grpc_refuse_alike(backend: Backend) {
                     | Reason::MalformedRequest
                     // Listings only (see the paging tests).
                     | Reason::InvalidPageToken
+                    | Reason::InvalidPageSize
             )
         })
         .map(|r| r.as_str().to_owned())
