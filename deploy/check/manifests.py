@@ -63,12 +63,15 @@ def main():
         check(grpc.get("port") == 50051 and not grpc.get("service"),
               f"{probe} must be the native gRPC probe of the server (\"\")")
 
+    # SIGTERM comes after preStop; then --drain-delay, --grace-period, and up to 1 s for idle
+    # connections to close by themselves (docs/deployment.md, Drain).
     grace = duration_seconds(flags.get("grace-period", "20s"))
+    drain_delay = duration_seconds(flags.get("drain-delay", "0s"))
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     termination = spec["terminationGracePeriodSeconds"]
-    check(pre_stop + grace < termination,
-          f"preStop {pre_stop}s + --grace-period {grace}s must stay below "
-          f"terminationGracePeriodSeconds {termination}s")
+    check(pre_stop + drain_delay + grace + 1 < termination,
+          f"preStop {pre_stop}s + --drain-delay {drain_delay}s + --grace-period {grace}s + 1s "
+          f"must stay below terminationGracePeriodSeconds {termination}s")
 
     pod_security = spec.get("securityContext", {})
     security = container.get("securityContext", {})
@@ -109,7 +112,8 @@ def main():
         want = int(sys.argv[2])
         check(deployment["spec"]["replicas"] == want, f"replicas must be {want}")
         check(hpa["minReplicas"] == want, f"HPA minReplicas must be {want}")
-    print(f"{sys.argv[1]}: probes, drain ({pre_stop}s + {grace}s < {termination}s), "
+    print(f"{sys.argv[1]}: probes, drain ({pre_stop}s + {drain_delay}s + {grace}s + 1s < "
+          f"{termination}s), "
           f"security context, ports and selectors as documented")
 
 
