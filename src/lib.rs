@@ -14,6 +14,53 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 
+/// What the fuzz targets under `fuzz/` reach that is not otherwise public: the REST edge's
+/// parsers of hostile input. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::{Request, request::Parts};
+
+    pub use crate::rest::route::Route;
+    use crate::rest::{HttpConfig, body};
+    use crate::service::model::{ListInput, ScopeRef, UpsertInput};
+
+    /// The parts of a request for `target` (path and query) with `headers`; `None` when the
+    /// HTTP library itself refuses them, as the server would never see them.
+    pub fn parts(target: &str, headers: &[(&str, &[u8])]) -> Option<Parts> {
+        let mut request = Request::builder().method("POST").uri(target);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Some(request.body(()).ok()?.into_parts().0)
+    }
+
+    /// The REST edge's reading of a POST (query, headers, JSON body); `None` when refused.
+    pub async fn upsert_input(
+        parts: &Parts,
+        json: Vec<u8>,
+        scope: ScopeRef,
+    ) -> Option<UpsertInput> {
+        let config = HttpConfig {
+            request_timeout: std::time::Duration::from_secs(10),
+            max_body_bytes: 64 * 1024,
+            max_in_flight: 1,
+            max_connections: 1,
+            handshake_timeout: std::time::Duration::from_secs(5),
+            grace_period: std::time::Duration::from_secs(1),
+            metrics: None,
+        };
+        let deadline = tokio::time::Instant::now() + config.request_timeout;
+        body::upsert_input(parts, json.into(), scope, &config, deadline)
+            .await
+            .ok()
+    }
+
+    /// The REST edge's reading of a GET of the collection; `None` when refused.
+    pub fn list_input(parts: &Parts, scope: ScopeRef) -> Option<ListInput> {
+        body::list_input(&parts.uri, scope).ok()
+    }
+}
+
 /// Code generated from `proto/openclinica/participants/v1`.
 #[allow(clippy::all, missing_docs)]
 pub mod pb {

@@ -3,8 +3,8 @@
 //! the original's answers. It reaches the use cases through the service's own model, so every
 //! rule, the token verifier and the error table are those of the gRPC edge.
 
-mod body;
-mod route;
+pub(crate) mod body;
+pub(crate) mod route;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

