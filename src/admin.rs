@@ -63,7 +63,8 @@ async fn metrics_text(State(admin): State<Admin>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            // The exposition is OpenMetrics (counters named `…_total` under a `…` TYPE line).
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         admin.metrics.render(),
     )

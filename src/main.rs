@@ -277,15 +277,6 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         ),
         None => None,
     };
-    if args.demo {
-        print_demo_lines(addr, http_addr, &jwt)?;
-    }
-    let mut config = args.server_config();
-    config.max_connections = connection_cap(config.max_connections, args.db.db_max_connections);
-    let participants = Participants::new(store.clone(), cipher).with_batching(args.batch_config());
-    let metrics = Metrics::new(store.clone(), participants.batch_sizes());
-    config.metrics = Some(metrics.clone());
-    let readiness = Arc::new(Readiness::default());
     let admin_listener = match args.admin_listen.0 {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
@@ -294,6 +285,16 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         ),
         None => None,
     };
+    if args.demo {
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+        print_demo_lines(addr, http_addr, admin_addr, &jwt)?;
+    }
+    let mut config = args.server_config();
+    config.max_connections = connection_cap(config.max_connections, args.db.db_max_connections);
+    let participants = Participants::new(store.clone(), cipher).with_batching(args.batch_config());
+    let metrics = Metrics::new(store.clone(), participants.batch_sizes());
+    config.metrics = Some(metrics.clone());
+    let readiness = Arc::new(Readiness::default());
 
     // One signal stops both edges; /readyz turns 503 at once, and the admin endpoint stays up
     // until both have drained.
@@ -444,6 +445,7 @@ fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
 fn print_demo_lines(
     addr: std::net::SocketAddr,
     http_addr: Option<std::net::SocketAddr>,
+    admin_addr: Option<std::net::SocketAddr>,
     jwt: &participants::auth::JwtSettings,
 ) -> Result<(), String> {
     let addr = reachable(addr);
@@ -486,6 +488,9 @@ fn print_demo_lines(
              curl 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants/OHIO-5' \\\n  \
              -H 'Authorization: Bearer {crc}'\n"
         );
+    }
+    if let Some(admin) = admin_addr.map(reachable) {
+        println!("Metrics: curl http://{admin}/metrics (and /livez, /readyz)\n");
     }
     Ok(())
 }

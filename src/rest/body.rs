@@ -116,8 +116,22 @@ pub async fn upsert_input(
             Ok(Ok(bytes)) => bytes,
         };
     let body: ParticipantBody = serde_json::from_slice(&bytes).map_err(|e| {
-        // serde_json's message names the field and position, never the value.
-        malformed(format!("the body is not a participant as JSON: {e}"))
+        // serde_json's own message can quote the value it choked on: only its kind and
+        // position are told, never the value.
+        use serde_json::error::Category;
+        let what = match e.classify() {
+            Category::Syntax => "is not well-formed JSON",
+            Category::Eof => "ends before the JSON does",
+            Category::Data => {
+                "is not a participant: it must be one JSON object whose fields are strings or null, each field once"
+            }
+            Category::Io => "could not be read",
+        };
+        malformed(format!(
+            "the body {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
     })?;
     let register = query_param(&parts.uri, "register").is_some_and(|v| {
         let v = v.trim();
@@ -203,7 +217,11 @@ pub fn audit_query(
             None => Ok(None),
             Some(v) => chrono::DateTime::parse_from_rfc3339(v.trim())
                 .map(|t| Some(t.with_timezone(&chrono::Utc)))
-                .map_err(|_| malformed(format!("{name} must be an RFC 3339 time"))),
+                .map_err(|_| {
+                    malformed(format!(
+                        "{name} must be an RFC 3339 time, such as 2026-11-28T09:00:00Z (a '+' in a query is read as a space: send it as %2B)"
+                    ))
+                }),
         }
     };
     Ok(crate::domain::audit::AuditQuery {

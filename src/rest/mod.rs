@@ -221,6 +221,8 @@ impl Answer {
                         })
                     })
                     .collect();
+                // The gRPC wording points at its BadRequest detail; here they are `violations`.
+                let message = message.replace("see the BadRequest details", "see violations");
                 (message, violations)
             }
             ServiceError::Unavailable { retry_after } => {

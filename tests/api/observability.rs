@@ -43,12 +43,16 @@ async fn metrics_count_calls_by_method_code_and_reason(backend: Backend) {
             .unwrap();
     }
 
-    let text = reqwest::get(format!("{}/metrics", app.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let response = reqwest::get(format!("{}/metrics", app.admin)).await.unwrap();
+    // Counters are named `…_total` under a TYPE line without the suffix: OpenMetrics, which
+    // Prometheus reads as such only when the content type says so.
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    let text = response.text().await.unwrap();
     let count = |labels: &str| sample(&text, &format!("participants_requests_total{{{labels}}}"));
     assert_eq!(
         count(r#"method="UpsertParticipant",code="OK",reason="""#),
