@@ -48,6 +48,7 @@ pub mod fuzzing {
             handshake_timeout: std::time::Duration::from_secs(5),
             grace_period: std::time::Duration::from_secs(1),
             metrics: None,
+            header_read_timeout: crate::rest::HEADER_READ_TIMEOUT,
         };
         let deadline = tokio::time::Instant::now() + config.request_timeout;
         body::upsert_input(parts, json.into(), scope, &config, deadline)

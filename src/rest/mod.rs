@@ -6,7 +6,7 @@
 pub(crate) mod body;
 pub(crate) mod route;
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -21,7 +21,7 @@ use tokio_stream::StreamExt;
 
 use crate::auth::{TokenVerifier, UNAUTHENTICATED_MESSAGE, authenticate};
 use crate::domain::{Reason, ServiceError};
-use crate::grpc::incoming::{Connection, IncomingConfig, incoming};
+use crate::grpc::incoming::{IncomingConfig, incoming};
 use crate::service::{Caller, Participants};
 use crate::telemetry::RestOutcome;
 use route::Route;
@@ -43,6 +43,9 @@ pub struct HttpConfig {
     pub grace_period: Duration,
     /// Where calls are counted; not counted when absent.
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
+    /// A request's headers must arrive within this, and an idle keep-alive connection is
+    /// closed after it.
+    pub header_read_timeout: Duration,
 }
 
 impl From<&crate::grpc::server::ServerConfig> for HttpConfig {
@@ -55,6 +58,7 @@ impl From<&crate::grpc::server::ServerConfig> for HttpConfig {
             handshake_timeout: c.handshake_timeout,
             grace_period: c.grace_period,
             metrics: c.metrics.clone(),
+            header_read_timeout: HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -87,38 +91,15 @@ pub fn router(
     }
 }
 
-/// Connections from the capped accept loop the gRPC edge uses.
-struct Capped {
-    connections: tokio_stream::wrappers::ReceiverStream<Result<Connection, std::io::Error>>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for Capped {
-    type Io = Connection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.connections.next().await {
-                Some(Ok(conn)) => {
-                    let peer = conn.peer_addr().unwrap_or(self.local);
-                    return (conn, peer);
-                }
-                // The accept loop logs and backs off by itself.
-                Some(Err(_)) => continue,
-                // Draining: nothing more will come.
-                None => std::future::pending::<()>().await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
+/// Default of `HttpConfig::header_read_timeout`.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most header bytes a request may send (HTTP/1.1 buffer; HTTP/2 header list).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Serves the REST route on `listener` until `shutdown` resolves, then lets in-flight calls
-/// finish within the grace period.
+/// finish within the grace period. Connections come from the gRPC edge's capped accept loop;
+/// a client that trickles its headers, or holds a keep-alive connection idle, is cut after
+/// `HEADER_READ_TIMEOUT`, and headers are bounded, so slow clients cannot hold the cap.
 pub async fn serve(
     listener: TcpListener,
     participants: Participants,
@@ -126,11 +107,12 @@ pub async fn serve(
     config: HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let local = listener
         .local_addr()
         .map_err(|e| format!("http listener: {e}"))?;
     let (draining_tx, draining_rx) = watch::channel(false);
-    let connections = incoming(
+    let mut connections = incoming(
         listener,
         IncomingConfig {
             max_connections: config.max_connections,
@@ -140,21 +122,48 @@ pub async fn serve(
         draining_rx,
     );
     let grace = config.grace_period;
+    let header_read_timeout = config.header_read_timeout;
     let app = router(participants, verifier, config);
-    let (stopped_tx, mut stopped_rx) = watch::channel(false);
-    let stop = async move {
-        shutdown.await;
-        let _ = draining_tx.send(true);
-        let _ = stopped_tx.send(true);
-    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(60)))
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tracing::info!(addr = %local, "serving REST");
-    let server = axum::serve(Capped { connections, local }, app).with_graceful_shutdown(stop);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            next = connections.next() => match next {
+                Some(Ok(conn)) => {
+                    let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                    let connection = builder
+                        .serve_connection(TokioIo::new(conn), service)
+                        .into_owned();
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(error = %e, "REST connection ended");
+                        }
+                    });
+                }
+                // The accept loop logs and backs off by itself.
+                Some(Err(_)) => {}
+                None => break,
+            },
+            _ = &mut shutdown => break,
+        }
+    }
+    let _ = draining_tx.send(true);
     tokio::select! {
-        r = server.into_future() => r.map_err(|e| format!("http server: {e}")),
-        _ = async {
-            let _ = stopped_rx.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => {
+        _ = graceful.shutdown() => Ok(()),
+        _ = tokio::time::sleep(grace) => {
             tracing::warn!("grace period over: closing REST calls still in flight");
             Ok(())
         }

@@ -43,7 +43,9 @@ async fn metrics_count_calls_by_method_code_and_reason(backend: Backend) {
             .unwrap();
     }
 
-    let response = reqwest::get(format!("{}/metrics", app.admin)).await.unwrap();
+    let response = reqwest::get(format!("{}/metrics", app.admin))
+        .await
+        .unwrap();
     // Counters are named `…_total` under a TYPE line without the suffix: OpenMetrics, which
     // Prometheus reads as such only when the content type says so.
     assert!(

@@ -670,3 +670,81 @@ crate::on_both_backends!(
     rest_and_grpc_refuse_alike,
     bad_http_input_is_refused_and_writes_nothing,
 );
+
+/// Slow or silent clients cannot hold REST connections: headers trickled byte by byte and an
+/// idle keep-alive connection are both closed after the header-read timeout, and an oversized
+/// header block is refused.
+#[tokio::test]
+async fn slow_and_idle_rest_connections_are_cut() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let verifier = Arc::new(participants::auth::JwtVerifier::new(&app.settings).unwrap());
+    let config = participants::rest::HttpConfig {
+        header_read_timeout: Duration::from_millis(500),
+        ..participants::rest::HttpConfig::from(&participants::grpc::server::ServerConfig::default())
+    };
+    tokio::spawn(participants::rest::serve(
+        listener,
+        app.participants.clone(),
+        verifier,
+        config,
+        std::future::pending(),
+    ));
+    // Closed: a read that ends (0 bytes, or a reset) within `limit`.
+    async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+
+    // Headers trickled one byte every 100 ms never finish: cut.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        .await
+        .unwrap();
+    let trickle = async {
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b"a").await.is_err() {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(trickle.await, "a trickled header was not cut within 3 s");
+
+    // An answered request, then silence: the keep-alive connection is closed.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 404"));
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(3)).await,
+        "an idle connection stayed open"
+    );
+
+    // A header block over 64 KiB is refused.
+    let mut big = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let _ = big.write_all(request.as_bytes()).await;
+    let n = big.read(&mut buf).await.unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
