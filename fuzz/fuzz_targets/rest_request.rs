@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let scope = match Route::parse(parts.uri.path()) {
         Some(Route::Participants(scope) | Route::ParticipantByQuery(scope)) => scope,
-        Some(Route::Participant(scope, key)) => {
+        Some(Route::Participant(scope, key) | Route::ParticipantAudit(scope, key)) => {
             assert!(!key.is_empty());
             scope
         }
