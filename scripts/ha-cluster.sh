@@ -100,11 +100,9 @@ write_haproxy_config() {
   cat >"$HA_DIR/haproxy.cfg" <<EOF
 global
     maxconn 1000
-    log stderr format raw local0 warning
 
 defaults
     mode tcp
-    log global
     timeout connect 2s
     timeout client 30m
     timeout server 30m
@@ -177,23 +175,24 @@ start() {
     --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-cluster "ha1=http://127.0.0.1:$((ETCD_PORT + 1))" \
     --heartbeat-interval 100 --election-timeout 1000 \
-    --log-level warn >"$HA_DIR/etcd.log" 2>&1 &
+    --log-level warn </dev/null >"$HA_DIR/etcd.log" 2>&1 &
   echo $! >"$HA_DIR/etcd.pid"
   wait_for 20 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
   for n in $MEMBERS; do write_member_config "$n"; done
   chown -R postgres:postgres "$HA_DIR"
   for n in $MEMBERS; do
-    # The pid file names Patroni itself, not runuser.
-    (cd "$HA_DIR" && as_postgres sh -c "echo \$\$ >'$HA_DIR/pg$n.pid'; exec patroni '$HA_DIR/pg$n.yml'" \
-      >"$HA_DIR/pg$n/patroni.out" 2>&1 &)
+    # The pid file names Patroni itself, not runuser; nothing keeps the caller's output open.
+    as_postgres sh -c "cd '$HA_DIR' && echo \$\$ >'$HA_DIR/pg$n.pid' && exec patroni '$HA_DIR/pg$n.yml'" \
+      </dev/null >"$HA_DIR/pg$n/patroni.out" 2>&1 &
     # The first member bootstraps; the others copy it once it leads.
     if [ "$n" = 1 ]; then wait_for 60 "a leader" leader; fi
   done
   wait_for 90 "three members streaming with a synchronous standby" all_streaming
 
   write_haproxy_config
-  haproxy -f "$HA_DIR/haproxy.cfg" -D -p "$HA_DIR/haproxy.pid"
+  # Nothing started here keeps the caller's stdout or stderr open.
+  haproxy -f "$HA_DIR/haproxy.cfg" -D -p "$HA_DIR/haproxy.pid" </dev/null >"$HA_DIR/haproxy.log" 2>&1
   wait_for 20 "HAProxy to reach the primary" writable
   log "leader $(leader), synchronous standby $(sync_standby); writes on 127.0.0.1:$BASE"
 }
