@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "proto/openclinica/participants/v1/participant.proto",
     "proto/openclinica/participants/v1/participant_service.proto",
     "proto/openclinica/participants/v1/error_reason.proto",
+    "proto/openclinica/participants/v1/audit_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

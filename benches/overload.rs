@@ -23,8 +23,8 @@ use std::{
 };
 
 use participants::{
+    auth::{JwtSettings, mint_hs256},
     crypto,
-    grpc::auth::{JwtSettings, mint_hs256},
     pb::{
         ParticipantContact, SiteScope, UpsertParticipantRequest,
         participant_service_client::ParticipantServiceClient, upsert_participant_request,
@@ -235,7 +235,7 @@ async fn main() {
     let extra = std::env::var("OVERLOAD_SERVER_ARGS").unwrap_or_default();
     // A soft limit of 1,024 descriptors, as on many hosts; the hard limit stays.
     let script = format!(
-        "ulimit -Sn 1024; exec {bin} serve --listen 127.0.0.1:0 --log-format json --catalog {} {extra}",
+        "ulimit -Sn 1024; exec {bin} serve --listen 127.0.0.1:0 --http-listen '' --admin-listen '' --log-format json --catalog {} {extra}",
         catalog.display()
     );
     let mut cmd = Command::new("sh");

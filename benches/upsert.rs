@@ -10,12 +10,10 @@ use std::{
 };
 
 use participants::{
+    auth::{JwtSettings, JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
     crypto::DataCipher,
-    grpc::{
-        auth::{JwtSettings, JwtVerifier, mint_hs256},
-        server::{self, ServerConfig},
-    },
+    grpc::server::{self, ServerConfig},
     pb::{
         GetParticipantRequest, ParticipantContact, SiteScope, UpsertParticipantRequest,
         get_participant_request, participant_service_client::ParticipantServiceClient,

@@ -52,7 +52,7 @@ class Server:
                    PARTICIPANTS_LOG_FORMAT="json")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "participants"), "serve", "--listen", f"127.0.0.1:{self.port}",
-             "--database-url", db_url, "--catalog", CATALOG, *extra],
+             "--database-url", db_url, "--catalog", CATALOG, "--http-listen", "", "--admin-listen", "", *extra],
             stdout=subprocess.DEVNULL, stderr=self.log, env=env)
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -81,7 +81,7 @@ EOF
 
 # --- 2. the demo, and the export lines it prints -------------------------------------------------
 say "start $BIN serve --demo on a free port"
-"$BIN" serve --demo --listen 127.0.0.1:0 >"$WORK/demo.out" 2>"$WORK/demo.log" &
+"$BIN" serve --demo --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$WORK/demo.out" 2>"$WORK/demo.log" &
 DEMO_PID=$!
 for _ in $(seq 1 300); do
   grep -q '^export PARTICIPANTS_TOKEN=' "$WORK/demo.out" 2>/dev/null && break
@@ -90,8 +90,9 @@ for _ in $(seq 1 300); do
 done
 addr=$(sed -n 's/^export PARTICIPANTS_ADDR=//p' "$WORK/demo.out")
 token=$(sed -n 's/^export PARTICIPANTS_TOKEN=//p' "$WORK/demo.out")
-[[ -n "$addr" && -n "$token" ]] || { echo "run-snippets: the demo printed no export lines" >&2; exit 1; }
-export PARTICIPANTS_ADDR=$addr PARTICIPANTS_TOKEN=$token
+http=$(sed -n 's/^export PARTICIPANTS_HTTP=//p' "$WORK/demo.out")
+[[ -n "$addr" && -n "$token" && -n "$http" ]] || { echo "run-snippets: the demo printed no export lines" >&2; exit 1; }
+export PARTICIPANTS_ADDR=$addr PARTICIPANTS_TOKEN=$token PARTICIPANTS_HTTP=$http
 echo "  PARTICIPANTS_ADDR=$addr (and the token of crc.ohio)"
 
 # --- 3. one runner per language: prepare (once) and run (per block) ------------------------------

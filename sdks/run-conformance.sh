@@ -8,6 +8,9 @@
 # Env:   CONFORMANCE_LANGUAGES   languages to run, default "python typescript go java rust"
 #        BUF_BREAKING_AGAINST    buf input to check breaking changes against (default: see below)
 #        SKIP_INSTALL=1          skip sdks/tools/install.sh (tools already installed)
+#        CONFORMANCE_PROXY       nginx or haproxy: each server started here gets that proxy in front
+#                                (deploy/proxies/, scripts/proxies.sh front), and every client (probes,
+#                                examples, SDK runners) calls through it
 # Ends with the line `conformance: N passed, M failed`; exits non-zero on any failure.
 set -euo pipefail
 
@@ -36,6 +39,10 @@ export PARTICIPANTS_DATA_KEY="$("$BIN" data-key)"
 export PARTICIPANTS_LOG_FORMAT=json
 
 stop_server() {
+  if [[ -n "${PROXY_DIR:-}" ]]; then
+    bash "$ROOT/scripts/proxies.sh" stop "$PROXY_DIR" >/dev/null 2>&1 || true
+    PROXY_DIR=""
+  fi
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -76,7 +83,7 @@ start_server() {
   local dir=$WORK/$1 port
   mkdir -p "$dir"
   port=$(free_port)
-  "$BIN" serve --listen "127.0.0.1:$port" --database-url "sqlite://$dir/participants.db?mode=rwc" \
+  "$BIN" serve --listen "127.0.0.1:$port" --http-listen "" --admin-listen "" --database-url "sqlite://$dir/participants.db?mode=rwc" \
     --catalog "$SDKS/conformance/catalog.toml" >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
   ADDR=127.0.0.1:$port
@@ -86,12 +93,27 @@ start_server() {
       die "server for $1 exited during start-up"
     fi
     if "$TOOLS/bin/grpc-health-probe" -addr "$ADDR" -connect-timeout 1s -rpc-timeout 1s >/dev/null 2>&1; then
+      [[ -n "${CONFORMANCE_PROXY:-}" ]] && start_proxy "$1" "$port"
       return 0
     fi
     sleep 0.2
   done
   sed 's/^/    | /' "$dir/server.log" >&2
   die "server for $1 not SERVING on $ADDR after 30 s"
+}
+
+# start_proxy NAME SERVER_PORT: $CONFORMANCE_PROXY in front of the server; ADDR becomes the proxy's.
+start_proxy() {
+  local proxy_port
+  proxy_port=$(free_port)
+  PROXY_DIR=$WORK/$1/proxy
+  NGINX_PORT=$proxy_port HAPROXY_PORT=$proxy_port REPLICA_A_PORT=$2 REPLICA_B_PORT=$2 \
+    bash "$ROOT/scripts/proxies.sh" front "$PROXY_DIR" "$CONFORMANCE_PROXY" >/dev/null ||
+    die "$CONFORMANCE_PROXY in front of the server for $1 did not start"
+  ADDR=127.0.0.1:$proxy_port
+  "$TOOLS/bin/grpc-health-probe" -addr "$ADDR" -connect-timeout 2s -rpc-timeout 2s >/dev/null 2>&1 ||
+    die "no health answer through $CONFORMANCE_PROXY for $1"
+  echo "  $1: clients call through $CONFORMANCE_PROXY on $ADDR"
 }
 
 # --- 1. install ---------------------------------------------------------------------------------

@@ -4,11 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::JwtSettings;
 use crate::crypto::{self, DataCipher};
-use crate::grpc::{
-    auth::JwtSettings,
-    server::{self, ServerConfig},
-};
+use crate::grpc::server::{self, ServerConfig};
 use crate::service::writer::BatchConfig;
 use crate::store::DbConfig;
 
@@ -50,6 +48,44 @@ pub enum Command {
     Token(TokenArgs),
     /// Print a fresh random key for PARTICIPANTS_DATA_KEY.
     DataKey,
+    /// Check and export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-compute every study's hash chain (or one study's): exit 0 when intact, 1 naming the
+    /// first event edited, deleted, inserted or reordered. Needs no data key.
+    Verify {
+        /// Only this study.
+        #[arg(long)]
+        study: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write a study's audit trail to standard output, oldest first, contact values opened.
+    Export {
+        /// The study's OID.
+        #[arg(long)]
+        study: String,
+        #[arg(long, value_enum, default_value_t = AuditFormat::Jsonl)]
+        format: AuditFormat,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        data: DataKeyArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated, with a header row.
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,11 +215,31 @@ impl DataKeyArgs {
     }
 }
 
+/// A socket address, or none (an empty value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+fn parse_optional_addr(value: &str) -> Result<OptionalAddr, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(OptionalAddr(None));
+    }
+    value.parse().map(|a| OptionalAddr(Some(a))).map_err(|_| {
+        format!("{value:?} is not an address like 127.0.0.1:8080 (or empty, for none)")
+    })
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PARTICIPANTS_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Address of the original's REST route (SPEC section 11); empty turns it off.
+    #[arg(long, env = "PARTICIPANTS_HTTP_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
+    pub http_listen: OptionalAddr,
+    /// Address of the admin endpoint (`/metrics`, `/livez`, `/readyz`); empty turns it off.
+    #[arg(long, env = "PARTICIPANTS_ADMIN_LISTEN", default_value = "127.0.0.1:9090", value_parser = parse_optional_addr)]
+    pub admin_listen: OptionalAddr,
     /// Catalog file applied at start-up.
     #[arg(long, env = "PARTICIPANTS_CATALOG")]
     pub catalog: Option<PathBuf>,
@@ -218,9 +274,26 @@ pub struct ServeArgs {
     /// How long a request_id's answer is remembered (at least 24h).
     #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_RETENTION", value_parser = parse_retention, default_value = "7d")]
     pub idempotency_retention: Duration,
-    /// Time in-flight calls get to finish after SIGTERM or SIGINT.
+    /// Time in-flight calls get to finish once draining has begun (after the drain delay).
     #[arg(long, env = "PARTICIPANTS_GRACE_PERIOD", value_parser = parse_duration, default_value = "20s")]
     pub grace_period: Duration,
+    /// After SIGTERM or SIGINT, how long health answers NOT_SERVING while calls and new
+    /// connections are still served, before the listener closes and draining begins. Set it
+    /// above the interval at which your load balancer or mesh checks health (e.g. 5s).
+    #[arg(long, env = "PARTICIPANTS_DRAIN_DELAY", value_parser = parse_duration, default_value = "0s")]
+    pub drain_delay: Duration,
+    /// Connections older than this get a GOAWAY and are closed once their calls are done, so
+    /// clients and proxies reconnect and reach replicas that joined since (0s: never).
+    #[arg(long, env = "PARTICIPANTS_MAX_CONNECTION_AGE", value_parser = parse_duration, default_value = "5m")]
+    pub max_connection_age: Duration,
+    /// Browser origins (e.g. `https://app.example.org`, comma-separated) allowed to call through
+    /// gRPC-Web across origins (CORS). Empty: same-origin callers only.
+    #[arg(
+        long,
+        env = "PARTICIPANTS_GRPC_WEB_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub grpc_web_cors_origins: Vec<String>,
     /// Group commit: the most upserts one transaction holds.
     #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = 128)]
     pub write_batch_max: usize,
@@ -258,6 +331,9 @@ impl ServeArgs {
             http2_keepalive_interval: self.http2_keepalive_interval,
             http2_keepalive_timeout: self.http2_keepalive_timeout,
             grace_period: self.grace_period,
+            drain_delay: self.drain_delay,
+            max_connection_age: Some(self.max_connection_age).filter(|a| !a.is_zero()),
+            cors_origins: self.grpc_web_cors_origins.clone(),
             ..ServerConfig::default()
         }
     }

@@ -33,6 +33,8 @@ pub struct DataCipher {
     others: HashMap<String, XChaCha20Poly1305>,
     /// The key of `lookup_hash`, derived from the current data key.
     lookup_key: [u8; 32],
+    /// The current data key, from which `subkey` derives keys for other purposes.
+    current_key: [u8; 32],
 }
 
 impl std::fmt::Debug for DataCipher {
@@ -100,6 +102,7 @@ impl DataCipher {
             current: (key_id(&current), XChaCha20Poly1305::new(&current.into())),
             others,
             lookup_key: lookup_key(&current),
+            current_key: current,
         }
     }
 
@@ -128,6 +131,15 @@ impl DataCipher {
         stored
             .split_once(':')
             .is_some_and(|(kid, _)| kid == self.current.0)
+    }
+
+    /// A key for `purpose` derived from the current data key (HKDF-Expand with one block, as
+    /// the lookup key), independent of the sealing key and of other purposes.
+    pub fn subkey(&self, purpose: &str) -> [u8; 32] {
+        hmac(
+            &self.current_key,
+            &[b"participants subkey v1: ", purpose.as_bytes(), &[1]],
+        )
     }
 
     /// The id of the key that seals new values (a hash prefix, not the key).

@@ -1,13 +1,18 @@
 //! The participant service: adds Participants to clinical studies, updates their contact data
 //! and registers them for Participate, over gRPC.
 
+pub mod admin;
+pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod convert;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod rest;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 
 /// Code generated from `proto/openclinica/participants/v1`.
 #[allow(clippy::all, missing_docs)]

@@ -4,38 +4,62 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use participants::{
+    admin::{self, Readiness},
+    auth::{JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
-    config::{CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, LogFormat, ServeArgs},
+    config::{
+        AuditCommand, AuditFormat, CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, LogFormat,
+        ServeArgs,
+    },
     crypto,
     grpc::{
-        auth::{JwtVerifier, mint_hs256},
         incoming,
         server::{self, SERVICE_NAME},
     },
-    service::Participants,
+    rest,
+    service::{Participants, audit_trail},
     store::Store,
+    telemetry::{Metrics, trace::Otlp},
 };
 use rand::RngCore;
 
-fn init_logs(format: LogFormat) {
+/// Logs to stderr, and spans to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+/// (the returned pipeline is flushed at exit).
+fn init_logs(format: LogFormat) -> Result<Option<Otlp>, String> {
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = tracing_subscriber::EnvFilter::try_from_env("PARTICIPANTS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a person at a terminal: not in files, pipes or a log collector.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let fmt = match format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+    };
+    let otlp = Otlp::from_env()?;
+    let traces = otlp
+        .as_ref()
+        .map(|o| tracing_opentelemetry::layer().with_tracer(o.tracer.clone()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(traces)
+        .init();
+    Ok(otlp)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let otlp = match init_logs(cli.log_format) {
+        Ok(otlp) => otlp,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -43,7 +67,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    if let Command::Audit {
+        command: AuditCommand::Verify { study, db },
+    } = &cli.command
+    {
+        return runtime.block_on(audit_verify(study.as_deref(), db));
+    }
+    let result = runtime.block_on(run(cli.command));
+    drop(runtime);
+    // Spans still buffered go to the collector before the process ends.
+    if let Some(otlp) = otlp {
+        otlp.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -88,10 +124,69 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{}", crypto::generate_key());
             Ok(())
         }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    study,
+                    format,
+                    db,
+                    data,
+                },
+        } => {
+            let cipher = data.cipher()?;
+            let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            let format = match format {
+                AuditFormat::Jsonl => audit_trail::ExportFormat::Jsonl,
+                AuditFormat::Csv => audit_trail::ExportFormat::Csv,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = audit_trail::export(&store, &cipher, &study, format, &mut out)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(events = n, "audit trail exported");
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { .. },
+        } => Err("audit verify runs on its own".into()),
         Command::Token(args) => {
             let token = mint_hs256(&args.jwt.settings(), &args.user, args.ttl)?;
             println!("{token}");
             Ok(())
+        }
+    }
+}
+
+/// `audit verify`: exit 0 when every chain is intact, 1 when one is broken or the check failed.
+async fn audit_verify(study: Option<&str>, db: &participants::config::DbArgs) -> ExitCode {
+    let checked = async {
+        let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
+            .await
+            .map_err(|e| e.to_string())?;
+        store.migrate().await.map_err(|e| e.to_string())?;
+        audit_trail::verify(&store, study)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match checked.await {
+        Ok(reports) => {
+            let mut intact = true;
+            for report in &reports {
+                println!("{report}");
+                intact &= report.broken.is_none();
+            }
+            if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -158,20 +253,94 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     tracing::info!("listening on {addr}");
+    let http_listener = match args.http_listen.0 {
+        Some(http) => Some(
+            tokio::net::TcpListener::bind(http)
+                .await
+                .map_err(|e| format!("cannot listen on {http} (--http-listen): {e}"))?,
+        ),
+        None => None,
+    };
+    let http_addr = match &http_listener {
+        Some(l) => Some(
+            l.local_addr()
+                .map_err(|e| format!("cannot read the REST listening address: {e}"))?,
+        ),
+        None => None,
+    };
     if args.demo {
-        print_demo_lines(addr, &jwt)?;
+        print_demo_lines(addr, http_addr, &jwt)?;
     }
     let mut config = args.server_config();
     config.max_connections = connection_cap(config.max_connections, args.db.db_max_connections);
-    let participants = Participants::new(store, cipher).with_batching(args.batch_config());
-    server::serve(
+    let participants = Participants::new(store.clone(), cipher).with_batching(args.batch_config());
+    let metrics = Metrics::new(store.clone(), participants.batch_sizes());
+    config.metrics = Some(metrics.clone());
+    let readiness = Arc::new(Readiness::default());
+    let admin_listener = match args.admin_listen.0 {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a} (--admin-listen): {e}"))?,
+        ),
+        None => None,
+    };
+
+    // One signal stops both edges; /readyz turns 503 at once, and the admin endpoint stays up
+    // until both have drained.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    {
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            server::shutdown_signal().await;
+            readiness.set_draining();
+            let _ = stop_tx.send(true);
+        });
+    }
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin = admin_listener.map(|l| {
+        tokio::spawn(admin::serve(
+            l,
+            metrics.clone(),
+            store.clone(),
+            readiness.clone(),
+            async {
+                let _ = drained_rx.await;
+            },
+        ))
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let rest = async {
+        match http_listener {
+            Some(l) => {
+                rest::serve(
+                    l,
+                    participants.clone(),
+                    verifier.clone(),
+                    rest::HttpConfig::from(&config),
+                    stopped(stop_rx.clone()),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    let grpc = server::serve(
         listener,
         participants.clone(),
-        verifier,
-        config,
-        server::shutdown_signal(),
-    )
-    .await?;
+        verifier.clone(),
+        config.clone(),
+        stopped(stop_rx.clone()),
+    );
+    let (grpc, rest) = tokio::join!(grpc, rest);
+    let _ = drained_tx.send(());
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    grpc?;
+    rest?;
     let batches = participants.batch_stats();
     tracing::info!(
         write_batches = batches.batches,
@@ -242,12 +411,9 @@ fn spawn_idempotency_purge(store: Store, retention: std::time::Duration) {
     });
 }
 
-fn print_demo_lines(
-    addr: std::net::SocketAddr,
-    jwt: &participants::grpc::auth::JwtSettings,
-) -> Result<(), String> {
-    // A wildcard listen address is reached through loopback.
-    let addr = match addr.ip() {
+/// A wildcard listen address is reached through loopback.
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr.ip() {
         std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
             std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
         }
@@ -255,7 +421,15 @@ fn print_demo_lines(
             std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
         }
         _ => addr,
-    };
+    }
+}
+
+fn print_demo_lines(
+    addr: std::net::SocketAddr,
+    http_addr: Option<std::net::SocketAddr>,
+    jwt: &participants::auth::JwtSettings,
+) -> Result<(), String> {
+    let addr = reachable(addr);
     let ttl = std::time::Duration::from_secs(12 * 3600);
     let crc = mint_hs256(jwt, "crc.ohio", ttl)?;
     let monitor = mint_hs256(jwt, "monitor.juno", ttl)?;
@@ -283,6 +457,19 @@ fn print_demo_lines(
          (the development secret is new on every demo start)\n",
         secret = String::from_utf8_lossy(jwt.hs256_secret.as_deref().unwrap_or_default())
     );
+    if let Some(http) = http_addr.map(reachable) {
+        // The original's sample call, unchanged but for the host and the token.
+        let body = r#"{"subjectKey":"OHIO-5","lastName":"ОНІО","emailAddress":"OHIOS@openclinica.com","phoneNumber":"+1 1234567890"}"#;
+        println!(
+            "The original's REST route is on http://{http} (paste with curl installed):\n\n\
+             export PARTICIPANTS_HTTP=http://{http}\n\
+             curl -X POST 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants?register=y' \\\n  \
+             -H 'Authorization: Bearer {crc}' -H 'Content-Type: application/json' \\\n  \
+             -d '{body}'\n\
+             curl 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants/OHIO-5' \\\n  \
+             -H 'Authorization: Bearer {crc}'\n"
+        );
+    }
     Ok(())
 }
 

@@ -39,7 +39,10 @@ fn participants(dir: &Path) -> Command {
         .env_remove("RUST_BACKTRACE")
         .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
         .env("PARTICIPANTS_DATA_KEY", DATA_KEY)
-        .env_remove("PARTICIPANTS_DATA_KEY_PREVIOUS");
+        .env_remove("PARTICIPANTS_DATA_KEY_PREVIOUS")
+        // Tests run side by side: the REST route takes a free port, not the default 8080.
+        .env("PARTICIPANTS_HTTP_LISTEN", "127.0.0.1:0")
+        .env("PARTICIPANTS_ADMIN_LISTEN", "127.0.0.1:0");
     cmd
 }
 
@@ -377,8 +380,8 @@ async fn logs_hold_no_personal_data_or_tokens(backend: Backend) {
 }
 
 #[test]
-#[ignore = "needs grpcurl on PATH (.ci/run installs it)"]
-fn the_demo_prints_grpcurl_lines_that_work() {
+#[ignore = "needs grpcurl and curl on PATH (.ci/run installs them)"]
+fn the_demo_prints_grpcurl_and_curl_lines_that_work() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = participants(dir.path())
         .env_remove("PARTICIPANTS_JWT_HS256_SECRET")
@@ -396,14 +399,26 @@ fn the_demo_prints_grpcurl_lines_that_work() {
             }
         }
     });
+    // The grpcurl lines, and the curl commands (continued over lines ending in `\`).
     let mut lines = Vec::new();
-    while lines.len() < 5 {
+    let mut curls: Vec<String> = Vec::new();
+    let mut continued = false;
+    while lines.len() < 5 || curls.len() < 2 || continued {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("demo lines");
-        if line.starts_with("grpcurl ") {
-            lines.push(line);
+        if continued {
+            if let Some(last) = curls.last_mut() {
+                last.push_str(line.trim_end_matches('\\'));
+            }
+        } else if line.starts_with("grpcurl ") {
+            lines.push(line.clone());
+        } else if line.starts_with("curl ") {
+            curls.push(line.trim_end_matches('\\').to_owned());
+        } else {
+            continue;
         }
+        continued = line.ends_with('\\');
     }
     let run = |line: &str| {
         let out = Command::new("sh").arg("-c").arg(line).output().expect("sh");
@@ -412,6 +427,19 @@ fn the_demo_prints_grpcurl_lines_that_work() {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         (out.status.success(), text)
     };
+    // The original's sample call first, as printed: it creates OHIO-5 and registers it.
+    let (ok, out) = run(&format!("{} -sS", curls[0]));
+    assert!(
+        ok && out.contains("\"subjectOid\":\"SS_OHIO5\"")
+            && out.contains("\"participateStatus\":\"Created\"")
+            && out.contains("\"accessCode\""),
+        "{out}"
+    );
+    let (ok, out) = run(&format!("{} -sS", curls[1]));
+    assert!(
+        ok && out.contains("\"subjectKey\":\"OHIO-5\"") && out.contains("\"lastName\":\"ОНІО\""),
+        "{out}"
+    );
     let (ok, out) = run(&lines[0]);
     assert!(
         ok && out.contains("openclinica.participants.v1.ParticipantService"),
@@ -543,4 +571,136 @@ async fn the_demo_prints_export_lines_and_a_token_command_that_work() {
 on_both_backends!(
     sigterm_turns_health_not_serving_and_exits_zero,
     logs_hold_no_personal_data_or_tokens,
+    audit_verify_and_export_from_the_command_line,
 );
+
+/// `audit verify` exits 0 on an intact trail and 1 naming the edited event; `audit export`
+/// writes the trail as JSON lines and CSV with contact values opened.
+async fn audit_verify_and_export_from_the_command_line(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(backend, dir.path()).await;
+    let mut server = Server::start(dir.path(), &["--database-url", &db], &[]);
+    let token = server.token("crc.ohio");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ParticipantServiceClient::new(channel);
+    for (key, name) in [("AUD-1", "Zebulon"), ("AUD-2", "O'Hara, \"Q\"")] {
+        let mut request = tonic::Request::new(UpsertParticipantRequest {
+            scope: Some(Scope::Site(SiteScope {
+                study_oid: "S_JUNO(PROD)".into(),
+                site_oid: "S_OHI0(TEST)".into(),
+            })),
+            subject_key: key.into(),
+            contact: Some(ParticipantContact {
+                last_name: Some(name.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        client.upsert_participant(request).await.unwrap();
+    }
+    server.terminate();
+    tokio::task::spawn_blocking(move || server.wait(Duration::from_secs(15)))
+        .await
+        .unwrap();
+
+    let run = |args: &[&str]| {
+        participants(dir.path())
+            .args(args)
+            .args(["--database-url", &db])
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(
+        ok.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("study S_JUNO(PROD): intact, 4 events"),
+        "{stdout}"
+    );
+
+    let jsonl = run(&["audit", "export", "--study", "S_JUNO(PROD)"]);
+    assert!(
+        jsonl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&jsonl.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&jsonl.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["type"], "PARTICIPANT_CREATED");
+    assert_eq!(lines[0]["subject_key"], "AUD-1");
+    assert_eq!(lines[0]["site_oid"], "S_OHI0(TEST)");
+    assert_eq!(lines[1]["field"], "last_name");
+    assert_eq!(lines[1]["new_value"], "Zebulon", "opened for the inspector");
+    assert_eq!(lines[3]["chain_position"], 4);
+    assert_eq!(lines[3]["hash"].as_str().unwrap().len(), 64);
+
+    let csv = run(&[
+        "audit",
+        "export",
+        "--study",
+        "S_JUNO(PROD)",
+        "--format",
+        "csv",
+    ]);
+    assert!(csv.status.success());
+    let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
+    assert!(
+        csv.starts_with("event_id,study_oid,site_oid,subject_key,type,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.contains(",\"O'Hara, \"\"Q\"\"\","), "quoted: {csv}");
+
+    // Someone with database rights lifts the guard and edits the second event.
+    let conn = sea_orm::Database::connect(&db).await.unwrap();
+    let guard = match backend {
+        Backend::Sqlite => "DROP TRIGGER audit_events_no_update",
+        Backend::Postgres => "DROP TRIGGER audit_events_append_only ON audit_events",
+    };
+    conn.execute_unprepared(guard).await.unwrap();
+    let second = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET 1".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    conn.execute_unprepared(&format!(
+        "UPDATE audit_events SET actor = 'dm.juno' WHERE id = {second}"
+    ))
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let broken = run(&["audit", "verify", "--study", "S_JUNO(PROD)"]);
+    let stdout = String::from_utf8_lossy(&broken.stdout).into_owned();
+    assert_eq!(broken.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "study S_JUNO(PROD): BROKEN at event {second}: edited"
+        )),
+        "{stdout}"
+    );
+
+    let unknown = run(&["audit", "verify", "--study", "S_NOPE"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("S_NOPE"));
+}

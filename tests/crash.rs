@@ -11,7 +11,7 @@ use std::{
 };
 
 use participants::{
-    grpc::auth::{JwtSettings, mint_hs256},
+    auth::{JwtSettings, mint_hs256},
     pb::{
         ParticipantContact, SiteScope, UpsertParticipantRequest,
         participant_service_client::ParticipantServiceClient, upsert_participant_request::Scope,

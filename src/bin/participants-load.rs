@@ -24,7 +24,7 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use participants::{
-    grpc::auth::{JwtSettings, mint_hs256},
+    auth::{JwtSettings, mint_hs256},
     pb::{
         GetParticipantRequest, ParticipantContact, SiteScope, UpsertParticipantRequest,
         get_participant_request, participant_service_client::ParticipantServiceClient,

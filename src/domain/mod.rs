@@ -1,5 +1,6 @@
 //! Pure types and rules: no tonic, no sea_orm, no I/O.
 
+pub mod audit;
 pub mod error;
 pub mod id;
 pub mod reason;

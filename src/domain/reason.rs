@@ -102,6 +102,8 @@ reasons! {
     ServerOverloaded => "SERVER_OVERLOADED", "errorCode.serverOverloaded", ResourceExhausted, 429;
     MessageTooLarge => "MESSAGE_TOO_LARGE", "errorCode.messageTooLarge", ResourceExhausted, 413;
     MalformedRequest => "MALFORMED_REQUEST", "errorCode.malformedRequest", InvalidArgument, 400;
+    InvalidPageToken => "INVALID_PAGE_TOKEN", "errorCode.invalidPageToken", InvalidArgument, 400;
+    InvalidPageSize => "INVALID_PAGE_SIZE", "errorCode.invalidPageSize", InvalidArgument, 400;
 }
 
 impl std::fmt::Display for Reason {

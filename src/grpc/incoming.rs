@@ -64,6 +64,13 @@ pub struct Connection {
     _permit: OwnedSemaphorePermit,
 }
 
+impl Connection {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.stream.peer_addr()
+    }
+}
+
 impl Connected for Connection {
     type ConnectInfo = TcpConnectInfo;
 

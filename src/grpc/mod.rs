@@ -1,6 +1,7 @@
 //! Transport: server wiring, authentication, handlers, and the error mapping.
 
 pub mod admission;
+pub mod audit;
 pub mod auth;
 pub mod incoming;
 pub mod participants;

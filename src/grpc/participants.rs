@@ -6,7 +6,8 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::pb::{
-    GetParticipantRequest, Participant, UpsertParticipantRequest, UpsertParticipantResponse,
+    GetParticipantRequest, ListParticipantsRequest, ListParticipantsResponse, Participant,
+    UpsertParticipantRequest, UpsertParticipantResponse,
     participant_service_server::ParticipantService,
 };
 use crate::service::{Caller, Participants};
@@ -37,7 +38,7 @@ impl ParticipantApi {
 }
 
 /// Parses a `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(super) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let split = value.len().checked_sub(1)?;
     let (digits, unit) = (value.get(..split)?, value.get(split..)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -55,7 +56,7 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+pub(super) fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     // The auth interceptor puts the caller there; its absence is a wiring fault.
     req.extensions()
         .get::<Caller>()
@@ -70,10 +71,11 @@ impl ParticipantService for ParticipantApi {
         request: Request<UpsertParticipantRequest>,
     ) -> Result<Response<UpsertParticipantResponse>, Status> {
         let caller = caller(&request)?;
+        crate::telemetry::trace::record_request_id(&request.get_ref().request_id);
         let deadline = self.deadline(&request);
         let response = self
             .participants
-            .upsert(&caller, request.into_inner(), deadline)
+            .upsert(&caller, request.into_inner().into(), deadline)
             .await
             .map_err(|e| {
                 tracing::info!(user = %caller.user, reason = %e.reason(), "upsert refused");
@@ -81,11 +83,11 @@ impl ParticipantService for ParticipantApi {
             })?;
         tracing::info!(
             user = %caller.user,
-            subject_oid = response.participant.as_ref().map(|p| p.subject_oid.as_str()).unwrap_or_default(),
+            subject_oid = %response.participant.subject_oid,
             created = response.created,
             "upsert done"
         );
-        Ok(Response::new(response))
+        Ok(Response::new(response.into()))
     }
 
     async fn get_participant(
@@ -96,13 +98,30 @@ impl ParticipantService for ParticipantApi {
         let deadline = self.deadline(&request);
         let participant = self
             .participants
-            .get(&caller, request.into_inner(), deadline)
+            .get(&caller, request.into_inner().into(), deadline)
             .await
             .map_err(|e| {
                 tracing::info!(user = %caller.user, reason = %e.reason(), "get refused");
                 Status::from(e)
             })?;
-        Ok(Response::new(participant))
+        Ok(Response::new(participant.into()))
+    }
+
+    async fn list_participants(
+        &self,
+        request: Request<ListParticipantsRequest>,
+    ) -> Result<Response<ListParticipantsResponse>, Status> {
+        let caller = caller(&request)?;
+        let deadline = self.deadline(&request);
+        let page = self
+            .participants
+            .list(&caller, request.into_inner().into(), deadline)
+            .await
+            .map_err(|e| {
+                tracing::info!(user = %caller.user, reason = %e.reason(), "list refused");
+                Status::from(e)
+            })?;
+        Ok(Response::new(page.into()))
     }
 }
 

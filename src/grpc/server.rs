@@ -1,6 +1,11 @@
 //! Server wiring: health, reflection, auth, limits, graceful shutdown.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -9,11 +14,15 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{
     admission::Admission,
-    auth::{AuthInterceptor, TokenVerifier},
+    audit::AuditApi,
+    auth::AuthInterceptor,
     incoming::{IncomingConfig, incoming},
     participants::ParticipantApi,
 };
-use crate::pb::participant_service_server::ParticipantServiceServer;
+use crate::auth::TokenVerifier;
+use crate::pb::{
+    audit_service_server::AuditServiceServer, participant_service_server::ParticipantServiceServer,
+};
 use crate::service::Participants;
 
 /// Transport limits and timing.
@@ -37,10 +46,20 @@ pub struct ServerConfig {
     pub http2_keepalive_interval: Duration,
     /// A connection whose ping is not answered within this is closed.
     pub http2_keepalive_timeout: Duration,
-    /// How long in-flight calls may take to finish after SIGTERM.
+    /// How long in-flight calls may take to finish once draining has begun.
     pub grace_period: Duration,
+    /// After SIGTERM, how long health reports `NOT_SERVING` while the server still accepts and
+    /// serves, so load balancers and meshes stop routing here before the listener closes.
+    pub drain_delay: Duration,
+    /// A connection older than this is sent a GOAWAY and closes once its calls are done, so
+    /// clients and proxies reconnect and spread over replicas that joined since (`None`: never).
+    pub max_connection_age: Option<Duration>,
     /// How often the database is pinged for the health status.
     pub health_interval: Duration,
+    /// Where calls are counted; a registry of the server's own when absent.
+    pub metrics: Option<Arc<crate::telemetry::Metrics>>,
+    /// Browser origins allowed to call through gRPC-Web (CORS); none: same origin only.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -55,13 +74,21 @@ impl Default for ServerConfig {
             http2_keepalive_interval: Duration::from_secs(60),
             http2_keepalive_timeout: Duration::from_secs(20),
             grace_period: Duration::from_secs(20),
+            drain_delay: Duration::ZERO,
+            max_connection_age: Some(DEFAULT_MAX_CONNECTION_AGE),
             health_interval: Duration::from_secs(2),
+            metrics: None,
+            cors_origins: Vec::new(),
         }
     }
 }
 
 /// Default of `max_in_flight`, from the measured capacity of the write path (docs/deployment.md).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Once no call is in flight during a drain, how long connections get to close by themselves.
+const SETTLE: Duration = Duration::from_secs(1);
+/// Default of `max_connection_age`.
+pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// Default of `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Largest header block a client may send (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE): room for an
@@ -76,8 +103,9 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status(SERVICE_NAME, status).await;
 }
 
-/// Serves on `listener` until `shutdown` resolves, then drains: health turns `NOT_SERVING`,
-/// no new connection is accepted, and in-flight calls get `grace_period` to finish.
+/// Serves on `listener` until `shutdown` resolves, then drains: health turns `NOT_SERVING` at
+/// once; after `drain_delay` (still serving) the listener closes, every connection is sent a
+/// GOAWAY, and in-flight calls get `grace_period` to finish.
 pub async fn serve(
     listener: TcpListener,
     participants: Participants,
@@ -101,6 +129,15 @@ pub async fn serve(
         .map_err(|e| format!("reflection: {e}"))?;
 
     let store = participants.store().clone();
+    let metrics = config.metrics.clone().unwrap_or_else(|| {
+        crate::telemetry::Metrics::new(store.clone(), participants.batch_sizes())
+    });
+    // The audit trail's readers pass the same token check and their own admission limit.
+    let audit =
+        AuditServiceServer::new(AuditApi::new(participants.clone(), config.request_timeout))
+            .max_decoding_message_size(config.max_message_bytes);
+    let audit = InterceptedService::new(audit, AuthInterceptor::new(verifier.clone()));
+    let audit = Admission::new(audit, config.max_in_flight, config.max_message_bytes);
     let api =
         ParticipantServiceServer::new(ParticipantApi::new(participants, config.request_timeout))
             .max_decoding_message_size(config.max_message_bytes);
@@ -114,17 +151,13 @@ pub async fn serve(
     let (draining_tx, mut draining_rx) = watch::channel(false);
     let watcher = {
         let reporter = reporter.clone();
-        let mut draining = draining_tx.subscribe();
         let interval = config.health_interval;
         tokio::spawn(async move {
             let mut healthy = true;
             loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = draining.changed() => return,
-                }
+                tokio::time::sleep(interval).await;
                 let up = store.ping().await;
-                if up != healthy && !*draining.borrow() {
+                if up != healthy {
                     healthy = up;
                     tracing::warn!(database_up = up, "database health changed");
                     let status = if up {
@@ -150,14 +183,44 @@ pub async fn serve(
     );
 
     let drain_reporter = reporter.clone();
+    let stop_watcher = watcher.abort_handle();
+    let drain_delay = config.drain_delay;
+    let requested: Arc<OnceLock<Instant>> = Arc::default();
+    let requested_at = requested.clone();
     let stop = async move {
         shutdown.await;
-        tracing::info!("shutdown requested: draining");
-        let _ = draining_tx.send(true);
+        let _ = requested_at.set(Instant::now());
+        // Health first, while the listener is still open: a balancer polling it, or a mesh
+        // told by it, stops sending new calls here before connections are refused.
+        stop_watcher.abort();
         set_health(&drain_reporter, ServingStatus::NotServing).await;
+        tracing::info!(
+            drain_delay_ms = drain_delay.as_millis() as u64,
+            "shutdown requested: health NOT_SERVING; still serving during the drain delay"
+        );
+        tokio::time::sleep(drain_delay).await;
+        tracing::info!("draining: listener closed, GOAWAY sent on every connection");
+        let _ = draining_tx.send(true);
     };
 
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(age) = config.max_connection_age.filter(|a| !a.is_zero()) {
+        // No max_connection_age_grace: tonic then closes at age + grace without ever sending
+        // a GOAWAY; without it the connection ends gracefully once its calls are done.
+        builder = builder.max_connection_age(age);
+    }
+    let cors = cors_layer(&config.cors_origins)?;
+    let server = builder
+        // gRPC-Web (HTTP/1.1, for browsers) beside gRPC on the same port.
+        .accept_http1(true)
+        // Every call, health and reflection included, gets its span, then is counted.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(crate::telemetry::trace::GrpcTraceLayer)
+                .layer(crate::telemetry::GrpcMetricsLayer(metrics))
+                .option_layer(cors)
+                .layer(tonic_web::GrpcWebLayer::new()),
+        )
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(config.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(config.http2_keepalive_timeout))
@@ -166,6 +229,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(api)
+        .add_service(audit)
         .serve_with_incoming_shutdown(incoming, stop);
     tracing::info!(addr = ?addr, "serving");
 
@@ -191,12 +255,59 @@ pub async fn serve(
                 quiet = if in_flight.count() == 0 { quiet + 1 } else { 0 };
             }
         } => {
-            tracing::info!("drained: no call in flight; closing idle connections");
+            // The count ends when a call's answer is ready, not when its trailers are written,
+            // and a proxy's last streams may still be on their way: let connections close by
+            // themselves for a moment (a peer that answers the GOAWAY closes at once), then
+            // close what is left, idle.
+            if tokio::time::timeout(SETTLE, &mut server).await.is_err() {
+                tracing::info!("drained: no call in flight; closing idle connections");
+            }
             Ok(())
         }
     };
     watcher.abort();
+    if let Some(at) = requested.get() {
+        tracing::info!(
+            drain_ms = at.elapsed().as_millis() as u64,
+            "stopped: time from the shutdown request to the last connection closed"
+        );
+    }
     result
+}
+
+/// The CORS rules for gRPC-Web calls from `origins` (exact origins such as
+/// `https://app.example.org`), or none when the list is empty.
+fn cors_layer(origins: &[String]) -> Result<Option<tower_http::cors::CorsLayer>, String> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|o| {
+            http::HeaderValue::from_str(o.trim())
+                .map_err(|_| format!("CORS origin {o:?} is not a header value"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let header = |n: &'static str| http::HeaderName::from_static(n);
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([http::Method::POST, http::Method::OPTIONS])
+            .allow_headers([
+                header("authorization"),
+                header("content-type"),
+                header("x-grpc-web"),
+                header("x-user-agent"),
+                header("grpc-timeout"),
+            ])
+            .expose_headers([
+                header("grpc-status"),
+                header("grpc-message"),
+                header("grpc-status-details-bin"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    ))
 }
 
 /// Resolves on SIGTERM or SIGINT.

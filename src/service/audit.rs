@@ -1,11 +1,17 @@
 //! The audit trail of a write (SPEC section 8): its events, built while the write runs and
 //! inserted in the write's transaction.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, DbErr, EntityTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, Statement,
+};
 
 use super::upsert::UpsertCommand;
-use crate::domain::validate::ContactField;
-use crate::store::entity::{audit_event, change_reason};
+use crate::domain::{
+    audit::{ChainedEvent, EventType, GENESIS, parse_hash},
+    validate::ContactField,
+};
+use crate::store::entity::{audit_event, change_reason, study};
 
 /// What a write changes.
 pub(crate) struct Change {
@@ -33,14 +39,14 @@ impl<'a> Audit<'a> {
     /// One FIELD_CHANGED event per changed field, in field order.
     pub(crate) fn changed(&mut self, changes: Vec<Change>) {
         for c in changes {
-            self.record("FIELD_CHANGED", Some(c.field), c.old, c.new);
+            self.record(EventType::FieldChanged, Some(c.field), c.old, c.new);
         }
     }
 
     /// The first registration for Participate; the access code itself is never recorded.
     pub(crate) fn registered(&mut self) {
         self.record(
-            "PARTICIPATE_REGISTERED",
+            EventType::ParticipateRegistered,
             Some("participate_status"),
             None,
             Some("created".to_owned()),
@@ -49,7 +55,7 @@ impl<'a> Audit<'a> {
 
     pub(crate) fn record(
         &mut self,
-        event_type: &str,
+        event_type: EventType,
         field: Option<&str>,
         old: Option<String>,
         new: Option<String>,
@@ -68,7 +74,7 @@ impl<'a> Audit<'a> {
         self.events.push(audit_event::ActiveModel {
             participant_id: Set(self.participant_id),
             study_id: Set(self.cmd.study_id),
-            event_type: Set(event_type.to_owned()),
+            event_type: Set(event_type.as_str().to_owned()),
             field_name: Set(field.map(str::to_owned)),
             old_value: Set(old),
             new_value: Set(new),
@@ -82,12 +88,19 @@ impl<'a> Audit<'a> {
     }
 
     /// Inserts the write's reason for change once, then the recorded events, which reference
-    /// it, in one statement.
-    pub(crate) async fn write(mut self, tx: &DatabaseTransaction) -> Result<(), DbErr> {
+    /// it, in one statement, each hashed onto the study's chain; then moves the chain's head on
+    /// the study row. `study` is the row read under the study lock in this transaction, so its
+    /// head is the latest (also when several writes of the study share one batch).
+    pub(crate) async fn write(
+        mut self,
+        tx: &DatabaseTransaction,
+        study: &study::Model,
+    ) -> Result<(), DbErr> {
         if self.events.is_empty() {
             return Ok(());
         }
-        if let Some(reason) = &self.cmd.reason_for_change {
+        let reason = self.cmd.reason_for_change.clone();
+        if let Some(reason) = &reason {
             let stored = change_reason::ActiveModel {
                 reason: Set(reason.clone()),
                 ..Default::default()
@@ -98,9 +111,81 @@ impl<'a> Audit<'a> {
                 event.reason_id = Set(Some(stored.id));
             }
         }
+        let mut head = match &study.audit_head {
+            None if study.audit_seq == 0 => GENESIS,
+            head => head.as_deref().and_then(parse_hash).ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "the audit chain head of study {} is malformed",
+                    study.id
+                ))
+            })?,
+        };
+        let mut seq = study.audit_seq;
+        for event in &mut self.events {
+            seq += 1;
+            head = hash_of(event, seq, reason.as_deref()).hash(&head);
+            event.chain_seq = Set(Some(seq));
+            event.hash = Set(Some(hex::encode(head)));
+        }
         audit_event::Entity::insert_many(self.events)
             .exec(tx)
             .await?;
+        let backend = tx.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "UPDATE studies SET audit_seq = $1, audit_head = $2 WHERE id = $3 AND audit_seq = $4"
+            }
+            _ => "UPDATE studies SET audit_seq = ?, audit_head = ? WHERE id = ? AND audit_seq = ?",
+        };
+        let moved = tx
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [
+                    seq.into(),
+                    hex::encode(head).into(),
+                    study.id.into(),
+                    study.audit_seq.into(),
+                ],
+            ))
+            .await?;
+        if moved.rows_affected() != 1 {
+            return Err(DbErr::Custom(format!(
+                "the audit chain of study {} moved under the study lock",
+                study.id
+            )));
+        }
         Ok(())
+    }
+}
+
+/// The event as hashed: the values as they are stored.
+fn hash_of<'a>(
+    event: &'a audit_event::ActiveModel,
+    seq: i64,
+    reason: Option<&'a str>,
+) -> ChainedEvent<'a> {
+    fn set<T>(v: &sea_orm::ActiveValue<T>) -> Option<&T>
+    where
+        T: Into<sea_orm::Value>,
+    {
+        match v {
+            sea_orm::ActiveValue::Set(v) | sea_orm::ActiveValue::Unchanged(v) => Some(v),
+            sea_orm::ActiveValue::NotSet => None,
+        }
+    }
+    ChainedEvent {
+        study_id: set(&event.study_id).copied().unwrap_or_default(),
+        seq,
+        participant_id: set(&event.participant_id).copied().unwrap_or_default(),
+        event_type: set(&event.event_type).map_or("", String::as_str),
+        field: set(&event.field_name).and_then(|v| v.as_deref()),
+        old_value: set(&event.old_value).and_then(|v| v.as_deref()),
+        new_value: set(&event.new_value).and_then(|v| v.as_deref()),
+        actor: set(&event.actor).map_or("", String::as_str),
+        occurred_at_micros: set(&event.occurred_at).map_or(0, |t| t.timestamp_micros()),
+        request_id: set(&event.request_id).and_then(|v| v.as_deref()),
+        inline_reason: set(&event.reason_for_change).and_then(|v| v.as_deref()),
+        reason,
     }
 }

@@ -39,6 +39,15 @@ impl Snapshot {
         self.sites.get(oid)
     }
 
+    /// The sites of one study, by id.
+    pub fn sites_of_study(&self, study_id: i64) -> HashMap<i64, &site::Model> {
+        self.sites
+            .values()
+            .filter(|s| s.study_id == study_id)
+            .map(|s| (s.id, s))
+            .collect()
+    }
+
     /// The user's active role assignments within one study.
     pub fn assignments(&self, user: &str, study_id: i64) -> &[Assignment] {
         self.roles

@@ -1,9 +1,9 @@
 //! GetParticipant: every role may read within its reach; contact data only for roles that may
 //! write it (minimum necessary).
 
-use super::{Caller, Participants, check_role, load_scope, participant_message, scope_oids};
+use super::model::{GetInput, ParticipantView};
+use super::{Caller, Participants, check_role, load_scope, participant_view, scope_oids};
 use crate::domain::{Access, Reason, ServiceError, validate::SubjectKey};
-use crate::pb;
 use crate::store::{queries, to_service_error};
 
 impl Participants {
@@ -11,9 +11,9 @@ impl Participants {
     pub async fn get(
         &self,
         caller: &Caller,
-        req: pb::GetParticipantRequest,
+        req: GetInput,
         deadline: tokio::time::Instant,
-    ) -> Result<pb::Participant, ServiceError> {
+    ) -> Result<ParticipantView, ServiceError> {
         let timed_out = || ServiceError::rejected(Reason::RequestTimedOut, "the request timed out");
         super::until(deadline, timed_out, self.read_one(caller, req)).await
     }
@@ -21,15 +21,10 @@ impl Participants {
     async fn read_one(
         &self,
         caller: &Caller,
-        req: pb::GetParticipantRequest,
-    ) -> Result<pb::Participant, ServiceError> {
+        req: GetInput,
+    ) -> Result<ParticipantView, ServiceError> {
         let conn = self.store.connection();
-        let (study, site) = match &req.scope {
-            Some(pb::get_participant_request::Scope::Study(s)) => (Some(s), None),
-            Some(pb::get_participant_request::Scope::Site(s)) => (None, Some(s)),
-            None => (None, None),
-        };
-        let (study_oid, site_oid) = scope_oids(study, site)?;
+        let (study_oid, site_oid) = scope_oids(req.scope.as_ref())?;
         let catalog = self.catalog().await?;
         let scope = load_scope(&catalog, study_oid, site_oid)?;
         let role = check_role(&catalog, caller, &scope, Access::Read)?;
@@ -74,7 +69,7 @@ impl Participants {
         } else {
             None
         };
-        Ok(participant_message(
+        Ok(participant_view(
             &scope.study.oid,
             site_oid.as_deref(),
             &found,

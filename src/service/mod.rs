@@ -1,19 +1,22 @@
 //! Use cases, one file each. They take the caller and a request, and talk to the store.
 
 pub mod audit;
+pub mod audit_read;
+pub mod audit_trail;
 pub mod catalog_cache;
 pub mod get;
+pub mod list;
+pub mod model;
+pub mod page_token;
+pub mod remembered;
 pub mod upsert;
 pub mod writer;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-
 use crate::crypto::DataCipher;
 
 use crate::domain::{Access, Reason, ServiceError, role::resolve_role, validate::plausible_oid};
-use crate::pb;
 use crate::store::{
     Store,
     entity::{participant, participant_contact, site, study},
@@ -107,6 +110,11 @@ impl Participants {
         self.writer.stats()
     }
 
+    /// Commands per write transaction, as a histogram for the metrics endpoint.
+    pub fn batch_sizes(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.writer.batch_sizes()
+    }
+
     /// Group-commit settings.
     pub fn with_batching(mut self, config: writer::BatchConfig) -> Self {
         self.writer = writer::Writer::start(self.store.clone(), config);
@@ -143,14 +151,12 @@ impl ScopeRows {
 }
 
 /// The OIDs named by a request's scope.
-pub(crate) fn scope_oids<'a>(
-    study: Option<&'a pb::StudyScope>,
-    site: Option<&'a pb::SiteScope>,
-) -> Result<(&'a str, Option<&'a str>), ServiceError> {
-    match (study, site) {
-        (Some(s), _) => Ok((s.study_oid.as_str(), None)),
-        (None, Some(s)) => Ok((s.study_oid.as_str(), Some(s.site_oid.as_str()))),
-        (None, None) => Err(ServiceError::rejected(
+pub(crate) fn scope_oids(
+    scope: Option<&model::ScopeRef>,
+) -> Result<(&str, Option<&str>), ServiceError> {
+    match scope {
+        Some(s) => Ok((s.study_oid.as_str(), s.site_oid.as_deref())),
+        None => Err(ServiceError::rejected(
             Reason::StudyNotExist,
             "scope is required: set either study or site",
         )),
@@ -225,34 +231,9 @@ pub(crate) fn check_role(
     })
 }
 
-pub(crate) fn participant_status(stored: &str) -> pb::ParticipantStatus {
-    match stored {
-        "available" => pb::ParticipantStatus::Available,
-        "signed" => pb::ParticipantStatus::Signed,
-        "removed" => pb::ParticipantStatus::Removed,
-        _ => pb::ParticipantStatus::Unspecified,
-    }
-}
-
-pub(crate) fn participate_status(stored: &str) -> pb::ParticipateStatus {
-    match stored {
-        "created" => pb::ParticipateStatus::Created,
-        "invited" => pb::ParticipateStatus::Invited,
-        "active" => pb::ParticipateStatus::Active,
-        "inactive" => pb::ParticipateStatus::Inactive,
-        _ => pb::ParticipateStatus::Unspecified,
-    }
-}
-
-pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-pub(crate) fn contact_message(c: &participant_contact::Model) -> pb::ParticipantContact {
-    pb::ParticipantContact {
+/// The view of a stored (opened) contact row.
+pub(crate) fn contact_view(c: &participant_contact::Model) -> model::Contact {
+    model::Contact {
         first_name: c.first_name.clone(),
         last_name: c.last_name.clone(),
         middle_name: c.middle_name.clone(),
@@ -269,24 +250,24 @@ pub(crate) fn contact_message(c: &participant_contact::Model) -> pb::Participant
     }
 }
 
-/// The API view of a stored Participant; `contact` is `None` when the caller may not see it.
-pub(crate) fn participant_message(
+/// The view of a stored Participant; `contact` is `None` when the caller may not see it.
+pub(crate) fn participant_view(
     study_oid: &str,
     site_oid: Option<&str>,
     p: &participant::Model,
     contact: Option<&participant_contact::Model>,
-) -> pb::Participant {
-    pb::Participant {
+) -> model::ParticipantView {
+    model::ParticipantView {
         study_oid: study_oid.to_owned(),
-        site_oid: site_oid.unwrap_or_default().to_owned(),
+        site_oid: site_oid.map(str::to_owned),
         subject_key: p.subject_key.clone(),
         subject_oid: p.subject_oid.clone(),
         secondary_id: p.secondary_id.clone(),
-        status: participant_status(&p.status).into(),
-        participate_status: participate_status(&p.participate_status).into(),
-        contact: contact.map(contact_message),
-        create_time: Some(timestamp(p.create_time)),
-        update_time: Some(timestamp(p.update_time)),
+        status: model::ParticipantStatus::from_stored(&p.status),
+        participate_status: model::ParticipateStatus::from_stored(&p.participate_status),
+        contact: contact.map(contact_view),
+        create_time: p.create_time,
+        update_time: p.update_time,
         etag: p.etag.clone(),
     }
 }

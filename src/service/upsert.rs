@@ -8,20 +8,21 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use prost::Message;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr,
     IntoActiveModel,
 };
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::audit::{Audit, Change};
+use super::model::{Contact, UpsertInput, UpsertOutcome};
+use super::remembered::{self, RequestHash};
 use super::{
     Caller, Participants, ScopeRows, check_role, load_scope, map_contact, open_contact, scope_oids,
     seal_contact,
 };
 use crate::crypto::DataCipher;
+use crate::domain::audit::EventType;
 use crate::domain::{
     Access, Reason, ServiceError,
     id::{access_code, subject_oid_base, subject_oid_candidate, subject_oid_suffix, template_for},
@@ -30,7 +31,6 @@ use crate::domain::{
         normalize_subject_key, parse_reason_for_change, parse_secondary_id,
     },
 };
-use crate::pb;
 use crate::store::{
     access_codes,
     entity::{idempotency_record, participant, participant_contact, site, study},
@@ -51,7 +51,7 @@ pub struct UpsertCommand {
     pub etag: Option<String>,
     pub reason_for_change: Option<String>,
     pub request_id: Option<RequestId>,
-    pub request_hash: String,
+    pub request_hash: RequestHash,
     pub now: DateTime<Utc>,
     #[cfg(feature = "fault-injection")]
     pub fault: super::Fault,
@@ -84,10 +84,6 @@ fn now_micros() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
-fn hash_request(req: &pb::UpsertParticipantRequest) -> String {
-    hex::encode(Sha256::digest(req.encode_to_vec()))
-}
-
 /// Answers a repeated `request_id`: the first response, or `REQUEST_ID_REUSED`.
 fn idempotency_context(user: &str, request_id: &RequestId) -> String {
     format!("idempotency_records/{user}/{}", request_id.as_str())
@@ -98,12 +94,12 @@ async fn replay(
     cipher: &DataCipher,
     user: &str,
     request_id: &RequestId,
-    request_hash: &str,
-) -> Result<Option<pb::UpsertParticipantResponse>, TxError> {
+    request_hash: &RequestHash,
+) -> Result<Option<UpsertOutcome>, TxError> {
     let Some(record) = queries::idempotency_record(c, user, request_id.as_str()).await? else {
         return Ok(None);
     };
-    if record.request_hash != request_hash {
+    if !request_hash.matches(record.response_format, &record.request_hash) {
         return Err(ServiceError::rejected(
             Reason::RequestIdReused,
             "request_id was already used for a different request",
@@ -113,7 +109,7 @@ async fn replay(
     let bytes = cipher
         .open_bytes(&record.response, &idempotency_context(user, request_id))
         .map_err(|e| ServiceError::Internal(format!("stored response cannot be opened: {e}")))?;
-    let response = pb::UpsertParticipantResponse::decode(bytes.as_slice())
+    let response = remembered::decode(record.response_format, &bytes)
         .map_err(|e| ServiceError::Internal(format!("stored response cannot be decoded: {e}")))?;
     Ok(Some(response))
 }
@@ -125,27 +121,8 @@ fn db_or_rejected(e: TxError) -> ServiceError {
     }
 }
 
-/// The contact fields of a request with their presence.
-fn contact_fields(c: &pb::ParticipantContact) -> [(ContactField, Option<String>); 13] {
-    [
-        (ContactField::FirstName, c.first_name.clone()),
-        (ContactField::LastName, c.last_name.clone()),
-        (ContactField::MiddleName, c.middle_name.clone()),
-        (ContactField::EmailAddress, c.email_address.clone()),
-        (ContactField::PhoneNumber, c.phone_number.clone()),
-        (ContactField::StreetAddress1, c.street_address1.clone()),
-        (ContactField::StreetAddress2, c.street_address2.clone()),
-        (ContactField::City, c.city.clone()),
-        (ContactField::State, c.state.clone()),
-        (ContactField::Country, c.country.clone()),
-        (ContactField::PostalCode, c.postal_code.clone()),
-        (ContactField::FullDob, c.full_dob.clone()),
-        (ContactField::HospitalNumber, c.hospital_number.clone()),
-    ]
-}
-
 /// Stage 4: the request's shape fits the scope and the study.
-fn check_shape(req: &pb::UpsertParticipantRequest, scope: &ScopeRows) -> Result<(), ServiceError> {
+fn check_shape(req: &UpsertInput, scope: &ScopeRows) -> Result<(), ServiceError> {
     if req.register && !scope.study.participate_enabled {
         return Err(ServiceError::rejected(
             Reason::ParticipateNotEnabled,
@@ -154,10 +131,7 @@ fn check_shape(req: &pb::UpsertParticipantRequest, scope: &ScopeRows) -> Result<
     }
     if scope.site.is_none() {
         let mut violations = Vec::new();
-        let has_contact = req
-            .contact
-            .as_ref()
-            .is_some_and(|c| contact_fields(c).iter().any(|(_, v)| v.is_some()));
+        let has_contact = req.contact.as_ref().is_some_and(Contact::any);
         if has_contact {
             violations.push(Violation::new(
                 "contact",
@@ -190,7 +164,7 @@ struct Fields {
 
 /// Stage 5: every field rule, all violations collected.
 fn validate(
-    req: &pb::UpsertParticipantRequest,
+    req: &UpsertInput,
     study: &study::Model,
     today: NaiveDate,
 ) -> Result<Fields, ServiceError> {
@@ -217,7 +191,7 @@ fn validate(
         Patch::Unchanged
     });
     let contact = match &req.contact {
-        Some(c) => ContactPatch::parse(contact_fields(c), today, &mut violations),
+        Some(c) => ContactPatch::parse(c.fields(), today, &mut violations),
         None => ContactPatch::default(),
     };
     let request_id = RequestId::parse(&req.request_id).unwrap_or_else(|v| {
@@ -244,7 +218,7 @@ fn validate(
 /// What the checks before the write decided.
 enum Prepared {
     /// A repeated `request_id`: the first answer, written nothing.
-    Replayed(Box<pb::UpsertParticipantResponse>),
+    Replayed(Box<UpsertOutcome>),
     /// A write to run.
     Write(Box<UpsertCommand>, Box<ScopeRows>),
 }
@@ -264,9 +238,9 @@ impl Participants {
     pub async fn upsert(
         &self,
         caller: &Caller,
-        req: pb::UpsertParticipantRequest,
+        req: UpsertInput,
         deadline: Instant,
-    ) -> Result<pb::UpsertParticipantResponse, ServiceError> {
+    ) -> Result<UpsertOutcome, ServiceError> {
         let prepared = super::until(deadline, timed_out, self.prepare(caller, req)).await?;
         let (command, scope) = match prepared {
             Prepared::Replayed(response) => return Ok(*response),
@@ -280,30 +254,16 @@ impl Participants {
     }
 
     /// Stages 2 to 7 of the SPEC, up to the write: nothing here writes.
-    async fn prepare(
-        &self,
-        caller: &Caller,
-        req: pb::UpsertParticipantRequest,
-    ) -> Result<Prepared, ServiceError> {
+    async fn prepare(&self, caller: &Caller, req: UpsertInput) -> Result<Prepared, ServiceError> {
         let conn = self.store.connection();
-        let (study, site) = match &req.scope {
-            Some(pb::upsert_participant_request::Scope::Study(s)) => (Some(s), None),
-            Some(pb::upsert_participant_request::Scope::Site(s)) => (None, Some(s)),
-            None => (None, None),
-        };
-        let (study_oid, site_oid) = scope_oids(study, site)?;
+        let (study_oid, site_oid) = scope_oids(req.scope.as_ref())?;
         let catalog = self.catalog().await?;
         let scope = load_scope(&catalog, study_oid, site_oid)?;
         check_role(&catalog, caller, &scope, Access::Write)?;
 
         // A repeat is answered only to a caller who may still act here: a revoked role gets no
         // remembered answer (with its contact data and access code) back.
-        // Only a request with a request_id is ever remembered, so only it needs its hash.
-        let request_hash = if req.request_id.is_empty() {
-            String::new()
-        } else {
-            hash_request(&req)
-        };
+        let request_hash = RequestHash::of(&req);
         let remembered = RequestId::parse(&req.request_id).ok().flatten();
         if let Some(rid) = &remembered
             && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
@@ -569,7 +529,7 @@ async fn pick_access_code(
 pub async fn execute(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
-) -> Result<pb::UpsertParticipantResponse, TxError> {
+) -> Result<UpsertOutcome, TxError> {
     let study = queries::lock_study(tx, cmd.study_id).await?;
     // A concurrent call with the same key may have completed while this one waited for the lock.
     if let Some(rid) = &cmd.request_id
@@ -610,7 +570,7 @@ pub async fn execute(
                     "etag is not the participant's current etag: read it again and retry",
                 ));
             }
-            update(tx, cmd, found).await?
+            update(tx, cmd, &study, found).await?
         }
         None => {
             if cmd.subject_key.is_some() && study.participant_id_method == "system" {
@@ -635,18 +595,18 @@ pub async fn execute(
         return Err(DbErr::Custom("injected fault after the audit insert".into()).into());
     }
 
-    let response = pb::UpsertParticipantResponse {
-        participant: Some(super::participant_message(
+    let response = UpsertOutcome {
+        participant: super::participant_view(
             &study.oid,
             site.as_ref().map(|s| s.oid.as_str()),
             &row,
             contact.as_ref(),
-        )),
+        ),
         created,
         access_code: if cmd.register && !cmd.validate_only {
-            row.access_code.clone().unwrap_or_default()
+            row.access_code.clone()
         } else {
-            String::new()
+            None
         },
     };
 
@@ -656,9 +616,10 @@ pub async fn execute(
         idempotency_record::ActiveModel {
             user_name: Set(cmd.user.clone()),
             request_id: Set(rid.as_str().to_owned()),
-            request_hash: Set(cmd.request_hash.clone()),
+            request_hash: Set(cmd.request_hash.current().to_owned()),
+            response_format: Set(remembered::CURRENT_FORMAT),
             response: Set(cmd.cipher.seal_bytes(
-                &response.encode_to_vec(),
+                &remembered::encode(&response),
                 &idempotency_context(&cmd.user, rid),
             )),
             created_at: Set(cmd.now),
@@ -722,13 +683,18 @@ async fn create(
 
     let mut audit = Audit::new(cmd, row.id);
     audit.record(
-        "PARTICIPANT_CREATED",
+        EventType::ParticipantCreated,
         Some("subject_key"),
         None,
         Some(row.subject_key.clone()),
     );
     if secondary_id.is_some() {
-        audit.record("FIELD_CHANGED", Some("secondary_id"), None, secondary_id);
+        audit.record(
+            EventType::FieldChanged,
+            Some("secondary_id"),
+            None,
+            secondary_id,
+        );
     }
     let contact = match site {
         Some(_) => {
@@ -750,13 +716,14 @@ async fn create(
     if cmd.register {
         audit.registered();
     }
-    audit.write(tx).await?;
+    audit.write(tx, study).await?;
     Ok((row, contact, true))
 }
 
 async fn update(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
+    study: &study::Model,
     found: participant::Model,
 ) -> Result<Written, TxError> {
     let mut changes = Vec::new();
@@ -851,6 +818,6 @@ async fn update(
     if register_now {
         audit.registered();
     }
-    audit.write(tx).await?;
+    audit.write(tx, study).await?;
     Ok((row, contact, false))
 }

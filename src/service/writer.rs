@@ -27,7 +27,6 @@ use tokio::{
 
 use super::upsert::{TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
-use crate::pb;
 use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
 /// Group-commit settings.
@@ -52,7 +51,7 @@ impl Default for BatchConfig {
     }
 }
 
-type Answer = Result<pb::UpsertParticipantResponse, ServiceError>;
+type Answer = Result<super::model::UpsertOutcome, ServiceError>;
 
 struct Job {
     command: Arc<UpsertCommand>,
@@ -71,15 +70,30 @@ pub struct BatchStats {
     pub largest: u64,
 }
 
-#[derive(Default)]
 struct Counters {
     batches: AtomicU64,
     commands: AtomicU64,
     largest: AtomicU64,
+    /// Commands per transaction, for the metrics endpoint.
+    sizes: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            batches: AtomicU64::default(),
+            commands: AtomicU64::default(),
+            largest: AtomicU64::default(),
+            sizes: prometheus_client::metrics::histogram::Histogram::new(
+                crate::telemetry::BATCH_BUCKETS,
+            ),
+        }
+    }
 }
 
 impl Counters {
     fn record(&self, size: usize) {
+        self.sizes.observe(size as f64);
         let size = u64::try_from(size).unwrap_or(u64::MAX);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.commands.fetch_add(size, Ordering::Relaxed);
@@ -120,6 +134,11 @@ impl Writer {
             lanes: Arc::new(senders),
             counters,
         }
+    }
+
+    /// Commands per transaction so far, as a histogram (shared: it keeps counting).
+    pub fn batch_sizes(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.counters.sizes.clone()
     }
 
     /// Batches and commands so far.

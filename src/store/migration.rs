@@ -18,6 +18,9 @@ impl MigratorTrait for Migrator {
             Box::new(CatalogVersion),
             Box::new(EnrolledCounters),
             Box::new(GuardsFireAlways),
+            Box::new(AnswerFormats),
+            Box::new(AuditChain),
+            Box::new(ParticipantPages),
         ]
     }
 }
@@ -759,6 +762,206 @@ impl MigrationTrait for GuardsFireAlways {
             }
         }
         Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Remembered answers name their encoding: rows written before have protobuf (format 1, the
+/// column's default, so they stay readable); new rows hold the service's own model as JSON.
+struct AnswerFormats;
+
+impl MigrationName for AnswerFormats {
+    fn name(&self) -> &str {
+        "m20261128_000010_answer_formats"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AnswerFormats {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "ALTER TABLE idempotency_records \
+                 ADD COLUMN response_format INTEGER NOT NULL DEFAULT 1",
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// A hash chain per study over its audit events (SPEC section 14): each event gets its position
+/// and `hash`, the study row the chain's length and head. The events stored before are chained
+/// here, in id order, with the append-only update guard lifted for this transaction only.
+struct AuditChain;
+
+impl MigrationName for AuditChain {
+    fn name(&self) -> &str {
+        "m20261128_000011_audit_chain"
+    }
+}
+
+/// The SQLite trigger that refuses updates of audit events, as the initial migration made it.
+const SQLITE_AUDIT_NO_UPDATE: &str = "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events \
+     BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END";
+
+#[async_trait::async_trait]
+impl MigrationTrait for AuditChain {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use crate::domain::audit::GENESIS;
+        use sea_orm::{Statement, TryGetable};
+
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("studies")
+                    .add_column(big_integer("audit_seq").default(0))
+                    .take(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("studies")
+                    .add_column(text_null("audit_head"))
+                    .take(),
+            )
+            .await?;
+        for column in [big_integer_null("chain_seq"), text_null("hash")] {
+            let mut column = column;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("audit_events")
+                        .add_column(&mut column)
+                        .take(),
+                )
+                .await?;
+        }
+        let db = manager.get_connection();
+        let backend = db.get_database_backend();
+        match backend {
+            DbBackend::Postgres => {
+                db.execute_unprepared(
+                    "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+                )
+                .await?
+            }
+            _ => {
+                db.execute_unprepared("DROP TRIGGER audit_events_no_update")
+                    .await?
+            }
+        };
+        let (set_event, set_head) = match backend {
+            DbBackend::Postgres => (
+                "UPDATE audit_events SET chain_seq = $1, hash = $2 WHERE id = $3",
+                "UPDATE studies SET audit_seq = $1, audit_head = $2 WHERE id = $3",
+            ),
+            _ => (
+                "UPDATE audit_events SET chain_seq = ?, hash = ? WHERE id = ?",
+                "UPDATE studies SET audit_seq = ?, audit_head = ? WHERE id = ?",
+            ),
+        };
+        let studies = db
+            .query_all_raw(Statement::from_string(
+                backend,
+                "SELECT id FROM studies ORDER BY id",
+            ))
+            .await?;
+        for row in studies {
+            let study =
+                i64::try_get_by_index(&row, 0).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+            let (mut seq, mut head, mut after) = (0i64, GENESIS, 0i64);
+            loop {
+                let page = super::audit_log::page_by_id(db, study, after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for event in &page {
+                    seq += 1;
+                    head = event.chained(seq).hash(&head);
+                    db.execute_raw(Statement::from_sql_and_values(
+                        backend,
+                        set_event,
+                        [seq.into(), hex::encode(head).into(), event.id.into()],
+                    ))
+                    .await?;
+                }
+            }
+            if seq > 0 {
+                db.execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    set_head,
+                    [seq.into(), hex::encode(head).into(), study.into()],
+                ))
+                .await?;
+            }
+        }
+        match backend {
+            DbBackend::Postgres => {
+                db.execute_unprepared(
+                    "ALTER TABLE audit_events ENABLE ALWAYS TRIGGER audit_events_append_only",
+                )
+                .await?
+            }
+            _ => db.execute_unprepared(SQLITE_AUDIT_NO_UPDATE).await?,
+        };
+        // One event per position: a second writer extending the same head fails instead of forking.
+        manager
+            .create_index(unique_index(
+                "ux_audit_study_chain",
+                "audit_events",
+                &["study_id", "chain_seq"],
+            ))
+            .await?;
+        // Keyset pages of a study's trail in id order.
+        manager
+            .create_index(index(
+                "ix_audit_study_id",
+                "audit_events",
+                &["study_id", "id"],
+            ))
+            .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// ListParticipants reads keyset pages in id order within a study or a site: indexes that
+/// serve `WHERE study_id = ? AND id > ? ORDER BY id` at a constant cost however deep the page.
+struct ParticipantPages;
+
+impl MigrationName for ParticipantPages {
+    fn name(&self) -> &str {
+        "m20261128_000012_participant_pages"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ParticipantPages {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(index(
+                "ix_participants_study_id",
+                "participants",
+                &["study_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "ix_participants_site_id",
+                "participants",
+                &["site_id", "id"],
+            ))
+            .await
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -1,6 +1,7 @@
 //! Storage: entities, migrations, queries. The only place that knows SQL dialects.
 
 pub mod access_codes;
+pub mod audit_log;
 pub mod entity;
 pub mod migration;
 pub mod queries;
@@ -202,6 +203,27 @@ impl Store {
                 false
             }
             _ => false,
+        }
+    }
+
+    /// The pool's connections now: (open, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
+            }
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
+            }
+            _ => (0, 0),
         }
     }
 }

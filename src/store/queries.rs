@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, Statement, sea_query::LikeExpr,
+    QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::LikeExpr,
 };
 
 use super::entity::{idempotency_record, participant, participant_contact, site, study};
@@ -34,6 +34,45 @@ pub async fn participant_by_key(
         .filter(participant::Column::StudyId.eq(study_id))
         .filter(participant::Column::SubjectKeyNorm.eq(subject_key_norm))
         .one(c)
+        .await
+}
+
+/// One keyset page of a study's (or one site's) Participants in id order: those after `after`,
+/// at most `limit`, with `status` when given.
+pub async fn participants_page(
+    c: &impl ConnectionTrait,
+    study_id: i64,
+    site_id: Option<i64>,
+    status: Option<&str>,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<participant::Model>, DbErr> {
+    let mut q = participant::Entity::find()
+        .filter(participant::Column::StudyId.eq(study_id))
+        .filter(participant::Column::Id.gt(after));
+    if let Some(site) = site_id {
+        q = q.filter(participant::Column::SiteId.eq(site));
+    }
+    if let Some(status) = status {
+        q = q.filter(participant::Column::Status.eq(status));
+    }
+    q.order_by_asc(participant::Column::Id)
+        .limit(limit)
+        .all(c)
+        .await
+}
+
+/// The contact rows of several Participants, in one statement.
+pub async fn contacts_of(
+    c: &impl ConnectionTrait,
+    participant_ids: &[i64],
+) -> Result<Vec<participant_contact::Model>, DbErr> {
+    if participant_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    participant_contact::Entity::find()
+        .filter(participant_contact::Column::ParticipantId.is_in(participant_ids.iter().copied()))
+        .all(c)
         .await
 }
 

@@ -92,7 +92,7 @@ async fn data_keys_rotate(backend: Backend) {
     // A service with only a new key cannot read old data: INTERNAL, nothing leaked.
     let wrong = Participants::new(app.store.clone(), Arc::new(DataCipher::new(new_key, &[])));
     let err = wrong
-        .get(&caller, get_site(JUNO, OHIO, "OHIO-5"), later())
+        .get(&caller, get_site(JUNO, OHIO, "OHIO-5").into(), later())
         .await
         .unwrap_err();
     assert_eq!(tonic::Status::from(err).code(), Code::Internal);
@@ -103,7 +103,7 @@ async fn data_keys_rotate(backend: Backend) {
         Arc::new(DataCipher::new(new_key, &[DATA_KEY])),
     );
     let p = rotated
-        .get(&caller, get_site(JUNO, OHIO, "OHIO-5"), later())
+        .get(&caller, get_site(JUNO, OHIO, "OHIO-5").into(), later())
         .await
         .unwrap();
     assert_eq!(
@@ -112,10 +112,13 @@ async fn data_keys_rotate(backend: Backend) {
     );
     let mut change = seed_request();
     change.contact.as_mut().unwrap().city = Some("Dayton".into());
-    rotated.upsert(&caller, change, later()).await.unwrap();
+    rotated
+        .upsert(&caller, change.into(), later())
+        .await
+        .unwrap();
     let only_new = Participants::new(app.store.clone(), Arc::new(DataCipher::new(new_key, &[])));
     let p = only_new
-        .get(&caller, get_site(JUNO, OHIO, "OHIO-5"), later())
+        .get(&caller, get_site(JUNO, OHIO, "OHIO-5").into(), later())
         .await
         .unwrap();
     assert_eq!(p.contact.unwrap().city.as_deref(), Some("Dayton"));

@@ -331,7 +331,7 @@ crate::on_both_backends!(
 
 #[test]
 fn a_rotated_jwks_file_is_picked_up_on_reload() {
-    use participants::grpc::auth::{JwtSettings, JwtVerifier, TokenVerifier};
+    use participants::auth::{JwtSettings, JwtVerifier, TokenVerifier};
     let all: serde_json::Value = serde_json::from_str(JWKS_PUBLIC_TEXT).unwrap();
     let only = |kid: &str| {
         let keys: Vec<_> = all["keys"]
@@ -389,7 +389,7 @@ const KEYCLOAK_JWKS: &str = concat!(
 
 #[test]
 fn a_keycloak_jwks_file_uses_its_signing_keys_and_skips_the_rest() {
-    use participants::grpc::auth::{JwtSettings, JwtVerifier, TokenVerifier};
+    use participants::auth::{JwtSettings, JwtVerifier, TokenVerifier};
     let verifier = JwtVerifier::new(&JwtSettings {
         jwks_file: Some(KEYCLOAK_JWKS.into()),
         ..Default::default()
@@ -436,7 +436,7 @@ fn a_keycloak_jwks_file_uses_its_signing_keys_and_skips_the_rest() {
 
 #[test]
 fn a_jwks_file_without_a_usable_signing_key_is_refused() {
-    use participants::grpc::auth::{JwtSettings, JwtVerifier};
+    use participants::auth::{JwtSettings, JwtVerifier};
     let all: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(KEYCLOAK_JWKS).unwrap()).unwrap();
     let unusable: Vec<_> = all["keys"]

@@ -171,7 +171,7 @@ async fn a_catalog_apply_reaches_another_replica_within_two_seconds(backend: Bac
     let get = || {
         replica.get(
             &caller,
-            crate::helpers::get_site(crate::helpers::JUNO, crate::helpers::OHIO, "CAT-1"),
+            crate::helpers::get_site(crate::helpers::JUNO, crate::helpers::OHIO, "CAT-1").into(),
             Instant::now() + Duration::from_secs(5),
         )
     };

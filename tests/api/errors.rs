@@ -446,6 +446,44 @@ async fn every_reason_is_reached(backend: Backend) {
         None,
     );
 
+    // Paging: a page token this service did not issue.
+    let r = participants::pb::audit_service_client::AuditServiceClient::new(app.channel.clone())
+        .list_audit_events(app.authed(
+            "dm.juno",
+            participants::pb::ListAuditEventsRequest {
+                scope: Some(participants::pb::list_audit_events_request::Scope::Study(
+                    participants::pb::StudyScope {
+                        study_oid: "S_JUNO(PROD)".into(),
+                    },
+                )),
+                page_token: "forged".into(),
+                ..Default::default()
+            },
+        ))
+        .await;
+    check(
+        expect_failure(r, Code::InvalidArgument, "INVALID_PAGE_TOKEN"),
+        None,
+    );
+    let r = participants::pb::audit_service_client::AuditServiceClient::new(app.channel.clone())
+        .list_audit_events(app.authed(
+            "dm.juno",
+            participants::pb::ListAuditEventsRequest {
+                scope: Some(participants::pb::list_audit_events_request::Scope::Study(
+                    participants::pb::StudyScope {
+                        study_oid: "S_JUNO(PROD)".into(),
+                    },
+                )),
+                page_size: -1,
+                ..Default::default()
+            },
+        ))
+        .await;
+    check(
+        expect_failure(r, Code::InvalidArgument, "INVALID_PAGE_SIZE"),
+        None,
+    );
+
     // Token.
     let r = app
         .client

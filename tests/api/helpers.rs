@@ -4,12 +4,10 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use participants::{
+    auth::{JwtSettings, JwtVerifier, mint_hs256},
     catalog::{self, Catalog},
     crypto::DataCipher,
-    grpc::{
-        auth::{JwtSettings, JwtVerifier, mint_hs256},
-        server::{self, ServerConfig},
-    },
+    grpc::server::{self, ServerConfig},
     pb::{
         self, GetParticipantRequest, Participant, ParticipantContact, SiteScope, StudyScope,
         UpsertParticipantRequest, UpsertParticipantResponse,
@@ -60,10 +58,14 @@ pub async fn fresh_database(backend: Backend) -> TestDb {
         Backend::Postgres => {
             let admin = std::env::var(POSTGRES_ENV)
                 .unwrap_or_else(|_| panic!("{POSTGRES_ENV} must name a PostgreSQL server"));
-            let name = format!("participants_test_{}", uuid::Uuid::new_v4().simple());
+            // Named with the hour of creation, so that later runs can drop what earlier runs
+            // left behind (a test cannot drop its own database while its server still holds it).
+            let now = chrono::Utc::now().timestamp();
+            let name = format!("participants_test_{now}_{}", uuid::Uuid::new_v4().simple());
             let conn = Database::connect(&admin)
                 .await
                 .expect("connect to PostgreSQL");
+            drop_stale_test_databases(&conn, now).await;
             conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
                 .expect("create the test database");
@@ -77,6 +79,37 @@ pub async fn fresh_database(backend: Backend) -> TestDb {
     }
 }
 
+/// Drops test databases created more than two hours ago, and unused ones from before names
+/// carried the time.
+async fn drop_stale_test_databases(conn: &sea_orm::DatabaseConnection, now: i64) {
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT datname FROM pg_database WHERE datname LIKE 'participants\\_test\\_%'",
+        ))
+        .await
+        .unwrap_or_default();
+    for row in rows {
+        let Ok(name) = row.try_get_by_index::<String>(0) else {
+            continue;
+        };
+        let created = name
+            .strip_prefix("participants_test_")
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(t, _)| t.parse::<i64>().ok());
+        // An old one is dropped even if a crashed run left a connection open; one without a
+        // time only when nobody uses it.
+        let sql = match created {
+            Some(t) if now - t > 2 * 3600 => {
+                format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")
+            }
+            Some(_) => continue,
+            None => format!("DROP DATABASE IF EXISTS \"{name}\""),
+        };
+        let _ = conn.execute_unprepared(&sql).await;
+    }
+}
+
 /// A running server with its own database.
 pub struct TestApp {
     pub store: Store,
@@ -85,6 +118,10 @@ pub struct TestApp {
     pub client: ParticipantServiceClient<Channel>,
     pub channel: Channel,
     pub settings: JwtSettings,
+    /// The REST route's base, `http://127.0.0.1:PORT`.
+    pub http: String,
+    /// The admin endpoint's base (`/metrics`, `/livez`, `/readyz`).
+    pub admin: String,
     shutdown: Option<oneshot::Sender<()>>,
     _db: TestDb,
 }
@@ -169,19 +206,55 @@ impl TestApp {
         if let Some(batching) = options.batching {
             participants = participants.with_batching(batching);
         }
-        let config = options.server.unwrap_or(ServerConfig {
+        let mut config = options.server.unwrap_or(ServerConfig {
             health_interval: Duration::from_millis(200),
             grace_period: Duration::from_secs(5),
             ..ServerConfig::default()
         });
+        let metrics = config.metrics.clone().unwrap_or_else(|| {
+            participants::telemetry::Metrics::new(store.clone(), participants.batch_sizes())
+        });
+        config.metrics = Some(metrics.clone());
+        // One shutdown stops both edges.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = rx.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind http");
+        let http = format!("http://{}", http_listener.local_addr().expect("http addr"));
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin");
+        let admin = format!(
+            "http://{}",
+            admin_listener.local_addr().expect("admin addr")
+        );
+        tokio::spawn(participants::admin::serve(
+            admin_listener,
+            metrics,
+            store.clone(),
+            Arc::new(participants::admin::Readiness::default()),
+            stopped(stop_rx.clone()),
+        ));
+        tokio::spawn(participants::rest::serve(
+            http_listener,
+            participants.clone(),
+            verifier.clone(),
+            participants::rest::HttpConfig::from(&config),
+            stopped(stop_rx.clone()),
+        ));
         tokio::spawn(server::serve(
             listener,
             participants.clone(),
             verifier,
             config,
-            async {
-                let _ = rx.await;
-            },
+            stopped(stop_rx),
         ));
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
@@ -194,6 +267,8 @@ impl TestApp {
             client: ParticipantServiceClient::new(channel.clone()),
             channel,
             settings,
+            http,
+            admin,
             shutdown: Some(tx),
             _db: db,
         }

@@ -139,6 +139,7 @@ crate::on_both_backends!(
     request_id_errors_come_after_the_role_check,
     failed_and_validate_only_calls_are_not_remembered,
     remembered_answers_expire_after_the_retention,
+    answers_remembered_as_protobuf_are_still_replayed,
 );
 
 async fn remembered_answers_expire_after_the_retention(backend: Backend) {
@@ -172,4 +173,81 @@ async fn remembered_answers_expire_after_the_retention(backend: Backend) {
             .await,
         1
     );
+}
+
+/// Answers remembered before the service had its own model were stored as protobuf (format 1):
+/// after the upgrade a retry still gets them, a changed request is still a reuse, and new
+/// answers are stored in the current format.
+async fn answers_remembered_as_protobuf_are_still_replayed(backend: Backend) {
+    use participants::crypto::DataCipher;
+    use participants::pb::{Participant, UpsertParticipantResponse};
+    use participants::store::entity::idempotency_record;
+    use prost::Message;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    use sha2::{Digest, Sha256};
+
+    let app = TestApp::spawn(backend).await;
+    let mut req = seed_request();
+    req.request_id = "written-by-v1".into();
+    // An answer no call of this test could produce: only the stored row can give it back.
+    let old_answer = UpsertParticipantResponse {
+        participant: Some(Participant {
+            study_oid: crate::helpers::JUNO.into(),
+            site_oid: crate::helpers::OHIO.into(),
+            subject_key: "OHIO-5".into(),
+            subject_oid: "SS_FROM_V1".into(),
+            etag: "v1-etag".into(),
+            create_time: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            update_time: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }),
+        created: true,
+        access_code: String::new(),
+    };
+    let cipher = DataCipher::new(crate::helpers::DATA_KEY, &[]);
+    idempotency_record::ActiveModel {
+        user_name: Set("crc.ohio".into()),
+        request_id: Set(req.request_id.clone()),
+        request_hash: Set(hex::encode(Sha256::digest(req.encode_to_vec()))),
+        response_format: Set(1),
+        response: Set(cipher.seal_bytes(
+            &old_answer.encode_to_vec(),
+            "idempotency_records/crc.ohio/written-by-v1",
+        )),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(app.store.connection())
+    .await
+    .unwrap();
+
+    let replay = app.upsert("crc.ohio", req.clone()).await.expect("replay");
+    assert_eq!(replay, old_answer);
+    assert_eq!(app.participant_count().await, 0, "a replay writes nothing");
+
+    let mut changed = req.clone();
+    changed.register = true;
+    expect_failure(
+        app.upsert("crc.ohio", changed).await,
+        Code::InvalidArgument,
+        "REQUEST_ID_REUSED",
+    );
+
+    let mut fresh = at_ohio("OHIO-6");
+    fresh.request_id = "written-now".into();
+    let first = app.upsert("crc.ohio", fresh.clone()).await.unwrap();
+    assert_eq!(
+        app.scalar(
+            "SELECT CAST(response_format AS BIGINT) FROM idempotency_records WHERE request_id = 'written-now'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(app.upsert("crc.ohio", fresh).await.unwrap(), first);
 }

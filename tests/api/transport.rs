@@ -8,12 +8,10 @@ use std::{
 };
 
 use participants::{
+    auth::{JwtSettings, JwtVerifier},
     catalog::{self, Catalog},
     crypto::DataCipher,
-    grpc::{
-        auth::{JwtSettings, JwtVerifier},
-        server::{self, ServerConfig},
-    },
+    grpc::server::{self, ServerConfig},
     service::Participants,
     store::{DbConfig, Store},
 };
@@ -337,4 +335,140 @@ async fn an_undecodable_body_is_a_malformed_request() {
         .map(|_| ());
     expect_failure(r, Code::InvalidArgument, "MALFORMED_REQUEST");
     assert_eq!(app.participant_count().await, 0);
+}
+
+/// The status health reports for the whole server ("").
+async fn serving_status(channel: Channel) -> Result<i32, tonic::Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+/// After SIGTERM, health turns NOT_SERVING while the listener still accepts and calls are
+/// still served (a balancer has the drain delay to notice); only then does the listener close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_not_serving_before_the_listener_closes() {
+    use participants::pb::participant_service_client::ParticipantServiceClient;
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let mut server = start(ServerConfig {
+        drain_delay: Duration::from_millis(1500),
+        grace_period: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
+    let established = channel(server.addr).await.expect("connect");
+    assert_eq!(
+        serving_status(established.clone()).await.expect("health"),
+        ServingStatus::Serving as i32
+    );
+    let token = participants::auth::mint_hs256(
+        &JwtSettings {
+            hs256_secret: Some(SECRET.as_bytes().to_vec()),
+            ..Default::default()
+        },
+        "crc.ohio",
+        Duration::from_secs(600),
+    )
+    .expect("token");
+
+    let stopped = Instant::now();
+    let _ = server.stop.take().expect("running").send(());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        serving_status(established.clone())
+            .await
+            .expect("health on the established connection"),
+        ServingStatus::NotServing as i32
+    );
+    // Within the drain delay a new connection is still accepted and served.
+    let late = channel(server.addr)
+        .await
+        .expect("the listener is still open during the drain delay");
+    assert_eq!(
+        serving_status(late.clone()).await.expect("health"),
+        ServingStatus::NotServing as i32
+    );
+    let answer = ParticipantServiceClient::new(late)
+        .get_participant(crate::helpers::with_token(
+            crate::helpers::get_site(crate::helpers::JUNO, crate::helpers::OHIO, "NOBODY"),
+            &token,
+        ))
+        .await;
+    expect_failure(answer, Code::NotFound, "PARTICIPANT_NOT_FOUND");
+    assert!(stopped.elapsed() < Duration::from_millis(1500));
+
+    // After the delay the listener is closed and the server ends.
+    let result = tokio::time::timeout(Duration::from_secs(5), &mut server.served)
+        .await
+        .expect("the server ends after the drain delay")
+        .expect("task");
+    assert_eq!(result, Ok(()));
+    assert!(stopped.elapsed() >= Duration::from_millis(1500));
+    assert!(
+        channel(server.addr).await.is_err(),
+        "no connection is accepted once drained"
+    );
+}
+
+/// Reads HTTP/2 frames from `stream` until a GOAWAY (type 7) arrives or `within` passes.
+async fn goaway_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let read = async {
+        loop {
+            let mut header = [0u8; 9];
+            if stream.read_exact(&mut header).await.is_err() {
+                return false;
+            }
+            if header[3] == 0x7 {
+                return true;
+            }
+            let len =
+                usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+            let mut payload = vec![0u8; len];
+            if stream.read_exact(&mut payload).await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.unwrap_or(false)
+}
+
+/// A connection older than the maximum age is sent a GOAWAY, so clients and proxies open a new
+/// one (and reach a replica that joined since); calls on a channel never fail because of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_older_than_the_max_age_are_sent_a_goaway() {
+    use tokio::io::AsyncWriteExt;
+
+    let server = start(ServerConfig {
+        max_connection_age: Some(Duration::from_millis(400)),
+        ..Default::default()
+    })
+    .await;
+    let mut raw = TcpStream::connect(server.addr).await.expect("tcp");
+    raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("preface");
+    raw.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .expect("settings");
+    let opened = Instant::now();
+    assert!(
+        goaway_within(&mut raw, Duration::from_secs(3)).await,
+        "a GOAWAY once the connection is older than the maximum age"
+    );
+    assert!(opened.elapsed() >= Duration::from_millis(300));
+
+    // A client keeps calling across several connection lifetimes without a failure.
+    let client = channel(server.addr).await.expect("connect");
+    let until = Instant::now() + Duration::from_millis(1500);
+    let mut calls = 0;
+    while Instant::now() < until {
+        health(client.clone())
+            .await
+            .expect("no call fails when its connection reaches the maximum age");
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(calls > 20);
 }

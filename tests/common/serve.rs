@@ -27,6 +27,9 @@ impl Drop for Running {
 /// with its stderr collected, without waiting for it.
 pub fn spawn(cmd: &mut Command) -> (Child, Receiver<String>) {
     let mut child = cmd
+        // Servers run side by side: the REST route takes a free port, not the default 8080.
+        .env("PARTICIPANTS_HTTP_LISTEN", "127.0.0.1:0")
+        .env("PARTICIPANTS_ADMIN_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -8,7 +8,7 @@ pub struct Model {
     pub id: i64,
     pub participant_id: i64,
     pub study_id: i64,
-    /// PARTICIPANT_CREATED | FIELD_CHANGED | PARTICIPATE_REGISTERED
+    /// `domain::audit::EventType::as_str`
     pub event_type: String,
     pub field_name: Option<String>,
     pub old_value: Option<String>,
@@ -20,6 +20,10 @@ pub struct Model {
     /// empty and reference their write's `change_reasons` row.
     pub reason_for_change: Option<String>,
     pub reason_id: Option<i64>,
+    /// Position in the study's hash chain: 1 for its first event (SPEC section 14).
+    pub chain_seq: Option<i64>,
+    /// `SHA-256(previous event's hash ‖ canonical bytes)`, hex (`domain::audit::ChainedEvent`).
+    pub hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

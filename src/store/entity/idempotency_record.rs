@@ -8,9 +8,11 @@ pub struct Model {
     pub id: i64,
     pub user_name: String,
     pub request_id: String,
-    /// SHA-256 of the encoded request, to tell a replay from a reuse.
+    /// SHA-256 of the request, to tell a replay from a reuse (see `service::remembered`).
     pub request_hash: String,
-    /// The encoded `UpsertParticipantResponse`.
+    /// How `request_hash` and `response` are encoded (`service::remembered::FORMAT_*`).
+    pub response_format: i32,
+    /// The sealed answer, encoded as `response_format` says.
     pub response: Vec<u8>,
     pub created_at: DateTimeUtc,
 }

@@ -18,6 +18,10 @@ pub struct Model {
     pub enrollment_cap: Option<i64>,
     /// Next sequence number for study-level generated IDs; only ever grows.
     pub next_seq: i64,
+    /// How many audit events the study's hash chain holds, and the hash of the last one (hex):
+    /// the head each write extends, read with the study lock.
+    pub audit_seq: i64,
+    pub audit_head: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

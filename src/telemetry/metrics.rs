@@ -1,0 +1,348 @@
+//! Metrics (SPEC section 15) in the Prometheus text format: calls by method, code and reason,
+//! their durations, the database pool and the write batches. The gRPC and REST edges each get a
+//! tower layer that counts every call; `/metrics` on the admin endpoint renders them.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use tower::{Layer, Service};
+
+use crate::store::Store;
+
+/// The bounds of the write-batch histogram (commands per transaction).
+pub const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+/// The bounds of the call-duration histogram, in seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: String,
+    code: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<CallLabels, Counter>,
+    durations: Family<MethodLabels, Histogram>,
+    pool: Family<PoolLabels, Gauge>,
+    store: Store,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics(..)")
+    }
+}
+
+impl Metrics {
+    /// `batch_sizes` is the writers' histogram (`Participants::batch_sizes`).
+    pub fn new(store: Store, batch_sizes: Histogram) -> Arc<Self> {
+        let mut registry = Registry::default();
+        let requests = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "participants_requests",
+            "Calls answered, by method, gRPC code (or HTTP status) and error reason",
+            requests.clone(),
+        );
+        let durations = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(DURATION_BUCKETS)
+        });
+        registry.register(
+            "participants_request_duration_seconds",
+            "Time from a call's arrival to its answer, by method",
+            durations.clone(),
+        );
+        let pool = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "participants_db_pool_connections",
+            "Database pool connections, by state (idle or in_use)",
+            pool.clone(),
+        );
+        registry.register(
+            "participants_write_batch_size",
+            "Commands per group-committed write transaction",
+            batch_sizes,
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("participants_build_info", "The running version", build);
+        Arc::new(Self {
+            registry,
+            requests,
+            durations,
+            pool,
+            store,
+        })
+    }
+
+    /// Counts one answered call.
+    pub fn record(&self, method: &str, code: &str, reason: &str, took: std::time::Duration) {
+        self.requests
+            .get_or_create(&CallLabels {
+                method: method.to_owned(),
+                code: code.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&MethodLabels {
+                method: method.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition, with the pool read now.
+    pub fn render(&self) -> String {
+        let (size, idle) = self.store.pool_state();
+        let gauge = |n: u32| i64::from(n);
+        self.pool
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(gauge(idle));
+        self.pool
+            .get_or_create(&PoolLabels { state: "in_use" })
+            .set(gauge(size.saturating_sub(idle)));
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// The gRPC methods counted by name; any other path is `other`, so hostile paths cannot grow
+/// the label set.
+const GRPC_METHODS: &[&str] = &[
+    "/openclinica.participants.v1.ParticipantService/UpsertParticipant",
+    "/openclinica.participants.v1.ParticipantService/GetParticipant",
+    "/openclinica.participants.v1.ParticipantService/ListParticipants",
+    "/openclinica.participants.v1.ParticipantService/ImportParticipants",
+    "/openclinica.participants.v1.AuditService/ListAuditEvents",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+pub(crate) fn grpc_method(path: &str) -> &'static str {
+    GRPC_METHODS
+        .iter()
+        .find(|m| **m == path)
+        .map_or("other", |m| m.rsplit('/').next().unwrap_or("other"))
+}
+
+/// The gRPC code name and `ErrorInfo.reason` of an answer whose status is in its headers (a
+/// refusal); an answer without one is `OK` so far (its trailers carry the final status).
+fn grpc_outcome(headers: &http::HeaderMap) -> (String, String) {
+    let Some(code) = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return ("OK".into(), String::new());
+    };
+    let code = tonic::Code::from_i32(code);
+    let reason = tonic::Status::from_header_map(headers)
+        .and_then(|s| {
+            use tonic_types::StatusExt;
+            s.get_details_error_info().map(|i| i.reason)
+        })
+        .unwrap_or_default();
+    (format!("{code:?}"), reason)
+}
+
+/// Counts every call of the gRPC server.
+#[derive(Clone)]
+pub struct GrpcMetricsLayer(pub Arc<Metrics>);
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S, B, R> Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = grpc_method(request.uri().path());
+        let started = Instant::now();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = self.metrics.clone();
+        let future = inner.call(request);
+        Box::pin(async move {
+            let response = future.await;
+            if let Ok(r) = &response {
+                let (code, reason) = grpc_outcome(r.headers());
+                metrics.record(method, &code, &reason, started.elapsed());
+            }
+            response
+        })
+    }
+}
+
+/// What a REST answer was, for the REST metrics layer: the use case it reached and the reason
+/// it was refused with (`""` for a success).
+#[derive(Debug, Clone, Copy)]
+pub struct RestOutcome {
+    pub method: &'static str,
+    pub reason: &'static str,
+}
+
+/// Counts every call of the REST edge (the router puts a `RestOutcome` in each response).
+#[derive(Clone)]
+pub struct RestMetricsLayer(pub Arc<Metrics>);
+
+impl<S> Layer<S> for RestMetricsLayer {
+    type Service = RestMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RestMetrics {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RestMetrics<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> Service<http::Request<B>> for RestMetrics<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = self.metrics.clone();
+        let future = inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            let outcome = response
+                .extensions()
+                .get::<RestOutcome>()
+                .copied()
+                .unwrap_or(RestOutcome {
+                    method: "rest:other",
+                    reason: "",
+                });
+            metrics.record(
+                outcome.method,
+                response.status().as_str(),
+                outcome.reason,
+                started.elapsed(),
+            );
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_paths_share_one_label() {
+        assert_eq!(
+            grpc_method("/openclinica.participants.v1.ParticipantService/UpsertParticipant"),
+            "UpsertParticipant"
+        );
+        assert_eq!(grpc_method("/x.Y/Z"), "other");
+        assert_eq!(grpc_method(&"/a".repeat(1000)), "other");
+    }
+
+    #[test]
+    fn a_refusal_in_the_headers_gives_its_code_and_reason() {
+        let status = crate::grpc::status::simple_status(
+            crate::domain::Reason::Unauthenticated,
+            "missing or invalid bearer token",
+        );
+        let response = status.into_http::<tonic::body::Body>();
+        assert_eq!(
+            grpc_outcome(response.headers()),
+            ("Unauthenticated".into(), "UNAUTHENTICATED".into())
+        );
+        assert_eq!(
+            grpc_outcome(&http::HeaderMap::new()),
+            ("OK".into(), String::new())
+        );
+    }
+}
