@@ -100,6 +100,8 @@ write_haproxy_config() {
   cat >"$HA_DIR/haproxy.cfg" <<EOF
 global
     maxconn 1000
+    # Asked by settled() below: HAProxy counts every server UP until its checks fail.
+    stats socket $HA_DIR/haproxy.sock mode 600 level operator
 
 defaults
     mode tcp
@@ -157,6 +159,27 @@ ok = len(ms) == 3 and sum(m["role"] == "leader" for m in ms) == 1 \
 sys.exit(0 if ok else 1)'
 }
 
+# HAProxy starts with every server UP and marks one DOWN only after \`fall\` failed checks: until
+# then a new connection may reach a standby. Settled means only the leader is UP.
+settled() {
+  local up
+  up=$(python3 - "$HA_DIR/haproxy.sock" <<'PY'
+import csv, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+rows = csv.DictReader(data.decode().lstrip("# ").splitlines())
+print(" ".join(r["svname"] for r in rows
+               if r["pxname"] == "primary" and r["svname"] not in ("FRONTEND", "BACKEND")
+               and r["status"].startswith("UP")))
+PY
+  ) || return 1
+  [ "$up" = "$(leader)" ]
+}
+
 writable() {
   PGPASSWORD=$PASSWORD "$PG_BIN/psql" -h 127.0.0.1 -p "$BASE" -U postgres -d postgres -Atqc \
     "SELECT NOT pg_is_in_recovery()" 2>/dev/null | grep -qx t
@@ -193,6 +216,7 @@ start() {
   write_haproxy_config
   # Nothing started here keeps the caller's stdout or stderr open.
   haproxy -f "$HA_DIR/haproxy.cfg" -D -p "$HA_DIR/haproxy.pid" </dev/null >"$HA_DIR/haproxy.log" 2>&1
+  wait_for 20 "HAProxy to route to the leader alone" settled
   wait_for 20 "HAProxy to reach the primary" writable
   log "leader $(leader), synchronous standby $(sync_standby); writes on 127.0.0.1:$BASE"
 }
