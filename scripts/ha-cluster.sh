@@ -11,6 +11,7 @@
 #   scripts/ha-cluster.sh kill-leader kill -9 the leader's postmaster (an unplanned failover)
 #   scripts/ha-cluster.sh sync on|off synchronous replication on or off, waiting until it is so
 #   scripts/ha-cluster.sh url         print the service's database URL (through HAProxy)
+#   scripts/ha-cluster.sh bench       print commits/s of one-row INSERTs, 16 pgbench sessions, 3 s
 #
 # Ports: HAProxy 5440 (writes), PostgreSQL 5441-5443, Patroni REST 8011-8013, etcd 2379/2380;
 # HA_PORT_BASE moves the PostgreSQL, HAProxy and REST ports together, HA_ETCD_PORT etcd's.
@@ -272,6 +273,15 @@ case "${1:-}" in
     esac
     log "synchronous_mode $2"
     ;;
+  bench)
+    # The database's own cost of synchronous replication, without the service's in front of it.
+    export PGPASSWORD=$PASSWORD
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$BASE" -U postgres -d postgres -qc \
+      "CREATE TABLE IF NOT EXISTS bench (id bigserial PRIMARY KEY, v text)" >&2
+    echo "INSERT INTO bench (v) VALUES ('x');" >"$HA_DIR/bench.sql"
+    "$PG_BIN/pgbench" -h 127.0.0.1 -p "$BASE" -U postgres -n -f "$HA_DIR/bench.sql" \
+      -c 16 -j 2 -T 3 postgres 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+    ;;
   kill-leader)
     from=$(leader)
     pid=$(head -n1 "$HA_DIR/$from/data/postmaster.pid")
@@ -279,7 +289,7 @@ case "${1:-}" in
     log "killed the postmaster of $from (pid $pid)"
     ;;
   *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,19p' "$0" >&2
     exit 2
     ;;
 esac

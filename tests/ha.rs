@@ -474,16 +474,27 @@ async fn writes_survive_a_patroni_switchover_and_failover() {
     let fail_refused = refused_between(failover, load_ended);
 
     // Write throughput with and without synchronous replication, 16 callers, twice each in
-    // turn so that a neighbour's load on the machine weighs on both alike.
+    // turn so that a neighbour's load on the machine weighs on both alike; and the database's
+    // alone (pgbench, one-row INSERT commits), which shows what a commit costs without the
+    // service's own work per write in front of it.
     let mut with_sync = Vec::new();
     let mut without_sync = Vec::new();
+    let mut db_with_sync = Vec::new();
+    let mut db_without_sync = Vec::new();
+    let bench = || async {
+        let out = ha_async(&["bench"]).await;
+        out.parse::<f64>()
+            .unwrap_or_else(|_| panic!("pgbench tps: {out:?}"))
+    };
     for round in 0..2 {
         ha_async(&["sync", "on"]).await;
         let tag = format!("S{round}-");
         with_sync.push(throughput(&channels, &token, &tag, Duration::from_secs(5)).await);
+        db_with_sync.push(bench().await);
         ha_async(&["sync", "off"]).await;
         let tag = format!("A{round}-");
         without_sync.push(throughput(&channels, &token, &tag, Duration::from_secs(5)).await);
+        db_without_sync.push(bench().await);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
 
@@ -514,6 +525,13 @@ async fn writes_survive_a_patroni_switchover_and_failover() {
         not_serving.as_secs_f64(),
         mean(&with_sync),
         mean(&without_sync),
+    );
+    println!(
+        "HA figures: the database alone (pgbench, 16 sessions, one-row INSERT commits through \
+         HAProxy) {:.0} commits/s with synchronous replication, {:.0} without (rounds \
+         {db_with_sync:.0?} and {db_without_sync:.0?})",
+        mean(&db_with_sync),
+        mean(&db_without_sync),
     );
     assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
     assert!(incomplete.is_empty(), "stored incompletely: {incomplete:?}");
