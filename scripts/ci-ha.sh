@@ -38,10 +38,12 @@ done
 
 cargo test --test ha --no-run
 export PARTICIPANTS_TEST_HA=1
-figures=$(mktemp)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+figures=$work/figures
 for run in 1 2 3; do
   echo "--- failover run $run"
-  log=$(mktemp)
+  log=$work/run$run.log
   if ! cargo test --test ha -- --ignored --exact writes_survive_a_patroni_switchover_and_failover \
     --nocapture >"$log" 2>&1; then
     cat "$log"
