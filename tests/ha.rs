@@ -544,6 +544,10 @@ async fn writes_survive_a_patroni_switchover_and_failover() {
         "the failover moved the leader"
     );
     assert!(acknowledged > 100, "the load ran: {acknowledged}");
+    assert!(
+        retried > 0,
+        "the faults refused calls, so the retries with the same request id were exercised"
+    );
     drop(replicas);
     drop(cluster);
 }
