@@ -44,9 +44,14 @@ figures=$work/figures
 for run in 1 2 3; do
   echo "--- failover run $run"
   log=$work/run$run.log
-  if ! cargo test --test ha -- --ignored --exact writes_survive_a_patroni_switchover_and_failover \
-    --nocapture >"$log" 2>&1; then
+  if ! HA_SAVE_LOGS=$work/patroni$run cargo test --test ha -- --ignored --exact \
+    writes_survive_a_patroni_switchover_and_failover --nocapture >"$log" 2>&1; then
     cat "$log"
+    echo "--- Patroni's decisions in run $run"
+    for f in "$work/patroni$run"/*.log; do
+      grep -HE "WARNING|ERROR|crash|[Ff]ail|promot|lag|timeline|demot|Lock owner" "$f" \
+        | grep -v "no action" | tail -n 60 || true
+    done
     exit 1
   fi
   grep "HA figures" "$log" | sed "s/^/run $run: /" | tee -a "$figures"

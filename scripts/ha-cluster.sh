@@ -15,7 +15,8 @@
 #
 # Ports: HAProxy 5440 (writes), PostgreSQL 5441-5443, Patroni REST 8011-8013, etcd 2379/2380;
 # HA_PORT_BASE moves the PostgreSQL, HAProxy and REST ports together, HA_ETCD_PORT etcd's.
-# Data lives in HA_DIR (default /tmp/participants-ha), never in a system cluster's directory.
+# Data lives in HA_DIR (default /tmp/participants-ha), never in a system cluster's directory;
+# `stop` copies the Patroni logs to HA_SAVE_LOGS first when that names a directory.
 # Needs root (to run Patroni as the `postgres` user) and Debian's patroni, etcd-server, haproxy.
 set -euo pipefail
 
@@ -39,7 +40,10 @@ scope: $SCOPE
 name: pg$n
 log:
   dir: $HA_DIR/pg$n
-  level: WARNING
+  # INFO says why a crashed primary was restarted in place rather than failed over.
+  level: INFO
+  file_size: 4194304
+  file_num: 2
 restapi:
   listen: 127.0.0.1:$((REST_BASE + n))
   connect_address: 127.0.0.1:$((REST_BASE + n))
@@ -248,6 +252,12 @@ stop() {
     fi
   done
   kill_pidfile "$HA_DIR/etcd.pid"
+  if [ -n "${HA_SAVE_LOGS:-}" ]; then # keep what explains a failed run
+    mkdir -p "$HA_SAVE_LOGS"
+    for n in $MEMBERS; do
+      cat "$HA_DIR/pg$n"/patroni.log* "$HA_DIR/pg$n/patroni.out" >"$HA_SAVE_LOGS/pg$n.log" 2>/dev/null || true
+    done
+  fi
   rm -rf "$HA_DIR"
 }
 
@@ -289,7 +299,7 @@ case "${1:-}" in
     log "killed the postmaster of $from (pid $pid)"
     ;;
   *)
-    sed -n '2,19p' "$0" >&2
+    sed -n '2,20p' "$0" >&2
     exit 2
     ;;
 esac
