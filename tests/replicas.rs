@@ -9,150 +9,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use participants::pb::{
-    ParticipantContact, SiteScope, UpsertParticipantRequest, UpsertParticipantResponse,
-    participant_service_client::ParticipantServiceClient, upsert_participant_request::Scope,
-};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use participants::pb::{ParticipantContact, UpsertParticipantRequest, UpsertParticipantResponse};
+use sea_orm::{ConnectionTrait, Database};
 use tonic::{Code, Status, transport::Channel};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_participants");
-const SECRET: &str = "replica-secret-replica-secret-0123456789";
-const DATA_KEY: &str = "cmVwbGljYS10ZXN0LWRhdGEta2V5LTMyLWJ5dGVzISE=";
-const CATALOG: &str = r#"
-[[study]]
-oid = "S_RACE"
-enrollment_cap = 25
-participate_enabled = true
-  [[study.site]]
-  oid = "S_RACE_A"
-  [[study.site]]
-  oid = "S_RACE_B"
-
-[[study]]
-oid = "S_KEY"
-  [[study.site]]
-  oid = "S_KEY_A"
-
-[[role]]
-user = "dm.race"
-study = "S_RACE"
-role = "data_manager"
-
-[[role]]
-user = "dm.key"
-study = "S_KEY"
-role = "data_manager"
-"#;
-
-fn admin_url() -> String {
-    std::env::var("PARTICIPANTS_TEST_POSTGRES_URL")
-        .expect("PARTICIPANTS_TEST_POSTGRES_URL must name a PostgreSQL server")
-}
-
-/// A fresh database; returns its URL and name.
-async fn fresh_database() -> (String, String) {
-    let admin = admin_url();
-    let name = format!("participants_replicas_{}", uuid::Uuid::new_v4().simple());
-    let conn = Database::connect(&admin).await.expect("connect");
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create db");
-    conn.close().await.ok();
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(b, _)| b)
-        .to_owned();
-    (format!("{base}/{name}"), name)
-}
-
+#[path = "common/fleet.rs"]
+mod fleet;
 #[path = "common/serve.rs"]
 mod serve;
-
-/// Starts `n` replicas at once on one database: migrations and the catalog race at start-up.
-fn start_replicas(
-    n: usize,
-    db_url: &str,
-    catalog: &std::path::Path,
-    extra: &[&str],
-) -> Vec<serve::Running> {
-    let starting: Vec<_> = (0..n)
-        .map(|_| {
-            serve::spawn(
-                Command::new(BIN)
-                    .args([
-                        "serve",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--log-format",
-                        "json",
-                        "--catalog",
-                    ])
-                    .arg(catalog)
-                    .args(extra)
-                    .env("PARTICIPANTS_DATABASE_URL", db_url)
-                    .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
-                    .env("PARTICIPANTS_DATA_KEY", DATA_KEY)
-                    .env("PARTICIPANTS_LOG", "warn,participants=info"),
-            )
-        })
-        .collect();
-    starting
-        .into_iter()
-        .map(|(child, log)| serve::wait_until_listening(child, log, Duration::from_secs(60)))
-        .collect()
-}
-
-fn token(user: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--user", user, "--ttl", "1h"])
-        .env("PARTICIPANTS_JWT_HS256_SECRET", SECRET)
-        .output()
-        .expect("token");
-    String::from_utf8(out.stdout)
-        .expect("utf8")
-        .trim()
-        .to_owned()
-}
-
-async fn channel(addr: &str) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
-
-fn request(study: &str, site: &str, key: &str) -> UpsertParticipantRequest {
-    UpsertParticipantRequest {
-        scope: Some(Scope::Site(SiteScope {
-            study_oid: study.into(),
-            site_oid: site.into(),
-        })),
-        subject_key: key.into(),
-        ..Default::default()
-    }
-}
-
-async fn call(
-    channel: Channel,
-    token: &str,
-    req: UpsertParticipantRequest,
-) -> Result<UpsertParticipantResponse, Status> {
-    let mut r = tonic::Request::new(req);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii"),
-    );
-    ParticipantServiceClient::new(channel)
-        .upsert_participant(r)
-        .await
-        .map(tonic::Response::into_inner)
-}
+use fleet::*;
 
 fn outcome(r: &Result<UpsertParticipantResponse, Status>) -> String {
     match r {
@@ -194,18 +61,6 @@ async fn race(
         results.push(r);
     }
     (counts, results)
-}
-
-async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
-    db.query_one_raw(Statement::from_string(
-        db.get_database_backend(),
-        sql.to_owned(),
-    ))
-    .await
-    .expect("query")
-    .expect("row")
-    .try_get_by_index::<i64>(0)
-    .expect("int")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,16 +217,6 @@ fn pg_cluster(action: &str) {
         .status()
         .expect("pg_ctlcluster");
     assert!(status.success(), "pg_ctlcluster {args:?}");
-}
-
-async fn health(channel: &Channel) -> i32 {
-    HealthClient::new(channel.clone())
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner().status)
-        .unwrap_or(-1)
 }
 
 /// What one call of the load did.

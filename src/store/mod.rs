@@ -6,12 +6,13 @@ pub mod entity;
 pub mod migration;
 pub mod queries;
 pub mod retry;
+pub mod standby;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    RuntimeErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    RuntimeErr, SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
@@ -104,6 +105,16 @@ impl Store {
             }
             "postgres" | "postgresql" => {
                 options.statement_timeout(config.statement_timeout);
+                // A connection opened before a read-only error may lead to a demoted primary:
+                // close it instead of using it again (see `standby`).
+                options.map_sqlx_postgres_pool_opts(|pool| {
+                    pool.before_acquire(|_, meta| {
+                        Box::pin(async move { Ok(!standby::predates_fence(meta.age)) })
+                    })
+                    .after_release(|_, meta| {
+                        Box::pin(async move { Ok(!standby::predates_fence(meta.age)) })
+                    })
+                });
                 false
             }
             other => return Err(StoreError::UnsupportedScheme(other.to_owned())),
@@ -179,9 +190,28 @@ impl Store {
         Ok(result.rows_affected)
     }
 
-    /// Whether the database answers.
+    /// Whether the database answers and takes writes. A PostgreSQL session that is read-only
+    /// (a standby, e.g. a demoted primary still behind the proxy) counts as down, and raises
+    /// the fence that makes the pool reconnect.
     pub async fn ping(&self) -> bool {
-        self.db.ping().await.is_ok()
+        if self.backend() != DbBackend::Postgres {
+            return self.db.ping().await.is_ok();
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SHOW transaction_read_only",
+            ))
+            .await;
+        match row.map(|r| r.and_then(|r| r.try_get_by_index::<String>(0).ok())) {
+            Ok(Some(read_only)) if read_only == "off" => true,
+            Ok(Some(_)) => {
+                standby::raise_fence();
+                false
+            }
+            _ => false,
+        }
     }
 
     /// The pool's connections now: (open, idle).
@@ -226,7 +256,8 @@ pub enum DbFailure {
     Other,
 }
 
-/// Classifies a database error.
+/// Classifies a database error. A read-only error (a write reached a standby) also raises the
+/// fence that makes the pool drop its connections (see `standby`).
 pub fn classify(err: &DbErr) -> DbFailure {
     use sea_orm::sqlx::Error as X;
     if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
@@ -262,6 +293,11 @@ pub fn classify(err: &DbErr) -> DbFailure {
             match code.as_ref() {
                 // serialization_failure, deadlock_detected
                 "40001" | "40P01" => DbFailure::Retry,
+                // The connection leads to a standby: a new primary is on its way or there.
+                standby::READ_ONLY_SQL_TRANSACTION => {
+                    standby::raise_fence();
+                    DbFailure::Unavailable
+                }
                 // connection_exception class, admin/crash shutdown, cannot_connect_now,
                 // statement timeout (query_canceled)
                 c if c.starts_with("08") || c.starts_with("57P") || c == "57014" => {
