@@ -171,16 +171,21 @@ pub async fn upsert_input(
     })
 }
 
-/// The ListInput of a GET of the collection: `pageSize`, `pageToken` and `status`
-/// (`AVAILABLE`, `SIGNED` or `REMOVED`, any case) from the query.
-pub fn list_input(uri: &Uri, scope: ScopeRef) -> Result<ListInput, Box<Answer>> {
-    let page_size = match query_param(uri, "pageSize") {
-        None => 0,
+/// `pageSize` of a listing's query: 0 when absent (the listing's default).
+fn page_size_param(uri: &Uri) -> Result<i32, Box<Answer>> {
+    match query_param(uri, "pageSize") {
+        None => Ok(0),
         Some(v) => v
             .trim()
             .parse::<i32>()
-            .map_err(|_| malformed("pageSize must be a whole number"))?,
-    };
+            .map_err(|_| malformed("pageSize must be a whole number")),
+    }
+}
+
+/// The ListInput of a GET of the collection: `pageSize`, `pageToken` and `status`
+/// (`AVAILABLE`, `SIGNED` or `REMOVED`, any case) from the query.
+pub fn list_input(uri: &Uri, scope: ScopeRef) -> Result<ListInput, Box<Answer>> {
+    let page_size = page_size_param(uri)?;
     let status = match query_param(uri, "status") {
         None => None,
         Some(v) => Some(match v.trim().to_ascii_uppercase().as_str() {
@@ -205,13 +210,7 @@ pub fn audit_query(
     scope: ScopeRef,
     subject_key: String,
 ) -> Result<crate::domain::audit::AuditQuery, Box<Answer>> {
-    let page_size = match query_param(uri, "pageSize") {
-        None => 0,
-        Some(v) => v
-            .trim()
-            .parse::<i32>()
-            .map_err(|_| malformed("pageSize must be a whole number"))?,
-    };
+    let page_size = page_size_param(uri)?;
     let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, Box<Answer>> {
         match query_param(uri, name) {
             None => Ok(None),

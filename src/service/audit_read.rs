@@ -40,8 +40,7 @@ impl Participants {
         query: AuditQuery,
         deadline: tokio::time::Instant,
     ) -> Result<AuditPage, ServiceError> {
-        let timed_out = || ServiceError::rejected(Reason::RequestTimedOut, "the request timed out");
-        super::until(deadline, timed_out, self.read_trail(caller, query)).await
+        super::read_until(deadline, self.read_trail(caller, query)).await
     }
 
     async fn read_trail(

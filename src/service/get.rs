@@ -14,8 +14,7 @@ impl Participants {
         req: GetInput,
         deadline: tokio::time::Instant,
     ) -> Result<ParticipantView, ServiceError> {
-        let timed_out = || ServiceError::rejected(Reason::RequestTimedOut, "the request timed out");
-        super::until(deadline, timed_out, self.read_one(caller, req)).await
+        super::read_until(deadline, self.read_one(caller, req)).await
     }
 
     async fn read_one(

@@ -27,8 +27,7 @@ impl Participants {
         input: ListInput,
         deadline: tokio::time::Instant,
     ) -> Result<ParticipantPage, ServiceError> {
-        let timed_out = || ServiceError::rejected(Reason::RequestTimedOut, "the request timed out");
-        super::until(deadline, timed_out, self.read_page(caller, input)).await
+        super::read_until(deadline, self.read_page(caller, input)).await
     }
 
     async fn read_page(

@@ -59,6 +59,15 @@ pub(crate) async fn until<T>(
         .unwrap_or_else(|_| Err(timed_out()))
 }
 
+/// Runs a read-only use case until `deadline` (see `until`), answering `REQUEST_TIMED_OUT`.
+pub(crate) async fn read_until<T>(
+    deadline: tokio::time::Instant,
+    work: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    let timed_out = || ServiceError::rejected(Reason::RequestTimedOut, "the request timed out");
+    until(deadline, timed_out, work).await
+}
+
 /// How often each replica checks whether the catalog changed.
 pub const CATALOG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
