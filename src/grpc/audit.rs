@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-use super::participants::{caller, parse_grpc_timeout};
+use super::participants::{call_deadline, caller};
 use crate::domain::{
     Reason, ServiceError,
     audit::{AuditEventView, AuditQuery, EventType},
@@ -31,12 +31,7 @@ impl AuditApi {
     }
 
     fn deadline<T>(&self, req: &Request<T>) -> Instant {
-        let client = req
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        Instant::now() + client.map_or(self.request_timeout, |c| c.min(self.request_timeout))
+        call_deadline(req, self.request_timeout)
     }
 }
 

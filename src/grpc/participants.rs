@@ -27,14 +27,19 @@ impl ParticipantApi {
     }
 
     fn deadline<T>(&self, req: &Request<T>) -> Instant {
-        let client = req
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        let budget = client.map_or(self.request_timeout, |c| c.min(self.request_timeout));
-        Instant::now() + budget
+        call_deadline(req, self.request_timeout)
     }
+}
+
+/// When a call must be answered: `request_timeout` from now, or the client's shorter
+/// `grpc-timeout`.
+pub(crate) fn call_deadline<T>(req: &Request<T>, request_timeout: Duration) -> Instant {
+    let client = req
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    Instant::now() + client.map_or(request_timeout, |c| c.min(request_timeout))
 }
 
 /// Parses a `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n).
