@@ -26,6 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("participants_descriptor.bin"),
         compiler.encode_file_descriptor_set(),
     )?;
-    tonic_prost_build::configure().compile_fds(compiler.file_descriptor_set())?;
+    tonic_prost_build::configure()
+        // google.rpc.Status is the one tonic-types already generates.
+        .extern_path(".google.rpc", "::tonic_types::pb")
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

@@ -6,8 +6,8 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::pb::{
-    GetParticipantRequest, ListParticipantsRequest, ListParticipantsResponse, Participant,
-    UpsertParticipantRequest, UpsertParticipantResponse,
+    GetParticipantRequest, ImportResult, ListParticipantsRequest, ListParticipantsResponse,
+    Participant, UpsertParticipantRequest, UpsertParticipantResponse,
     participant_service_server::ParticipantService,
 };
 use crate::service::{Caller, Participants};
@@ -127,6 +127,19 @@ impl ParticipantService for ParticipantApi {
                 Status::from(e)
             })?;
         Ok(Response::new(page.into()))
+    }
+
+    type ImportParticipantsStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<ImportResult, Status>> + Send + 'static>,
+    >;
+
+    async fn import_participants(
+        &self,
+        _request: Request<tonic::Streaming<UpsertParticipantRequest>>,
+    ) -> Result<Response<Self::ImportParticipantsStream>, Status> {
+        Err(Status::unimplemented(
+            "ImportParticipants is not available yet",
+        ))
     }
 }
 
