@@ -253,7 +253,7 @@ async fn main() {
     let addr = server.addr.clone();
     let token = mint_hs256(
         &JwtSettings {
-            hs256_secret: Some(SECRET.as_bytes().to_vec()),
+            hs256_secret: Some(SECRET.as_bytes().to_vec().into()),
             ..Default::default()
         },
         "dm.bench",

@@ -141,11 +141,11 @@ async fn bench(label: &str, url: String) {
         .await
         .expect("apply");
     let settings = JwtSettings {
-        hs256_secret: Some(b"bench-secret-bench-secret-0123456789".to_vec()),
+        hs256_secret: Some(b"bench-secret-bench-secret-0123456789".to_vec().into()),
         ..Default::default()
     };
     let verifier = Arc::new(JwtVerifier::new(&settings).expect("verifier"));
-    let cipher = Arc::new(DataCipher::new([5; 32], &[]));
+    let cipher = Arc::new(DataCipher::new(&[5; 32], &[]));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

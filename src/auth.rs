@@ -11,6 +11,7 @@ use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse},
 };
+use secrecy::{ExposeSecret, SecretSlice};
 use serde::{Deserialize, Serialize};
 
 /// Minimum length of the HS256 development secret, in bytes.
@@ -43,8 +44,8 @@ pub trait TokenVerifier: Send + Sync + 'static {
 /// JWT settings (SPEC section 3).
 #[derive(Debug, Clone, Default)]
 pub struct JwtSettings {
-    /// Development key: HS256 tokens without a `kid`.
-    pub hs256_secret: Option<Vec<u8>>,
+    /// Development key: HS256 tokens without a `kid` (never printed, wiped on drop).
+    pub hs256_secret: Option<SecretSlice<u8>>,
     /// Production keys: a JWKS file of RS256 / ES256 public keys, chosen by the token's `kid`.
     pub jwks_file: Option<std::path::PathBuf>,
     pub issuer: Option<String>,
@@ -233,7 +234,7 @@ fn is_format_or_separator(c: char) -> bool {
 
 impl JwtVerifier {
     pub fn new(settings: &JwtSettings) -> Result<Self, String> {
-        let hs256 = match &settings.hs256_secret {
+        let hs256 = match settings.hs256_secret.as_ref().map(|s| s.expose_secret()) {
             Some(secret) if secret.len() < MIN_SECRET_LEN => {
                 return Err(format!(
                     "PARTICIPANTS_JWT_HS256_SECRET must be at least {MIN_SECRET_LEN} bytes"
@@ -392,7 +393,8 @@ pub fn mint_hs256(
 ) -> Result<String, String> {
     let secret = settings
         .hs256_secret
-        .as_deref()
+        .as_ref()
+        .map(|s| s.expose_secret())
         .ok_or("PARTICIPANTS_JWT_HS256_SECRET is not set: development tokens are HS256")?;
     if secret.len() < MIN_SECRET_LEN {
         return Err(format!(

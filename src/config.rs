@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::auth::JwtSettings;
 use crate::crypto::{self, DataCipher};
@@ -148,8 +149,8 @@ impl DbArgs {
 #[derive(Debug, Clone, Args)]
 pub struct JwtArgs {
     /// HS256 secret for development tokens, at least 32 bytes.
-    #[arg(long, env = "PARTICIPANTS_JWT_HS256_SECRET", hide_env_values = true)]
-    pub jwt_hs256_secret: Option<String>,
+    #[arg(long, env = "PARTICIPANTS_JWT_HS256_SECRET", hide_env_values = true, value_parser = secret)]
+    pub jwt_hs256_secret: Option<SecretString>,
     /// JWKS file with the RS256 / ES256 public keys of the identity provider (tokens name
     /// their key with `kid`).
     #[arg(long, env = "PARTICIPANTS_JWT_JWKS_FILE")]
@@ -170,9 +171,9 @@ impl JwtArgs {
         JwtSettings {
             hs256_secret: self
                 .jwt_hs256_secret
-                .clone()
-                .filter(|s| !s.is_empty())
-                .map(String::into_bytes),
+                .as_ref()
+                .filter(|s| !s.expose_secret().is_empty())
+                .map(|s| SecretSlice::from(s.expose_secret().as_bytes().to_vec())),
             jwks_file: self.jwt_jwks_file.clone(),
             issuer: self.jwt_issuer.clone().filter(|s| !s.is_empty()),
             audience: self.jwt_audience.clone().filter(|s| !s.is_empty()),
@@ -184,21 +185,27 @@ impl JwtArgs {
 pub struct DataKeyArgs {
     /// Key that encrypts personal data at rest: 32 random bytes as base64
     /// (`participants data-key` makes one).
-    #[arg(long, env = "PARTICIPANTS_DATA_KEY", hide_env_values = true)]
-    pub data_key: Option<String>,
+    #[arg(long, env = "PARTICIPANTS_DATA_KEY", hide_env_values = true, value_parser = secret)]
+    pub data_key: Option<SecretString>,
     /// Earlier data keys, comma-separated: they still decrypt what they encrypted.
     #[arg(
         long,
         env = "PARTICIPANTS_DATA_KEY_PREVIOUS",
         hide_env_values = true,
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = secret
     )]
-    pub data_key_previous: Vec<String>,
+    pub data_key_previous: Vec<SecretString>,
 }
 
 impl DataKeyArgs {
     pub fn cipher(&self) -> Result<DataCipher, String> {
-        let current = self.data_key.as_deref().filter(|k| !k.is_empty()).ok_or(
+        let current = self
+            .data_key
+            .as_ref()
+            .map(|k| k.expose_secret())
+            .filter(|k| !k.is_empty())
+            .ok_or(
             "PARTICIPANTS_DATA_KEY is not set: personal data is encrypted at rest; make a key with `participants data-key`",
         )?;
         let current =
@@ -206,13 +213,20 @@ impl DataKeyArgs {
         let previous = self
             .data_key_previous
             .iter()
+            .map(|k| k.expose_secret())
             .filter(|k| !k.trim().is_empty())
             .map(|k| {
                 crypto::parse_key(k).map_err(|e| format!("PARTICIPANTS_DATA_KEY_PREVIOUS: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(DataCipher::new(current, &previous))
+        Ok(DataCipher::new(&current, previous.iter().map(|k| &**k)))
     }
+}
+
+/// Secrets from the command line or the environment: kept where they neither print (`Debug`
+/// shows `[REDACTED]`) nor linger (wiped on drop).
+fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
 }
 
 /// A socket address, or none (an empty value).
@@ -349,4 +363,41 @@ pub struct TokenArgs {
     pub ttl: Duration,
     #[command(flatten)]
     pub jwt: JwtArgs,
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    /// Keys and secrets given on the command line never show in a `Debug` print of the
+    /// configuration, nor in the JWT settings made from it; the values still reach their users.
+    #[test]
+    fn secrets_do_not_print() {
+        let key = crypto::generate_key();
+        let previous = crypto::generate_key();
+        let jwt = "jwt-secret-that-must-never-print-0123456789";
+        let cli = Cli::try_parse_from([
+            "participants",
+            "serve",
+            "--data-key",
+            &key,
+            "--data-key-previous",
+            &previous,
+            "--jwt-hs256-secret",
+            jwt,
+        ])
+        .expect("parses");
+        let Command::Serve(args) = &cli.command else {
+            panic!("serve");
+        };
+        let printed = format!("{cli:?} {:?} {:?}", args.jwt.settings(), args.data.cipher());
+        for secret in [key.as_str(), previous.as_str(), jwt] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
+        assert!(printed.contains("REDACTED"), "{printed}");
+        let settings = args.jwt.settings();
+        let kept = settings.hs256_secret.as_ref().map(|s| s.expose_secret());
+        assert_eq!(kept, Some(jwt.as_bytes()));
+        assert!(args.data.cipher().is_ok());
+    }
 }

@@ -12,6 +12,7 @@ use chacha20poly1305::{
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -25,6 +26,10 @@ pub enum CryptoError {
     UnknownKey(String),
     #[error("stored value is malformed or does not belong to this row")]
     Corrupt,
+    /// A value without the sealed format: personal data is never stored in the clear, so one
+    /// found there was planted (or predates sealing and was missed by the start-up step).
+    #[error("stored value is not sealed")]
+    Unsealed,
 }
 
 /// The data keys: the current one seals, every configured one opens.
@@ -32,9 +37,9 @@ pub struct DataCipher {
     current: (String, XChaCha20Poly1305),
     others: HashMap<String, XChaCha20Poly1305>,
     /// The key of `lookup_hash`, derived from the current data key.
-    lookup_key: [u8; 32],
+    lookup_key: Zeroizing<[u8; 32]>,
     /// The current data key, from which `subkey` derives keys for other purposes.
-    current_key: [u8; 32],
+    current_key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for DataCipher {
@@ -47,38 +52,45 @@ impl std::fmt::Debug for DataCipher {
     }
 }
 
-/// Parses a 32-byte key written as base64 (or 64 hex digits).
-pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
+/// Parses a 32-byte key written as base64 (or 64 hex digits). The key, and every copy made on
+/// the way, is wiped from memory when dropped.
+pub fn parse_key(text: &str) -> Result<Zeroizing<[u8; 32]>, String> {
     let text = text.trim();
-    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(text).map_err(|_| "not hex".to_owned())?
-    } else {
-        B64.decode(text).map_err(|_| {
-            "a data key must be 32 bytes written as base64 (or 64 hex digits)".to_owned()
-        })?
-    };
-    bytes
-        .try_into()
-        .map_err(|_| "a data key must be exactly 32 bytes (base64 of 32 random bytes)".to_owned())
+    let bytes = Zeroizing::new(
+        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode(text).map_err(|_| "not hex".to_owned())?
+        } else {
+            B64.decode(text).map_err(|_| {
+                "a data key must be 32 bytes written as base64 (or 64 hex digits)".to_owned()
+            })?
+        },
+    );
+    let mut key = Zeroizing::new([0u8; 32]);
+    if bytes.len() != key.len() {
+        return Err("a data key must be exactly 32 bytes (base64 of 32 random bytes)".to_owned());
+    }
+    key.copy_from_slice(&bytes);
+    Ok(key)
 }
 
 /// A fresh random key, base64-encoded.
 pub fn generate_key() -> String {
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    B64.encode(key)
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(key.as_mut());
+    B64.encode(key.as_ref())
 }
 
 fn key_id(key: &[u8; 32]) -> String {
     hex::encode(&Sha256::digest(key)[..4])
 }
 
-fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+/// HMAC-SHA256 of `parts` (concatenated) under `key`.
+pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC pads a key shorter than the hash block (64 bytes) with zeros: padding it here gives
-    // the same MAC through the infallible constructor.
-    let mut block = [0u8; 64];
+    // the same MAC through the infallible constructor. The padded copy is wiped after use.
+    let mut block = Zeroizing::new([0u8; 64]);
     block[..32].copy_from_slice(key);
-    let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new(&block.into());
+    let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new(&(*block).into());
     for part in parts {
         mac.update(part);
     }
@@ -92,18 +104,24 @@ fn lookup_key(data_key: &[u8; 32]) -> [u8; 32] {
 }
 
 impl DataCipher {
-    /// `current` seals new values; `previous` keys still open what they sealed.
-    pub fn new(current: [u8; 32], previous: &[[u8; 32]]) -> Self {
+    /// `current` seals new values; `previous` keys still open what they sealed. The keys are
+    /// borrowed, so no copy is left behind; the cipher wipes its own when dropped.
+    pub fn new<'a>(current: &[u8; 32], previous: impl IntoIterator<Item = &'a [u8; 32]>) -> Self {
         let mut others = HashMap::new();
         for key in previous {
             others.insert(key_id(key), XChaCha20Poly1305::new(key.into()));
         }
         Self {
-            current: (key_id(&current), XChaCha20Poly1305::new(&current.into())),
+            current: (key_id(current), XChaCha20Poly1305::new(current.into())),
             others,
-            lookup_key: lookup_key(&current),
-            current_key: current,
+            lookup_key: Zeroizing::new(lookup_key(current)),
+            current_key: Zeroizing::new(*current),
         }
+    }
+
+    /// Whether `stored` has the sealed format (it may still fail to open).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
     }
 
     /// A keyed hash of `value` for equality lookups and unique indexes over sealed values:
@@ -135,11 +153,11 @@ impl DataCipher {
 
     /// A key for `purpose` derived from the current data key (HKDF-Expand with one block, as
     /// the lookup key), independent of the sealing key and of other purposes.
-    pub fn subkey(&self, purpose: &str) -> [u8; 32] {
-        hmac(
+    pub fn subkey(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(hmac(
             &self.current_key,
             &[b"participants subkey v1: ", purpose.as_bytes(), &[1]],
-        )
+        ))
     }
 
     /// The id of the key that seals new values (a hash prefix, not the key).
@@ -177,10 +195,11 @@ impl DataCipher {
     }
 
     /// Opens a value sealed by `seal` with the same `context`. A value without the sealed
-    /// format is returned as it is (written before encryption was configured).
+    /// format is refused (`Unsealed`): a value planted in the database in the clear would
+    /// otherwise bypass the binding to its row and column.
     pub fn open(&self, stored: &str, context: &str) -> Result<String, CryptoError> {
         let Some(rest) = stored.strip_prefix(PREFIX) else {
-            return Ok(stored.to_owned());
+            return Err(CryptoError::Unsealed);
         };
         let (kid, b64) = rest.split_once(':').ok_or(CryptoError::Corrupt)?;
         let cipher = self
@@ -221,13 +240,11 @@ impl DataCipher {
         self.seal(&B64.encode(value), context).into_bytes()
     }
 
+    /// Opens bytes sealed by `seal_bytes`; anything else is refused, as by `open`.
     pub fn open_bytes(&self, stored: &[u8], context: &str) -> Result<Vec<u8>, CryptoError> {
-        match std::str::from_utf8(stored) {
-            Ok(text) if text.starts_with(PREFIX) => B64
-                .decode(self.open(text, context)?)
-                .map_err(|_| CryptoError::Corrupt),
-            _ => Ok(stored.to_vec()),
-        }
+        let text = std::str::from_utf8(stored).map_err(|_| CryptoError::Unsealed)?;
+        B64.decode(self.open(text, context)?)
+            .map_err(|_| CryptoError::Corrupt)
     }
 }
 
@@ -241,7 +258,7 @@ mod tests {
 
     #[test]
     fn sealing_is_randomised_and_bound_to_its_context() {
-        let c = DataCipher::new(key(1), &[]);
+        let c = DataCipher::new(&key(1), &[]);
         let a = c.seal("Ada", "participant_contacts/1/first_name");
         let b = c.seal("Ada", "participant_contacts/1/first_name");
         assert_ne!(a, b, "equal values never look equal");
@@ -254,16 +271,28 @@ mod tests {
             c.open(&a, "participant_contacts/2/first_name"),
             Err(CryptoError::Corrupt)
         ));
-        assert_eq!(c.open("legacy plain", "x").unwrap(), "legacy plain");
+        // A value in the clear is refused, not passed through.
+        assert!(matches!(
+            c.open("planted plain", "participant_contacts/1/first_name"),
+            Err(CryptoError::Unsealed)
+        ));
+        assert!(matches!(
+            c.open_bytes(b"planted plain", "x"),
+            Err(CryptoError::Unsealed)
+        ));
+        assert!(matches!(
+            c.open_bytes(&[0xff, 0xfe], "x"),
+            Err(CryptoError::Unsealed)
+        ));
     }
 
     #[test]
     fn previous_keys_open_and_unknown_keys_are_named() {
-        let old = DataCipher::new(key(1), &[]);
+        let old = DataCipher::new(&key(1), &[]);
         let sealed = old.seal("ОНІО", "ctx");
-        let rotated = DataCipher::new(key(2), &[key(1)]);
+        let rotated = DataCipher::new(&key(2), &[key(1)]);
         assert_eq!(rotated.open(&sealed, "ctx").unwrap(), "ОНІО");
-        let other = DataCipher::new(key(3), &[]);
+        let other = DataCipher::new(&key(3), &[]);
         assert!(matches!(
             other.open(&sealed, "ctx"),
             Err(CryptoError::UnknownKey(_))
@@ -277,14 +306,14 @@ mod tests {
 
     #[test]
     fn lookup_hashes_are_keyed_and_bound_to_their_context() {
-        let c = DataCipher::new(key(1), &[]);
+        let c = DataCipher::new(&key(1), &[]);
         let h = c.lookup_hash("ABCDEFGH2", "participants/1/access_code");
         assert_eq!(h, c.lookup_hash("ABCDEFGH2", "participants/1/access_code"));
         assert!(!h.contains("ABCDEFGH2"));
         assert!(c.is_current_lookup_hash(&h));
         assert_ne!(h, c.lookup_hash("ABCDEFGH2", "participants/2/access_code"));
         assert_ne!(h, c.lookup_hash("ABCDEFGH3", "participants/1/access_code"));
-        let rotated = DataCipher::new(key(2), &[key(1)]);
+        let rotated = DataCipher::new(&key(2), &[key(1)]);
         assert!(!rotated.is_current_lookup_hash(&h));
         assert_ne!(
             h,
@@ -298,6 +327,8 @@ mod tests {
     fn keys_parse_from_base64_or_hex() {
         let k = generate_key();
         assert_eq!(parse_key(&k).unwrap().len(), 32);
+        assert!(parse_key(&B64.encode([1u8; 31])).is_err());
+        assert!(parse_key(&B64.encode([1u8; 33])).is_err());
         assert!(parse_key(&"ab".repeat(32)).is_ok());
         assert!(parse_key("short").is_err());
     }

@@ -22,6 +22,7 @@ use participants::{
     telemetry::{Metrics, trace::Otlp},
 };
 use rand::RngCore;
+use secrecy::ExposeSecret;
 
 /// Logs to stderr, and spans to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
 /// (the returned pipeline is flushed at exit).
@@ -204,10 +205,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     // The demo's database lives in a temporary folder removed at exit, with fresh keys.
     let mut demo_dir = None;
     if args.demo {
-        let mut secret = [0u8; 32];
-        rand::rng().fill_bytes(&mut secret);
-        args.jwt.jwt_hs256_secret = Some(hex::encode(secret));
-        args.data.data_key = Some(crypto::generate_key());
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(secret.as_mut());
+        args.jwt.jwt_hs256_secret = Some(hex::encode(secret.as_ref()).into());
+        args.data.data_key = Some(crypto::generate_key().into());
         args.data.data_key_previous.clear();
         if args.db.database_url.is_none() {
             let dir = tempfile::Builder::new()
@@ -240,6 +241,11 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
     // Seals access codes stored in the clear and re-hashes them after a key rotation.
     store
         .seal_access_codes(&cipher)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Seals contact data and remembered answers stored in the clear before sealing existed.
+    store
+        .seal_legacy_values(&cipher)
         .await
         .map_err(|e| e.to_string())?;
     // Logged once start-up can no longer fail on a setting, so a bad one prints one line only.
@@ -474,7 +480,13 @@ fn print_demo_lines(
          Tokens for the other demo users (dm.juno, monitor.juno, viewer.juno, crc.texas, dm.vega, crc.boston, ...):\n\
          PARTICIPANTS_JWT_HS256_SECRET={secret} {binary} token --user dm.juno\n\
          (the development secret is new on every demo start)\n",
-        secret = String::from_utf8_lossy(jwt.hs256_secret.as_deref().unwrap_or_default())
+        // The demo's throw-away development secret, printed on purpose so tokens can be made.
+        secret = String::from_utf8_lossy(
+            jwt.hs256_secret
+                .as_ref()
+                .map(|s| s.expose_secret())
+                .unwrap_or_default()
+        )
     );
     if let Some(http) = http_addr.map(reachable) {
         // The original's sample call, unchanged but for the host and the token.

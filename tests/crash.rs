@@ -73,7 +73,7 @@ async fn a_killed_sqlite_server_loses_no_acknowledged_write() {
     let mut server = start(dir.path(), &url);
     let token = mint_hs256(
         &JwtSettings {
-            hs256_secret: Some(SECRET.as_bytes().to_vec()),
+            hs256_secret: Some(SECRET.as_bytes().to_vec().into()),
             ..Default::default()
         },
         "dm.crash",

@@ -52,7 +52,7 @@ fn enabled() -> bool {
 
 fn token(user: &str) -> String {
     let settings = JwtSettings {
-        hs256_secret: Some(SECRET.as_bytes().to_vec()),
+        hs256_secret: Some(SECRET.as_bytes().to_vec().into()),
         ..Default::default()
     };
     mint_hs256(&settings, user, Duration::from_secs(3600)).expect("token")

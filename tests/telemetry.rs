@@ -93,7 +93,7 @@ async fn spans_reach_the_collector_with_the_callers_trace_and_no_personal_data()
     };
 
     let settings = participants::auth::JwtSettings {
-        hs256_secret: Some(SECRET.as_bytes().to_vec()),
+        hs256_secret: Some(SECRET.as_bytes().to_vec().into()),
         ..Default::default()
     };
     let token =

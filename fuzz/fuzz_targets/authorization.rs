@@ -13,7 +13,7 @@ const SECRET: &[u8] = b"fuzz-secret-fuzz-secret-fuzz-secret-0123456789";
 
 static VERIFIER: LazyLock<Option<JwtVerifier>> = LazyLock::new(|| {
     JwtVerifier::new(&JwtSettings {
-        hs256_secret: Some(SECRET.to_vec()),
+        hs256_secret: Some(SECRET.to_vec().into()),
         ..JwtSettings::default()
     })
     .ok()

@@ -9,7 +9,7 @@ use participants::crypto::DataCipher;
 use participants::service::page_token::{Binding, PageTokens};
 
 static TOKENS: LazyLock<PageTokens> =
-    LazyLock::new(|| PageTokens::new(&DataCipher::new([7; 32], &[])));
+    LazyLock::new(|| PageTokens::new(&DataCipher::new(&[7; 32], &[])));
 
 fn binding() -> Binding {
     Binding::new("participants")

@@ -41,7 +41,7 @@ static SERVICE: LazyLock<Service> = LazyLock::new(|| {
         catalog::apply(&store, &catalog)
             .await
             .unwrap_or_else(|e| panic!("apply: {e}"));
-        let cipher = Arc::new(DataCipher::new([9; 32], &[]));
+        let cipher = Arc::new(DataCipher::new(&[9; 32], &[]));
         Participants::new(store, cipher)
     });
     Service {

@@ -627,7 +627,7 @@ async fn main_inner(args: Args) -> Result<bool, String> {
         (Some(t), _) if !t.is_empty() => t.clone(),
         (_, Some(secret)) => mint_hs256(
             &JwtSettings {
-                hs256_secret: Some(secret.clone().into_bytes()),
+                hs256_secret: Some(secret.clone().into_bytes().into()),
                 ..Default::default()
             },
             &args.user,

@@ -63,7 +63,7 @@ impl<'a> Audit<'a> {
         // Old and new values of contact fields are personal data: sealed like the contact row.
         let (old, new) = match field {
             Some(f) if ContactField::ALL.iter().any(|c| c.name() == f) => {
-                let context = format!("audit_events/{}/{f}", self.participant_id);
+                let context = crate::store::legacy::audit_context(self.participant_id, f);
                 (
                     self.cmd.cipher.seal_opt(old.as_deref(), &context),
                     self.cmd.cipher.seal_opt(new.as_deref(), &context),

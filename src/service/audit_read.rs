@@ -15,8 +15,9 @@ use crate::domain::{
 };
 use crate::store::{
     audit_log::{self, StoredEvent, TrailFilter},
-    queries, to_service_error,
+    legacy, queries, to_service_error,
 };
+use std::collections::HashSet;
 
 /// Whether `role` may read the trail of a call of this scope: data managers, data specialists
 /// and monitors at study or site scope; investigators and CRCs at site scope only.
@@ -124,9 +125,24 @@ impl Participants {
             _ => None,
         };
         let opens = role.may_write();
+        let clear = if opens {
+            let clear = rows
+                .iter()
+                .filter(|e| {
+                    is_contact(e.field_name.as_deref())
+                        && (legacy::is_clear(e.old_value.as_deref())
+                            || legacy::is_clear(e.new_value.as_deref()))
+                })
+                .map(|e| e.id);
+            legacy::clear_legacy_events(conn, clear)
+                .await
+                .map_err(to_service_error)?
+        } else {
+            HashSet::new()
+        };
         let events = rows
             .into_iter()
-            .map(|e| self.view(&scope.study.oid, e, opens))
+            .map(|e| self.view(&scope.study.oid, e, opens, &clear))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(AuditPage {
             events,
@@ -139,18 +155,18 @@ impl Participants {
         study_oid: &str,
         e: StoredEvent,
         open_contact: bool,
+        clear_legacy: &HashSet<i64>,
     ) -> Result<AuditEventView, ServiceError> {
         let (old_value, new_value) = if is_contact(e.field_name.as_deref()) {
             if open_contact {
-                let context = format!(
-                    "audit_events/{}/{}",
+                let context = legacy::audit_context(
                     e.participant_id,
-                    e.field_name.as_deref().unwrap_or_default()
+                    e.field_name.as_deref().unwrap_or_default(),
                 );
                 let open = |v: Option<&str>| {
-                    self.cipher.open_opt(v, &context).map_err(|err| {
-                        ServiceError::Internal(format!("audit event {}: {err}", e.id))
-                    })
+                    legacy::open_audit_value(&self.cipher, clear_legacy, e.id, &context, v).map_err(
+                        |err| ServiceError::Internal(format!("audit event {}: {err}", e.id)),
+                    )
                 };
                 (open(e.old_value.as_deref())?, open(e.new_value.as_deref())?)
             } else {

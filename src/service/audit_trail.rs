@@ -2,7 +2,7 @@
 //! hash chain from the stored rows, and writes a study's trail for an inspector. Both read in
 //! pages of constant size, so memory does not grow with the trail.
 
-use std::io::Write;
+use std::{collections::HashSet, io::Write};
 
 use sea_orm::{
     AccessMode, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IsolationLevel,
@@ -18,6 +18,7 @@ use crate::store::{
     Store,
     audit_log::{self, StoredEvent},
     entity::study,
+    legacy,
 };
 
 const PAGE: u64 = 1000;
@@ -267,30 +268,29 @@ fn csv_field(out: &mut String, value: &str) {
     }
 }
 
-/// Opens a contact value sealed in the trail.
+fn is_contact(e: &StoredEvent) -> bool {
+    e.field_name
+        .as_deref()
+        .is_some_and(|f| ContactField::ALL.iter().any(|c| c.name() == f))
+}
+
+/// Opens a contact value sealed in the trail (a clear one only for the events in
+/// `clear_legacy`, written before sealing).
 fn opened(
     cipher: &DataCipher,
+    clear_legacy: &HashSet<i64>,
     e: &StoredEvent,
     value: Option<&str>,
 ) -> Result<Option<String>, TrailError> {
-    let is_contact = e
-        .field_name
-        .as_deref()
-        .is_some_and(|f| ContactField::ALL.iter().any(|c| c.name() == f));
-    match value {
-        Some(v) if is_contact => cipher
-            .open(
-                v,
-                &format!(
-                    "audit_events/{}/{}",
-                    e.participant_id,
-                    e.field_name.as_deref().unwrap_or_default()
-                ),
-            )
-            .map(Some)
-            .map_err(|_| TrailError::Sealed(e.id)),
-        other => Ok(other.map(str::to_owned)),
+    if !is_contact(e) {
+        return Ok(value.map(str::to_owned));
     }
+    let context = legacy::audit_context(
+        e.participant_id,
+        e.field_name.as_deref().unwrap_or_default(),
+    );
+    legacy::open_audit_value(cipher, clear_legacy, e.id, &context, value)
+        .map_err(|_| TrailError::Sealed(e.id))
 }
 
 /// Writes a study's trail, oldest first, contact values opened, one event per line (JSON) or
@@ -313,9 +313,18 @@ pub async fn export(
         let page = audit_log::page_by_id(store.connection(), study.id, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
+        let clear = page
+            .iter()
+            .filter(|e| {
+                is_contact(e)
+                    && (legacy::is_clear(e.old_value.as_deref())
+                        || legacy::is_clear(e.new_value.as_deref()))
+            })
+            .map(|e| e.id);
+        let clear = legacy::clear_legacy_events(store.connection(), clear).await?;
         for e in &page {
-            let old = opened(cipher, e, e.old_value.as_deref())?;
-            let new = opened(cipher, e, e.new_value.as_deref())?;
+            let old = opened(cipher, &clear, e, e.old_value.as_deref())?;
+            let new = opened(cipher, &clear, e, e.new_value.as_deref())?;
             let time = e
                 .occurred_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);

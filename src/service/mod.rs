@@ -282,7 +282,7 @@ pub(crate) fn participant_view(
 }
 
 fn contact_context(participant_id: i64, field: &str) -> String {
-    format!("participant_contacts/{participant_id}/{field}")
+    crate::store::legacy::contact_context(participant_id, field)
 }
 
 /// Applies `f` to every contact column with its name.

@@ -6,12 +6,9 @@
 //! the query, and one presented with another query (another scope, filter or user) is refused.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::crypto::DataCipher;
-
-type HmacSha256 = Hmac<Sha256>;
 
 const VERSION: u8 = 1;
 const FINGERPRINT_LEN: usize = 8;
@@ -82,7 +79,7 @@ pub fn page_size(
 /// Issues and checks page tokens.
 #[derive(Clone)]
 pub struct PageTokens {
-    key: [u8; 32],
+    key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for PageTokens {
@@ -99,12 +96,7 @@ impl PageTokens {
     }
 
     fn mac(&self, body: &[u8], binding: &[u8; 32]) -> [u8; MAC_LEN] {
-        let mut block = [0u8; 64];
-        block[..32].copy_from_slice(&self.key);
-        let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new(&block.into());
-        mac.update(binding);
-        mac.update(body);
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        let full = crate::crypto::hmac(&self.key, &[binding, body]);
         let mut out = [0u8; MAC_LEN];
         out.copy_from_slice(&full[..MAC_LEN]);
         out
@@ -162,7 +154,7 @@ mod tests {
     use super::*;
 
     fn tokens(key: u8) -> PageTokens {
-        PageTokens::new(&DataCipher::new([key; 32], &[]))
+        PageTokens::new(&DataCipher::new(&[key; 32], &[]))
     }
 
     fn query(site: &str) -> Binding {

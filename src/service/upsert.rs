@@ -86,7 +86,7 @@ fn now_micros() -> DateTime<Utc> {
 
 /// Answers a repeated `request_id`: the first response, or `REQUEST_ID_REUSED`.
 fn idempotency_context(user: &str, request_id: &RequestId) -> String {
-    format!("idempotency_records/{user}/{}", request_id.as_str())
+    crate::store::legacy::idempotency_context(user, request_id.as_str())
 }
 
 async fn replay(

@@ -74,15 +74,16 @@ impl Store {
                     continue;
                 };
                 let context = seal_context(&row.subject_oid);
-                // A clear code (from before sealing) opens as itself.
-                let Ok(code) = cipher.open(&stored, &context) else {
-                    unreadable += 1;
-                    continue;
-                };
-                let sealed = if code == stored {
-                    cipher.seal(&code, &context)
+                // A clear code (from before sealing) is sealed as it is.
+                let (code, sealed) = if DataCipher::is_sealed(&stored) {
+                    let Ok(code) = cipher.open(&stored, &context) else {
+                        unreadable += 1;
+                        continue;
+                    };
+                    (code, stored)
                 } else {
-                    stored
+                    let sealed = cipher.seal(&stored, &context);
+                    (stored, sealed)
                 };
                 let hash = cipher.lookup_hash(&code, &hash_context(row.study_id));
                 let mut active = row.into_active_model();

@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(AnswerFormats),
             Box::new(AuditChain),
             Box::new(ParticipantPages),
+            Box::new(UnsealedLegacy),
         ]
     }
 }
@@ -962,6 +963,92 @@ impl MigrationTrait for ParticipantPages {
                 &["site_id", "id"],
             ))
             .await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// Personal data is never read in the clear (`DataCipher::open` refuses unsealed values), so the
+/// rows that still hold clear values from before sealing are listed here, by SQL, for the start-up
+/// step that seals them (`service::at_rest::seal_legacy_values`, which needs the data key a
+/// migration does not have). Listing them once keeps that step free on every later start.
+///
+/// Audit events cannot be sealed afterwards: they are append-only and hash-chained, so sealing
+/// one would rewrite history. Their clear contact values stay readable, but only for the events
+/// listed here; a clear value in any other event is refused as planted.
+struct UnsealedLegacy;
+
+/// The contact columns as they were when this migration was written.
+const LEGACY_CONTACT_COLUMNS: [&str; 13] = [
+    "first_name",
+    "last_name",
+    "middle_name",
+    "email_address",
+    "phone_number",
+    "street_address1",
+    "street_address2",
+    "city",
+    "state",
+    "country",
+    "postal_code",
+    "full_dob",
+    "hospital_number",
+];
+
+impl MigrationName for UnsealedLegacy {
+    fn name(&self) -> &str {
+        "m20261128_000013_unsealed_legacy"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for UnsealedLegacy {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "CREATE TABLE unsealed_legacy (\
+               table_name TEXT NOT NULL, \
+               row_id BIGINT NOT NULL, \
+               PRIMARY KEY (table_name, row_id))",
+        )
+        .await?;
+        let clear =
+            |column: &str| format!("({column} IS NOT NULL AND {column} NOT LIKE 'enc:v1:%')");
+        let contacts = LEGACY_CONTACT_COLUMNS
+            .iter()
+            .map(|c| clear(c))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        db.execute_unprepared(&format!(
+            "INSERT INTO unsealed_legacy (table_name, row_id) \
+             SELECT 'participant_contacts', participant_id FROM participant_contacts WHERE {contacts}"
+        ))
+        .await?;
+        let clear_bytes = match db.get_database_backend() {
+            DbBackend::Postgres => "substring(response from 1 for 7) <> 'enc:v1:'::bytea",
+            _ => "substr(response, 1, 7) <> CAST('enc:v1:' AS BLOB)",
+        };
+        db.execute_unprepared(&format!(
+            "INSERT INTO unsealed_legacy (table_name, row_id) \
+             SELECT 'idempotency_records', id FROM idempotency_records WHERE {clear_bytes}"
+        ))
+        .await?;
+        let fields = LEGACY_CONTACT_COLUMNS
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        db.execute_unprepared(&format!(
+            "INSERT INTO unsealed_legacy (table_name, row_id) \
+             SELECT 'audit_events', id FROM audit_events \
+             WHERE field_name IN ({fields}) AND ({} OR {})",
+            clear("old_value"),
+            clear("new_value")
+        ))
+        .await?;
+        Ok(())
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -3,6 +3,7 @@
 pub mod access_codes;
 pub mod audit_log;
 pub mod entity;
+pub mod legacy;
 pub mod migration;
 pub mod queries;
 pub mod retry;

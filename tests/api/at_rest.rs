@@ -4,6 +4,10 @@ use std::sync::Arc;
 
 use participants::{
     crypto::DataCipher,
+    pb::{
+        AuditEvent, ListAuditEventsRequest, StudyScope, audit_service_client::AuditServiceClient,
+        list_audit_events_request::Scope,
+    },
     service::{Caller, Participants},
 };
 use sea_orm::ConnectionTrait;
@@ -90,7 +94,7 @@ async fn data_keys_rotate(backend: Backend) {
     let new_key = [9u8; 32];
 
     // A service with only a new key cannot read old data: INTERNAL, nothing leaked.
-    let wrong = Participants::new(app.store.clone(), Arc::new(DataCipher::new(new_key, &[])));
+    let wrong = Participants::new(app.store.clone(), Arc::new(DataCipher::new(&new_key, &[])));
     let err = wrong
         .get(&caller, get_site(JUNO, OHIO, "OHIO-5").into(), later())
         .await
@@ -100,7 +104,7 @@ async fn data_keys_rotate(backend: Backend) {
     // With the old key as a previous key it reads, and new writes use the new key.
     let rotated = Participants::new(
         app.store.clone(),
-        Arc::new(DataCipher::new(new_key, &[DATA_KEY])),
+        Arc::new(DataCipher::new(&new_key, &[DATA_KEY])),
     );
     let p = rotated
         .get(&caller, get_site(JUNO, OHIO, "OHIO-5").into(), later())
@@ -116,7 +120,7 @@ async fn data_keys_rotate(backend: Backend) {
         .upsert(&caller, change.into(), later())
         .await
         .unwrap();
-    let only_new = Participants::new(app.store.clone(), Arc::new(DataCipher::new(new_key, &[])));
+    let only_new = Participants::new(app.store.clone(), Arc::new(DataCipher::new(&new_key, &[])));
     let p = only_new
         .get(&caller, get_site(JUNO, OHIO, "OHIO-5").into(), later())
         .await
@@ -189,7 +193,7 @@ async fn a_clear_legacy_access_code_is_sealed_at_start_up(backend: Backend) {
         "UPDATE participants SET participate_status = 'created', access_code = 'LEGACY234', access_code_hash = NULL",
     )
     .await;
-    let cipher = DataCipher::new(DATA_KEY, &[]);
+    let cipher = DataCipher::new(&DATA_KEY, &[]);
     let sealed = app
         .store
         .seal_access_codes(&cipher)
@@ -214,7 +218,7 @@ async fn a_clear_legacy_access_code_is_sealed_at_start_up(backend: Backend) {
     );
 
     // After a key rotation the step re-hashes under the new key (the old key still opens).
-    let rotated = DataCipher::new([9u8; 32], &[DATA_KEY]);
+    let rotated = DataCipher::new(&[9u8; 32], &[DATA_KEY]);
     assert_eq!(app.store.seal_access_codes(&rotated).await.unwrap(), 1);
     assert_eq!(app.store.seal_access_codes(&rotated).await.unwrap(), 0);
     let hash = app
@@ -235,9 +239,160 @@ async fn a_clear_legacy_access_code_is_sealed_at_start_up(backend: Backend) {
     );
 }
 
+/// Lifts the audit trail's append-only guards, as someone with database rights could.
+async fn drop_audit_guards(app: &TestApp, backend: Backend) {
+    let statements: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "DROP TRIGGER audit_events_no_update",
+            "DROP TRIGGER audit_events_no_delete",
+            "DROP TRIGGER audit_events_no_replace",
+        ],
+        Backend::Postgres => &[
+            "DROP TRIGGER audit_events_append_only ON audit_events",
+            "DROP TRIGGER audit_events_no_truncate ON audit_events",
+        ],
+    };
+    for sql in statements {
+        app.execute(sql).await;
+    }
+}
+
+/// A byte string as an SQL literal of the backend.
+fn bytes_literal(backend: Backend, bytes: &[u8]) -> String {
+    match backend {
+        Backend::Sqlite => format!("X'{}'", hex::encode(bytes)),
+        Backend::Postgres => format!("'\\x{}'::bytea", hex::encode(bytes)),
+    }
+}
+
+async fn juno_trail(app: &TestApp, user: &str) -> Result<Vec<AuditEvent>, tonic::Status> {
+    AuditServiceClient::new(app.channel.clone())
+        .list_audit_events(app.authed(
+            user,
+            ListAuditEventsRequest {
+                scope: Some(Scope::Study(StudyScope {
+                    study_oid: JUNO.into(),
+                })),
+                page_size: 1000,
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().events)
+}
+
+/// A value written in the clear into a sealed column (by someone with database rights) is
+/// refused on every read, never passed through as data, and never echoed in the error.
+async fn a_value_planted_in_the_clear_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut req = seed_request();
+    req.request_id = "planted-1".into();
+    app.upsert("crc.ohio", req.clone()).await.unwrap();
+
+    // A clear remembered answer: the retry is refused, not replayed from the planted bytes.
+    app.execute(&format!(
+        "UPDATE idempotency_records SET response = {}",
+        bytes_literal(backend, br#"{"planted":"PLANTED-ANSWER"}"#)
+    ))
+    .await;
+    let err = app.upsert("crc.ohio", req).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(!err.message().contains("PLANTED"), "{err:?}");
+
+    // A clear contact value.
+    app.execute("UPDATE participant_contacts SET first_name = 'PLANTED-NAME'")
+        .await;
+    let err = app
+        .get("dm.juno", get_site(JUNO, OHIO, "ohio-5"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(!err.message().contains("PLANTED"), "{err:?}");
+
+    // A clear contact value in the trail, in an event that was written sealed.
+    drop_audit_guards(&app, backend).await;
+    app.execute(
+        "UPDATE audit_events SET new_value = 'PLANTED-EVENT' WHERE field_name = 'last_name'",
+    )
+    .await;
+    let err = juno_trail(&app, "dm.juno").await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(!err.message().contains("PLANTED"), "{err:?}");
+}
+
+/// Clear values stored before sealing existed: migration 13 lists them, the start-up step seals
+/// contact data and remembered answers (once), and the audit events that held clear values stay
+/// readable — only those.
+async fn clear_values_from_before_sealing_are_sealed_at_start_up(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut req = seed_request();
+    req.request_id = "legacy-1".into();
+    let first = app.upsert("crc.ohio", req.clone()).await.unwrap();
+    let cipher = DataCipher::new(&DATA_KEY, &[]);
+
+    // Turn the stored values into what a database from before sealing held.
+    let conn = app.store.connection();
+    let stored = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.store.backend(),
+            "SELECT response FROM idempotency_records".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<Vec<u8>>(0)
+        .unwrap();
+    let answer = cipher
+        .open_bytes(&stored, "idempotency_records/crc.ohio/legacy-1")
+        .unwrap();
+    app.execute(&format!(
+        "UPDATE idempotency_records SET response = {}",
+        bytes_literal(backend, &answer)
+    ))
+    .await;
+    app.execute("UPDATE participant_contacts SET last_name = 'LEGACY-NAME'")
+        .await;
+    drop_audit_guards(&app, backend).await;
+    app.execute("UPDATE audit_events SET new_value = 'LEGACY-NAME' WHERE field_name = 'last_name'")
+        .await;
+    // ... and has not met migration 13 yet.
+    app.execute("DROP TABLE unsealed_legacy").await;
+    app.execute("DELETE FROM seaql_migrations WHERE version = 'm20261128_000013_unsealed_legacy'")
+        .await;
+    app.store.migrate().await.unwrap();
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM unsealed_legacy").await, 3);
+
+    assert_eq!(app.store.seal_legacy_values(&cipher).await.unwrap(), 2);
+    assert_eq!(app.store.seal_legacy_values(&cipher).await.unwrap(), 0);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM participant_contacts WHERE last_name LIKE 'enc:v1:%'")
+            .await,
+        1
+    );
+    // The participant reads as before, and the retry replays the first answer.
+    let p = app
+        .get("dm.juno", get_site(JUNO, OHIO, "ohio-5"))
+        .await
+        .unwrap();
+    assert_eq!(p.contact.unwrap().last_name.as_deref(), Some("LEGACY-NAME"));
+    let again = app.upsert("crc.ohio", req).await.unwrap();
+    assert_eq!(again.participant, first.participant);
+    // The legacy event reads in the clear; the one event list stays the only exception.
+    let trail = juno_trail(&app, "dm.juno").await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.new_value.as_deref() == Some("LEGACY-NAME")),
+        "{trail:?}"
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM unsealed_legacy").await, 1);
+}
+
 crate::on_both_backends!(
     personal_data_is_encrypted_at_rest,
     data_keys_rotate,
     access_codes_are_sealed_and_stay_unique,
     a_clear_legacy_access_code_is_sealed_at_start_up,
+    a_value_planted_in_the_clear_is_refused,
+    clear_values_from_before_sealing_are_sealed_at_start_up,
 );

@@ -246,7 +246,7 @@ async fn a_data_key_rotation_does_not_break_verification(backend: Backend) {
     // The service restarted with a new data key; the old one only opens.
     let rotated = Participants::new(
         app.store.clone(),
-        Arc::new(DataCipher::new([9; 32], &[DATA_KEY])),
+        Arc::new(DataCipher::new(&[9; 32], &[DATA_KEY])),
     );
     rotated.refresh_catalog().await.unwrap();
     let mut req = at_ohio("CH-1");

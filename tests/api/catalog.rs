@@ -163,7 +163,7 @@ async fn a_catalog_apply_reaches_another_replica_within_two_seconds(backend: Bac
     // A second replica on the same database, with its own cache.
     let replica = Participants::new(
         app.store.clone(),
-        Arc::new(DataCipher::new(crate::helpers::DATA_KEY, &[])),
+        Arc::new(DataCipher::new(&crate::helpers::DATA_KEY, &[])),
     );
     let caller = participants::service::Caller {
         user: "crc.ohio".into(),

@@ -183,7 +183,7 @@ impl TestApp {
             .expect("apply catalog");
 
         let settings = JwtSettings {
-            hs256_secret: options.hs256.then(|| SECRET.as_bytes().to_vec()),
+            hs256_secret: options.hs256.then(|| SECRET.as_bytes().to_vec().into()),
             jwks_file: options.jwks.then(|| JWKS_FILE.into()),
             issuer: options.issuer,
             audience: options.audience,
@@ -197,7 +197,7 @@ impl TestApp {
         };
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let cipher = Arc::new(DataCipher::new(DATA_KEY, &[]));
+        let cipher = Arc::new(DataCipher::new(&DATA_KEY, &[]));
         store
             .seal_access_codes(&cipher)
             .await

@@ -210,7 +210,7 @@ async fn answers_remembered_as_protobuf_are_still_replayed(backend: Backend) {
         created: true,
         access_code: String::new(),
     };
-    let cipher = DataCipher::new(crate::helpers::DATA_KEY, &[]);
+    let cipher = DataCipher::new(&crate::helpers::DATA_KEY, &[]);
     idempotency_record::ActiveModel {
         user_name: Set("crc.ohio".into()),
         request_id: Set(req.request_id.clone()),

@@ -46,7 +46,7 @@ async fn start(config: ServerConfig) -> Running {
         .await
         .expect("apply catalog");
     let verifier = JwtVerifier::new(&JwtSettings {
-        hs256_secret: Some(SECRET.as_bytes().to_vec()),
+        hs256_secret: Some(SECRET.as_bytes().to_vec().into()),
         ..Default::default()
     })
     .expect("verifier");
@@ -55,7 +55,7 @@ async fn start(config: ServerConfig) -> Running {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
-    let participants = Participants::new(store, Arc::new(DataCipher::new(DATA_KEY, &[])));
+    let participants = Participants::new(store, Arc::new(DataCipher::new(&DATA_KEY, &[])));
     let served = tokio::spawn(server::serve(
         listener,
         participants,
@@ -365,7 +365,7 @@ async fn health_turns_not_serving_before_the_listener_closes() {
     );
     let token = participants::auth::mint_hs256(
         &JwtSettings {
-            hs256_secret: Some(SECRET.as_bytes().to_vec()),
+            hs256_secret: Some(SECRET.as_bytes().to_vec().into()),
             ..Default::default()
         },
         "crc.ohio",
