@@ -101,6 +101,8 @@ const SETTLE: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// Default of `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// TCP keepalive on every accepted connection (gRPC and REST), beside HTTP/2 pings.
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// Largest header block a client may send (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE): room for an
 /// 8 KiB token (refused with UNAUTHENTICATED beyond that) and the other metadata.
 pub const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
@@ -196,7 +198,7 @@ pub async fn serve(
         IncomingConfig {
             max_connections: config.max_connections,
             handshake_timeout: config.handshake_timeout,
-            tcp_keepalive: Duration::from_secs(60),
+            tcp_keepalive: TCP_KEEPALIVE,
         },
         draining_tx.subscribe(),
     );
