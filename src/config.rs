@@ -394,3 +394,49 @@ pub struct TokenArgs {
     #[command(flatten)]
     pub jwt: JwtArgs,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `serve` with no flag runs with `Settings::default()`: the command line has no
+    /// defaults of its own.
+    #[test]
+    fn serve_without_flags_runs_with_the_default_settings() {
+        let cli = Cli::try_parse_from(["participants", "serve"]).expect("parsed");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
+        let (got, want) = (args.settings(), Settings::default());
+        assert_eq!(got.listen, want.listen);
+        assert_eq!(got.http_listen, want.http_listen);
+        assert_eq!(got.admin_listen, want.admin_listen);
+        assert_eq!(got.db.url, want.db.url);
+        assert_eq!(got.db.max_connections, want.db.max_connections);
+        assert_eq!(got.db.connect_timeout, want.db.connect_timeout);
+        assert_eq!(got.db.acquire_timeout, want.db.acquire_timeout);
+        assert_eq!(got.db.statement_timeout, want.db.statement_timeout);
+        assert_eq!(got.jwks_refresh, want.jwks_refresh);
+        assert_eq!(got.idempotency_retention, want.idempotency_retention);
+        let (g, w) = (&got.server, &want.server);
+        assert_eq!(g.request_timeout, w.request_timeout);
+        assert_eq!(g.max_message_bytes, w.max_message_bytes);
+        assert_eq!(g.max_in_flight, w.max_in_flight);
+        assert_eq!(g.max_concurrent_streams, w.max_concurrent_streams);
+        assert_eq!(g.max_connections, w.max_connections);
+        assert_eq!(g.handshake_timeout, w.handshake_timeout);
+        assert_eq!(g.http2_keepalive_interval, w.http2_keepalive_interval);
+        assert_eq!(g.http2_keepalive_timeout, w.http2_keepalive_timeout);
+        assert_eq!(g.grace_period, w.grace_period);
+        assert_eq!(g.drain_delay, w.drain_delay);
+        assert_eq!(g.max_connection_age, w.max_connection_age);
+        assert_eq!(g.health_interval, w.health_interval);
+        assert_eq!(g.cors_origins, w.cors_origins);
+        assert_eq!(g.max_health_watches, w.max_health_watches);
+        assert_eq!(got.batching.max_batch, want.batching.max_batch);
+        assert_eq!(got.batching.max_wait, want.batching.max_wait);
+        assert_eq!(got.batching.lanes, want.batching.lanes);
+        assert_eq!(got.catalog_poll, want.catalog_poll);
+        assert_eq!(got.idempotency_purge_every, want.idempotency_purge_every);
+    }
+}
