@@ -129,6 +129,8 @@ pub async fn serve(
     // Health watches end when draining begins (after the drain delay, so that watchers see
     // NOT_SERVING first), and at the connection age.
     let watches_end = CancellationToken::new();
+    // However serve ends, no watch outlives it.
+    let _watches_end_on_return = watches_end.clone().drop_guard();
     let health_service = HealthServer::new(super::health::BoundedHealth::new(
         HealthService::from_health_reporter(reporter.clone()),
         config.max_health_watches,
