@@ -10,17 +10,16 @@ use std::{
 };
 
 use participants::{
-    auth::{JwtSettings, JwtVerifier, mint_hs256},
-    catalog::{self, Catalog},
-    crypto::DataCipher,
-    grpc::server::{self, ServerConfig},
+    app::{App, Settings},
+    auth::{JwtSettings, mint_hs256},
+    catalog::Catalog,
+    config::DataKeyArgs,
     pb::{
         GetParticipantRequest, ParticipantContact, SiteScope, UpsertParticipantRequest,
         get_participant_request, participant_service_client::ParticipantServiceClient,
         upsert_participant_request,
     },
-    service::Participants,
-    store::{DbConfig, Store},
+    store::DbConfig,
 };
 use sea_orm::{ConnectionTrait, Database};
 use tonic::transport::Channel;
@@ -135,31 +134,27 @@ fn peak_rss_mib() -> Option<f64> {
 async fn bench(label: &str, url: String) {
     let calls = env_usize("BENCH_CALLS", 2000);
     let concurrency = env_usize("BENCH_CONCURRENCY", 16);
-    let store = Store::connect(&DbConfig::new(url)).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    catalog::apply(&store, &Catalog::parse(CATALOG).expect("catalog"))
-        .await
-        .expect("apply");
     let settings = JwtSettings {
         hs256_secret: Some(b"bench-secret-bench-secret-0123456789".to_vec().into()),
         ..Default::default()
     };
-    let verifier = Arc::new(JwtVerifier::new(&settings).expect("verifier"));
-    let cipher = Arc::new(DataCipher::new(&[5; 32], &[]));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
-        listener,
-        Participants::new(store, cipher),
-        verifier,
-        ServerConfig::default(),
-        async {
-            let _ = stopped.await;
+    let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let app = App::build(Settings {
+        listen: any_port,
+        http_listen: None,
+        admin_listen: None,
+        db: DbConfig::new(url),
+        jwt: settings.clone(),
+        data: DataKeyArgs {
+            data_key: Some(hex::encode([5u8; 32]).into()),
+            data_key_previous: Vec::new(),
         },
-    ));
+        catalog: Some(Catalog::parse(CATALOG).expect("catalog")),
+        ..Settings::default()
+    })
+    .await
+    .expect("the server starts");
+    let addr = app.grpc_addr();
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -203,8 +198,7 @@ async fn bench(label: &str, url: String) {
     })
     .await;
     report("get", lat, wall);
-    let _ = stop.send(());
-    let _ = server.await;
+    app.shutdown().await.expect("a clean shutdown");
 }
 
 #[tokio::main]

@@ -5,14 +5,25 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+use crate::app::Settings;
 use crate::auth::JwtSettings;
 use crate::crypto::{self, DataCipher};
-use crate::grpc::server::{self, ServerConfig};
+use crate::grpc::server::ServerConfig;
 use crate::service::writer::BatchConfig;
 use crate::store::DbConfig;
 
-/// The database used when no URL is given.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://participants.db?mode=rwc";
+pub use crate::store::DEFAULT_DATABASE_URL;
+
+/// Every default below is read from `Settings::default()` (and what it is made of), the one
+/// place where default values are written.
+fn defaults() -> Settings {
+    Settings::default()
+}
+
+/// A duration as a default value, in the form `--help` shows and the parser reads back.
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -118,16 +129,16 @@ pub struct DbArgs {
     #[arg(long, env = "PARTICIPANTS_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Connection pool size.
-    #[arg(long, env = "PARTICIPANTS_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(long, env = "PARTICIPANTS_DB_MAX_CONNECTIONS", default_value_t = defaults().db.max_connections)]
     pub db_max_connections: u32,
     /// Time allowed to open a database connection.
-    #[arg(long, env = "PARTICIPANTS_DB_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, env = "PARTICIPANTS_DB_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().db.connect_timeout))]
     pub db_connect_timeout: Duration,
     /// Time a call may wait for a free pooled connection.
-    #[arg(long, env = "PARTICIPANTS_DB_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = "3s")]
+    #[arg(long, env = "PARTICIPANTS_DB_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().db.acquire_timeout))]
     pub db_acquire_timeout: Duration,
     /// PostgreSQL statement timeout; SQLite busy timeout.
-    #[arg(long, env = "PARTICIPANTS_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, env = "PARTICIPANTS_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().db.statement_timeout))]
     pub db_statement_timeout: Duration,
 }
 
@@ -156,7 +167,7 @@ pub struct JwtArgs {
     #[arg(long, env = "PARTICIPANTS_JWT_JWKS_FILE")]
     pub jwt_jwks_file: Option<PathBuf>,
     /// How often the JWKS file is read again, to pick up rotated keys.
-    #[arg(long, env = "PARTICIPANTS_JWT_JWKS_REFRESH", value_parser = parse_duration, default_value = "5m")]
+    #[arg(long, env = "PARTICIPANTS_JWT_JWKS_REFRESH", value_parser = parse_duration, default_value = human(defaults().jwks_refresh))]
     pub jwt_jwks_refresh: Duration,
     /// Required `iss` claim, when set.
     #[arg(long, env = "PARTICIPANTS_JWT_ISSUER")]
@@ -233,6 +244,15 @@ fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionalAddr(pub Option<SocketAddr>);
 
+impl std::fmt::Display for OptionalAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 fn parse_optional_addr(value: &str) -> Result<OptionalAddr, String> {
     let value = value.trim();
     if value.is_empty() {
@@ -246,13 +266,13 @@ fn parse_optional_addr(value: &str) -> Result<OptionalAddr, String> {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "PARTICIPANTS_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "PARTICIPANTS_LISTEN", default_value_t = defaults().listen)]
     pub listen: SocketAddr,
     /// Address of the original's REST route (SPEC section 11); empty turns it off.
-    #[arg(long, env = "PARTICIPANTS_HTTP_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
+    #[arg(long, env = "PARTICIPANTS_HTTP_LISTEN", default_value_t = OptionalAddr(defaults().http_listen), value_parser = parse_optional_addr)]
     pub http_listen: OptionalAddr,
     /// Address of the admin endpoint (`/metrics`, `/livez`, `/readyz`); empty turns it off.
-    #[arg(long, env = "PARTICIPANTS_ADMIN_LISTEN", default_value = "127.0.0.1:9090", value_parser = parse_optional_addr)]
+    #[arg(long, env = "PARTICIPANTS_ADMIN_LISTEN", default_value_t = OptionalAddr(defaults().admin_listen), value_parser = parse_optional_addr)]
     pub admin_listen: OptionalAddr,
     /// Catalog file applied at start-up.
     #[arg(long, env = "PARTICIPANTS_CATALOG")]
@@ -263,42 +283,42 @@ pub struct ServeArgs {
     pub demo: bool,
     /// A call whose write has not started by then answers DEADLINE_EXCEEDED (REQUEST_TIMED_OUT);
     /// a started write always finishes and is answered.
-    #[arg(long, env = "PARTICIPANTS_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, env = "PARTICIPANTS_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().server.request_timeout))]
     pub request_timeout: Duration,
     /// Largest accepted request message, in bytes.
-    #[arg(long, env = "PARTICIPANTS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "PARTICIPANTS_MAX_MESSAGE_BYTES", default_value_t = defaults().server.max_message_bytes)]
     pub max_message_bytes: usize,
     /// ParticipantService calls in flight at once across all connections; more are refused at
     /// once with RESOURCE_EXHAUSTED (SERVER_OVERLOADED) and a retry delay.
-    #[arg(long, env = "PARTICIPANTS_MAX_IN_FLIGHT", default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
+    #[arg(long, env = "PARTICIPANTS_MAX_IN_FLIGHT", default_value_t = defaults().server.max_in_flight)]
     pub max_in_flight: usize,
     /// Client connections held at once; more are closed as soon as they are accepted. Lowered
     /// at start-up to fit the open-file limit.
-    #[arg(long, env = "PARTICIPANTS_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "PARTICIPANTS_MAX_CONNECTIONS", default_value_t = defaults().server.max_connections)]
     pub max_connections: usize,
     /// Time a new connection has to send the HTTP/2 preface before it is closed.
-    #[arg(long, env = "PARTICIPANTS_HANDSHAKE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, env = "PARTICIPANTS_HANDSHAKE_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().server.handshake_timeout))]
     pub handshake_timeout: Duration,
     /// How often idle connections are pinged (HTTP/2 PING).
-    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_INTERVAL", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_INTERVAL", value_parser = parse_duration, default_value = human(defaults().server.http2_keepalive_interval))]
     pub http2_keepalive_interval: Duration,
     /// A connection whose ping is not answered within this is closed.
-    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_TIMEOUT", value_parser = parse_duration, default_value = "20s")]
+    #[arg(long, env = "PARTICIPANTS_HTTP2_KEEPALIVE_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().server.http2_keepalive_timeout))]
     pub http2_keepalive_timeout: Duration,
     /// How long a request_id's answer is remembered (at least 24h).
-    #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_RETENTION", value_parser = parse_retention, default_value = "7d")]
+    #[arg(long, env = "PARTICIPANTS_IDEMPOTENCY_RETENTION", value_parser = parse_retention, default_value = human(defaults().idempotency_retention))]
     pub idempotency_retention: Duration,
     /// Time in-flight calls get to finish once draining has begun (after the drain delay).
-    #[arg(long, env = "PARTICIPANTS_GRACE_PERIOD", value_parser = parse_duration, default_value = "20s")]
+    #[arg(long, env = "PARTICIPANTS_GRACE_PERIOD", value_parser = parse_duration, default_value = human(defaults().server.grace_period))]
     pub grace_period: Duration,
     /// After SIGTERM or SIGINT, how long health answers NOT_SERVING while calls and new
     /// connections are still served, before the listener closes and draining begins. Set it
     /// above the interval at which your load balancer or mesh checks health (e.g. 5s).
-    #[arg(long, env = "PARTICIPANTS_DRAIN_DELAY", value_parser = parse_duration, default_value = "0s")]
+    #[arg(long, env = "PARTICIPANTS_DRAIN_DELAY", value_parser = parse_duration, default_value = human(defaults().server.drain_delay))]
     pub drain_delay: Duration,
     /// Connections older than this get a GOAWAY and are closed once their calls are done, so
     /// clients and proxies reconnect and reach replicas that joined since (0s: never).
-    #[arg(long, env = "PARTICIPANTS_MAX_CONNECTION_AGE", value_parser = parse_duration, default_value = "5m")]
+    #[arg(long, env = "PARTICIPANTS_MAX_CONNECTION_AGE", value_parser = parse_duration, default_value = human(defaults().server.max_connection_age.unwrap_or_default()))]
     pub max_connection_age: Duration,
     /// Browser origins (e.g. `https://app.example.org`, comma-separated) allowed to call through
     /// gRPC-Web across origins (CORS). Empty: same-origin callers only.
@@ -309,15 +329,19 @@ pub struct ServeArgs {
     )]
     pub grpc_web_cors_origins: Vec<String>,
     /// Group commit: the most upserts one transaction holds.
-    #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = 128)]
+    #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = defaults().batching.max_batch)]
     pub write_batch_max: usize,
     /// Group commit: how long a writer waits for more upserts once it has one (0: take only
     /// what is queued; batches then form while the previous commit is on its way to disk).
-    #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_WAIT", value_parser = parse_duration, default_value = "0ms")]
+    #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_WAIT", value_parser = parse_duration, default_value = human(defaults().batching.max_wait))]
     pub write_batch_wait: Duration,
     /// Group commit on PostgreSQL: writers working in parallel, chosen by study (SQLite: one).
-    #[arg(long, env = "PARTICIPANTS_WRITE_LANES", default_value_t = 4)]
+    #[arg(long, env = "PARTICIPANTS_WRITE_LANES", default_value_t = defaults().batching.lanes)]
     pub write_lanes: usize,
+    /// `grpc.health.v1.Health/Watch` streams open at once; more are refused with
+    /// RESOURCE_EXHAUSTED. A watch ends at the connection age and when draining begins.
+    #[arg(long, env = "PARTICIPANTS_MAX_HEALTH_WATCHES", default_value_t = defaults().server.max_health_watches)]
+    pub max_health_watches: usize,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
@@ -348,7 +372,27 @@ impl ServeArgs {
             drain_delay: self.drain_delay,
             max_connection_age: Some(self.max_connection_age).filter(|a| !a.is_zero()),
             cors_origins: self.grpc_web_cors_origins.clone(),
+            max_health_watches: self.max_health_watches.max(1),
             ..ServerConfig::default()
+        }
+    }
+
+    /// What `serve` runs with: these flags over the defaults. The catalog file is read by the
+    /// caller (so that a bad file stops start-up before the database is touched).
+    pub fn settings(&self) -> Settings {
+        let defaults = Settings::default();
+        Settings {
+            listen: self.listen,
+            http_listen: self.http_listen.0,
+            admin_listen: self.admin_listen.0,
+            db: self.db.db_config(&defaults.db.url),
+            jwt: self.jwt.settings(),
+            jwks_refresh: self.jwt.jwt_jwks_refresh,
+            data: self.data.clone(),
+            server: self.server_config(),
+            batching: self.batch_config(),
+            idempotency_retention: self.idempotency_retention,
+            ..defaults
         }
     }
 }
@@ -363,6 +407,52 @@ pub struct TokenArgs {
     pub ttl: Duration,
     #[command(flatten)]
     pub jwt: JwtArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `serve` with no flag runs with `Settings::default()`: the command line has no
+    /// defaults of its own.
+    #[test]
+    fn serve_without_flags_runs_with_the_default_settings() {
+        let cli = Cli::try_parse_from(["participants", "serve"]).expect("parsed");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve");
+        };
+        let (got, want) = (args.settings(), Settings::default());
+        assert_eq!(got.listen, want.listen);
+        assert_eq!(got.http_listen, want.http_listen);
+        assert_eq!(got.admin_listen, want.admin_listen);
+        assert_eq!(got.db.url, want.db.url);
+        assert_eq!(got.db.max_connections, want.db.max_connections);
+        assert_eq!(got.db.connect_timeout, want.db.connect_timeout);
+        assert_eq!(got.db.acquire_timeout, want.db.acquire_timeout);
+        assert_eq!(got.db.statement_timeout, want.db.statement_timeout);
+        assert_eq!(got.jwks_refresh, want.jwks_refresh);
+        assert_eq!(got.idempotency_retention, want.idempotency_retention);
+        let (g, w) = (&got.server, &want.server);
+        assert_eq!(g.request_timeout, w.request_timeout);
+        assert_eq!(g.max_message_bytes, w.max_message_bytes);
+        assert_eq!(g.max_in_flight, w.max_in_flight);
+        assert_eq!(g.max_concurrent_streams, w.max_concurrent_streams);
+        assert_eq!(g.max_connections, w.max_connections);
+        assert_eq!(g.handshake_timeout, w.handshake_timeout);
+        assert_eq!(g.http2_keepalive_interval, w.http2_keepalive_interval);
+        assert_eq!(g.http2_keepalive_timeout, w.http2_keepalive_timeout);
+        assert_eq!(g.grace_period, w.grace_period);
+        assert_eq!(g.drain_delay, w.drain_delay);
+        assert_eq!(g.max_connection_age, w.max_connection_age);
+        assert_eq!(g.health_interval, w.health_interval);
+        assert_eq!(g.cors_origins, w.cors_origins);
+        assert_eq!(g.max_health_watches, w.max_health_watches);
+        assert_eq!(got.batching.max_batch, want.batching.max_batch);
+        assert_eq!(got.batching.max_wait, want.batching.max_wait);
+        assert_eq!(got.batching.lanes, want.batching.lanes);
+        assert_eq!(got.catalog_poll, want.catalog_poll);
+        assert_eq!(got.idempotency_purge_every, want.idempotency_purge_every);
+    }
 }
 
 #[cfg(test)]

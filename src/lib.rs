@@ -2,6 +2,7 @@
 //! and registers them for Participate, over gRPC.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod catalog;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod grpc;
 pub mod rest;
 pub mod service;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 
 /// What the fuzz targets under `fuzz/` reach that is not otherwise public: the REST edge's
@@ -40,16 +42,7 @@ pub mod fuzzing {
         json: Vec<u8>,
         scope: ScopeRef,
     ) -> Option<UpsertInput> {
-        let config = HttpConfig {
-            request_timeout: std::time::Duration::from_secs(10),
-            max_body_bytes: 64 * 1024,
-            max_in_flight: 1,
-            max_connections: 1,
-            handshake_timeout: std::time::Duration::from_secs(5),
-            grace_period: std::time::Duration::from_secs(1),
-            metrics: None,
-            header_read_timeout: crate::rest::HEADER_READ_TIMEOUT,
-        };
+        let config = HttpConfig::from(&crate::grpc::server::ServerConfig::default());
         let deadline = tokio::time::Instant::now() + config.request_timeout;
         body::upsert_input(parts, json.into(), scope, &config, deadline)
             .await

@@ -1,25 +1,21 @@
 //! `participants`: serve | migrate | catalog apply | token | data-key.
 
-use std::{process::ExitCode, sync::Arc};
+use std::process::ExitCode;
 
 use clap::Parser;
 use participants::{
-    admin::{self, Readiness},
-    auth::{JwtVerifier, mint_hs256},
+    app::App,
+    auth::mint_hs256,
     catalog::{self, Catalog},
     config::{
         AuditCommand, AuditFormat, CatalogCommand, Cli, Command, DEFAULT_DATABASE_URL, LogFormat,
         ServeArgs,
     },
     crypto,
-    grpc::{
-        incoming,
-        server::{self, SERVICE_NAME},
-    },
-    rest,
-    service::{Participants, audit_trail},
+    grpc::server::{self, SERVICE_NAME},
+    service::audit_trail,
     store::Store,
-    telemetry::{Metrics, trace::Otlp},
+    telemetry::trace::Otlp,
 };
 use rand::RngCore;
 use secrecy::ExposeSecret;
@@ -222,217 +218,25 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
             demo_dir = Some(dir);
         }
     }
-    let jwt = args.jwt.settings();
-    let verifier = Arc::new(JwtVerifier::new(&jwt)?);
-    if verifier.has_jwks_file() {
-        spawn_jwks_reload(verifier.clone(), args.jwt.jwt_jwks_refresh);
-    }
-    let cipher = Arc::new(args.data.cipher()?);
+    let mut settings = args.settings();
     // Read the catalog before touching the database, so a bad file changes nothing.
-    let catalog = match (&args.catalog, args.demo) {
+    settings.catalog = match (&args.catalog, args.demo) {
         (Some(path), _) => Some(Catalog::load(path).map_err(|e| e.to_string())?),
         (None, true) => Some(Catalog::parse(catalog::DEMO_CATALOG).map_err(|e| e.to_string())?),
         (None, false) => None,
     };
-    let store = Store::connect(&args.db.db_config(DEFAULT_DATABASE_URL))
-        .await
-        .map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
-    // Seals access codes stored in the clear and re-hashes them after a key rotation.
-    store
-        .seal_access_codes(&cipher)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Seals contact data and remembered answers stored in the clear before sealing existed.
-    store
-        .seal_legacy_values(&cipher)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Logged once start-up can no longer fail on a setting, so a bad one prints one line only.
-    // The key id is a hash prefix, safe to log; it tells operators which key seals new data.
-    tracing::info!(
-        data_key_id = cipher.current_key_id(),
-        "personal data is encrypted at rest"
-    );
-    if let Some(catalog) = &catalog {
-        let report = catalog::apply(&store, catalog)
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(?report, "catalog applied");
-    }
-    spawn_idempotency_purge(store.clone(), args.idempotency_retention);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    tracing::info!("listening on {addr}");
-    let http_listener = match args.http_listen.0 {
-        Some(http) => Some(
-            tokio::net::TcpListener::bind(http)
-                .await
-                .map_err(|e| format!("cannot listen on {http} (--http-listen): {e}"))?,
-        ),
-        None => None,
-    };
-    let http_addr = match &http_listener {
-        Some(l) => Some(
-            l.local_addr()
-                .map_err(|e| format!("cannot read the REST listening address: {e}"))?,
-        ),
-        None => None,
-    };
-    let admin_listener = match args.admin_listen.0 {
-        Some(a) => Some(
-            tokio::net::TcpListener::bind(a)
-                .await
-                .map_err(|e| format!("cannot listen on {a} (--admin-listen): {e}"))?,
-        ),
-        None => None,
-    };
+    let app = App::build(settings).await?;
     if args.demo {
-        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
-        print_demo_lines(addr, http_addr, admin_addr, &jwt)?;
+        print_demo_lines(
+            app.grpc_addr(),
+            app.http_addr(),
+            app.admin_addr(),
+            &args.jwt.settings(),
+        )?;
     }
-    let mut config = args.server_config();
-    config.max_connections = connection_cap(config.max_connections, args.db.db_max_connections);
-    let participants = Participants::new(store.clone(), cipher).with_batching(args.batch_config());
-    let metrics = Metrics::new(store.clone(), participants.batch_sizes());
-    config.metrics = Some(metrics.clone());
-    let readiness = Arc::new(Readiness::default());
-
-    // One signal stops both edges; /readyz turns 503 at once, and the admin endpoint stays up
-    // until both have drained.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    {
-        let readiness = readiness.clone();
-        tokio::spawn(async move {
-            server::shutdown_signal().await;
-            readiness.set_draining();
-            let _ = stop_tx.send(true);
-        });
-    }
-    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-    let admin = admin_listener.map(|l| {
-        tokio::spawn(admin::serve(
-            l,
-            metrics.clone(),
-            store.clone(),
-            readiness.clone(),
-            async {
-                let _ = drained_rx.await;
-            },
-        ))
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let rest = async {
-        match http_listener {
-            Some(l) => {
-                rest::serve(
-                    l,
-                    participants.clone(),
-                    verifier.clone(),
-                    rest::HttpConfig::from(&config),
-                    // As the gRPC edge, the route keeps serving through the drain delay.
-                    {
-                        let stop = stopped(stop_rx.clone());
-                        let delay = config.drain_delay;
-                        async move {
-                            stop.await;
-                            tokio::time::sleep(delay).await;
-                        }
-                    },
-                )
-                .await
-            }
-            None => Ok(()),
-        }
-    };
-    let grpc = server::serve(
-        listener,
-        participants.clone(),
-        verifier.clone(),
-        config.clone(),
-        stopped(stop_rx.clone()),
-    );
-    let (grpc, rest) = tokio::join!(grpc, rest);
-    let _ = drained_tx.send(());
-    if let Some(admin) = admin {
-        let _ = admin.await;
-    }
-    grpc?;
-    rest?;
-    let batches = participants.batch_stats();
-    tracing::info!(
-        write_batches = batches.batches,
-        writes = batches.commands,
-        largest_batch = batches.largest,
-        "stopped"
-    );
+    let result = app.run_until(server::shutdown_signal()).await;
     drop(demo_dir);
-    Ok(())
-}
-
-/// Raises the soft open-file limit to the hard one and returns the connection cap that fits
-/// under it, leaving room for the database pool and files.
-fn connection_cap(wanted: usize, db_connections: u32) -> usize {
-    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => limit,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot raise the open-file limit");
-            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
-                Ok((soft, _)) => soft,
-                Err(_) => 1024,
-            }
-        }
-    };
-    let cap = incoming::fit_connection_cap(wanted, limit, db_connections);
-    if cap < wanted {
-        tracing::warn!(
-            open_file_limit = limit,
-            max_connections = cap,
-            "the connection cap is lowered to fit the open-file limit"
-        );
-    } else {
-        tracing::info!(
-            open_file_limit = limit,
-            max_connections = cap,
-            "connection cap"
-        );
-    }
-    cap
-}
-
-/// Reads the JWKS file again every `every`, so rotated keys work without a restart.
-fn spawn_jwks_reload(verifier: Arc<JwtVerifier>, every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = verifier.reload_jwks() {
-                tracing::warn!(error = %e, "JWKS reload failed; the current keys stay");
-            }
-        }
-    });
-}
-
-/// Forgets remembered responses past their retention, hourly.
-fn spawn_idempotency_purge(store: Store, retention: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            match store.purge_idempotency_records(retention).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "expired request ids forgotten"),
-                Err(e) => tracing::warn!(error = %e, "request id purge failed; will retry"),
-            }
-        }
-    });
+    result
 }
 
 /// A wildcard listen address is reached through loopback.

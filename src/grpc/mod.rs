@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod audit;
 pub mod auth;
+pub mod health;
 pub mod incoming;
 pub mod participants;
 pub mod server;

@@ -9,8 +9,13 @@ use std::{
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::interceptor::InterceptedService, transport::Server};
-use tonic_health::{ServingStatus, server::HealthReporter};
+use tonic_health::{
+    ServingStatus,
+    pb::health_server::HealthServer,
+    server::{HealthReporter, HealthService},
+};
 
 use super::{
     admission::Admission,
@@ -60,6 +65,10 @@ pub struct ServerConfig {
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
     /// Browser origins allowed to call through gRPC-Web (CORS); none: same origin only.
     pub cors_origins: Vec<String>,
+    /// `grpc.health.v1.Health/Watch` streams open at once; more are refused with
+    /// `RESOURCE_EXHAUSTED`. Each one ends at `max_connection_age` and when draining begins,
+    /// so watches can neither fill the connection cap nor hold a connection past its age.
+    pub max_health_watches: usize,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +88,7 @@ impl Default for ServerConfig {
             health_interval: Duration::from_secs(2),
             metrics: None,
             cors_origins: Vec::new(),
+            max_health_watches: 128,
         }
     }
 }
@@ -91,6 +101,8 @@ const SETTLE: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// Default of `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// TCP keepalive on every accepted connection (gRPC and REST), beside HTTP/2 pings.
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// Largest header block a client may send (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE): room for an
 /// 8 KiB token (refused with UNAUTHENTICATED beyond that) and the other metadata.
 pub const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
@@ -113,7 +125,18 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let reporter = HealthReporter::new();
+    // Health watches end when draining begins (after the drain delay, so that watchers see
+    // NOT_SERVING first), and at the connection age.
+    let watches_end = CancellationToken::new();
+    // However serve ends, no watch outlives it.
+    let _watches_end_on_return = watches_end.clone().drop_guard();
+    let health_service = HealthServer::new(super::health::BoundedHealth::new(
+        HealthService::from_health_reporter(reporter.clone()),
+        config.max_health_watches,
+        config.max_connection_age.filter(|a| !a.is_zero()),
+        watches_end.clone(),
+    ));
     // build_v1 and build_v1alpha each consume a builder: one configured builder per version.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -177,7 +200,7 @@ pub async fn serve(
         IncomingConfig {
             max_connections: config.max_connections,
             handshake_timeout: config.handshake_timeout,
-            tcp_keepalive: Duration::from_secs(60),
+            tcp_keepalive: TCP_KEEPALIVE,
         },
         draining_tx.subscribe(),
     );
@@ -201,6 +224,7 @@ pub async fn serve(
         tokio::time::sleep(drain_delay).await;
         tracing::info!("draining: listener closed, GOAWAY sent on every connection");
         let _ = draining_tx.send(true);
+        watches_end.cancel();
     };
 
     let mut builder = Server::builder();

@@ -117,7 +117,7 @@ pub async fn serve(
         IncomingConfig {
             max_connections: config.max_connections,
             handshake_timeout: config.handshake_timeout,
-            tcp_keepalive: Duration::from_secs(60),
+            tcp_keepalive: crate::grpc::server::TCP_KEEPALIVE,
         },
         draining_rx,
     );

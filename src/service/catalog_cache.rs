@@ -122,10 +122,10 @@ impl CatalogCache {
         Ok(fresh)
     }
 
-    /// Polls the version every `every` until the cache is dropped.
-    pub fn watch(self: &Arc<Self>, every: Duration) {
+    /// Polls the version every `every` until the cache is dropped or `tasks` stop.
+    pub fn watch(self: &Arc<Self>, every: Duration, tasks: &crate::tasks::Background) {
         let weak: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        tasks.spawn_until_stopped(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

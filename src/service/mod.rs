@@ -80,22 +80,43 @@ pub struct Participants {
     pub(crate) fault: Fault,
     pub(crate) writer: writer::Writer,
     pub(crate) catalog: Arc<catalog_cache::CatalogCache>,
+    /// Where the writers and the catalog poll run.
+    tasks: crate::tasks::Background,
 }
 
 impl Participants {
     /// `cipher` seals personal data before it is stored and opens it when read. Writes are
     /// group-committed with the default settings (`with_batching` changes them). Needs a
-    /// Tokio runtime: the writers are tasks.
+    /// Tokio runtime: the writers are tasks, of their own, that end when the last clone is
+    /// dropped (an `App` starts its use cases with `start`, on its own tasks).
     pub fn new(store: Store, cipher: Arc<DataCipher>) -> Self {
+        Self::start(
+            store,
+            cipher,
+            writer::BatchConfig::default(),
+            CATALOG_POLL,
+            &crate::tasks::Background::new(),
+        )
+    }
+
+    /// The use cases with their writers and catalog poll (every `catalog_poll`) on `tasks`.
+    pub fn start(
+        store: Store,
+        cipher: Arc<DataCipher>,
+        batching: writer::BatchConfig,
+        catalog_poll: std::time::Duration,
+        tasks: &crate::tasks::Background,
+    ) -> Self {
         let catalog = catalog_cache::CatalogCache::new(store.clone());
-        catalog.watch(CATALOG_POLL);
+        catalog.watch(catalog_poll, tasks);
         Self {
-            writer: writer::Writer::start(store.clone(), writer::BatchConfig::default()),
+            writer: writer::Writer::start(store.clone(), batching, tasks),
             catalog,
             store,
             cipher,
             #[cfg(feature = "fault-injection")]
             fault: Fault::None,
+            tasks: tasks.clone(),
         }
     }
 
@@ -126,7 +147,7 @@ impl Participants {
 
     /// Group-commit settings.
     pub fn with_batching(mut self, config: writer::BatchConfig) -> Self {
-        self.writer = writer::Writer::start(self.store.clone(), config);
+        self.writer = writer::Writer::start(self.store.clone(), config, &self.tasks);
         self
     }
 

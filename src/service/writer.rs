@@ -109,8 +109,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writers; they stop when the last `Writer` clone is dropped.
-    pub fn start(store: Store, config: BatchConfig) -> Self {
+    /// Starts the writers on `tasks`; they stop when the last `Writer` clone is dropped, or
+    /// when `tasks` stop, once they have written what was queued.
+    pub fn start(store: Store, config: BatchConfig, tasks: &crate::tasks::Background) -> Self {
         let lanes = match store.backend() {
             DbBackend::Sqlite => 1,
             _ => config.lanes.max(1),
@@ -120,12 +121,13 @@ impl Writer {
         let senders = (0..lanes)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(max_batch * 4);
-                tokio::spawn(run_lane(
+                tasks.spawn(run_lane(
                     store.clone(),
                     rx,
                     max_batch,
                     config.max_wait,
                     counters.clone(),
+                    tasks.stop_token(),
                 ));
                 tx
             })
@@ -177,9 +179,19 @@ async fn run_lane(
     max_batch: usize,
     max_wait: Duration,
     counters: Arc<Counters>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
-    while let Some(first) = queue.recv().await {
+    loop {
+        let next = tokio::select! {
+            job = queue.recv() => job,
+            // Stopping: refuse new commands, but write those already queued.
+            _ = stop.cancelled() => {
+                queue.close();
+                queue.recv().await
+            }
+        };
+        let Some(first) = next else { break };
         batch.push(first);
         let until = Instant::now() + max_wait;
         while batch.len() < max_batch {

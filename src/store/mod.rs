@@ -33,14 +33,28 @@ pub struct DbConfig {
     pub statement_timeout: Duration,
 }
 
+/// The database used when no URL is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://participants.db?mode=rwc";
+
+impl Default for DbConfig {
+    /// The defaults of `serve` (docs/deployment.md, "Pool and timeouts").
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_DATABASE_URL.to_owned(),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 impl DbConfig {
+    /// `url` with the default pool and timeouts.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            max_connections: 10,
-            connect_timeout: Duration::from_secs(5),
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
+            ..Self::default()
         }
     }
 }

@@ -1,13 +1,14 @@
 //! Test harness: a server on 127.0.0.1 port 0 with a fresh database per test, called through
 //! the generated client.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use participants::{
-    auth::{JwtSettings, JwtVerifier, mint_hs256},
-    catalog::{self, Catalog},
-    crypto::DataCipher,
-    grpc::server::{self, ServerConfig},
+    app::{App, Settings},
+    auth::{JwtSettings, mint_hs256},
+    catalog::Catalog,
+    config::DataKeyArgs,
+    grpc::server::ServerConfig,
     pb::{
         self, GetParticipantRequest, Participant, ParticipantContact, SiteScope, StudyScope,
         UpsertParticipantRequest, UpsertParticipantResponse,
@@ -17,7 +18,6 @@ use participants::{
     store::{DbConfig, Store},
 };
 use sea_orm::{ConnectionTrait, Database};
-use tokio::sync::oneshot;
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 
@@ -118,11 +118,13 @@ pub struct TestApp {
     pub client: ParticipantServiceClient<Channel>,
     pub channel: Channel,
     pub settings: JwtSettings,
+    /// Where gRPC is served.
+    pub addr: std::net::SocketAddr,
     /// The REST route's base, `http://127.0.0.1:PORT`.
     pub http: String,
     /// The admin endpoint's base (`/metrics`, `/livez`, `/readyz`).
     pub admin: String,
-    shutdown: Option<oneshot::Sender<()>>,
+    app: Option<App>,
     _db: TestDb,
 }
 
@@ -136,7 +138,7 @@ pub struct AppOptions {
     pub hs256: bool,
     /// Accept RS256/ES256 tokens signed with the keys of `tests/fixtures/jwt/`.
     pub jwks: bool,
-    /// Transport limits; the defaults of `ServerConfig` when absent.
+    /// Transport limits; `test_server_config()` when absent.
     pub server: Option<ServerConfig>,
     /// Group-commit settings; the defaults when absent.
     pub batching: Option<participants::service::writer::BatchConfig>,
@@ -166,112 +168,90 @@ impl AppOptions {
     }
 }
 
+/// The transport settings of the tests: the defaults, but health noticing a database change
+/// within 200 ms and a shorter grace period.
+pub fn test_server_config() -> ServerConfig {
+    ServerConfig {
+        health_interval: Duration::from_millis(200),
+        grace_period: Duration::from_secs(5),
+        ..ServerConfig::default()
+    }
+}
+
+/// The settings of a test server on `db`: every listener on a free port, the defaults for
+/// the rest but what `options` says.
+pub fn test_settings(options: &AppOptions, db: &TestDb) -> Settings {
+    let mut db_config = DbConfig::new(db.url.clone());
+    db_config.max_connections = 5;
+    let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    Settings {
+        listen: any_port,
+        http_listen: Some(any_port),
+        admin_listen: Some(any_port),
+        db: db_config,
+        jwt: JwtSettings {
+            hs256_secret: options.hs256.then(|| SECRET.as_bytes().to_vec().into()),
+            jwks_file: options.jwks.then(|| JWKS_FILE.into()),
+            issuer: options.issuer.clone(),
+            audience: options.audience.clone(),
+        },
+        data: DataKeyArgs {
+            data_key: Some(hex::encode(DATA_KEY).into()),
+            data_key_previous: Vec::new(),
+        },
+        catalog: Some(Catalog::parse(options.catalog).expect("catalog")),
+        server: options.server.clone().unwrap_or_else(test_server_config),
+        batching: options.batching.unwrap_or_default(),
+        fault: options.fault,
+        ..Settings::default()
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(AppOptions::new(backend)).await
     }
 
-    pub async fn spawn_with(options: AppOptions) -> Self {
+    pub async fn spawn_with(mut options: AppOptions) -> Self {
         let db = fresh_database(options.backend).await;
-        let mut config = DbConfig::new(db.url.clone());
-        config.max_connections = 5;
-        let store = Store::connect(&config).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let catalog = Catalog::parse(options.catalog).expect("catalog");
-        catalog::apply(&store, &catalog)
-            .await
-            .expect("apply catalog");
-
-        let settings = JwtSettings {
-            hs256_secret: options.hs256.then(|| SECRET.as_bytes().to_vec().into()),
-            jwks_file: options.jwks.then(|| JWKS_FILE.into()),
-            issuer: options.issuer,
-            audience: options.audience,
-        };
-        let verifier = Arc::new(JwtVerifier::new(&settings).expect("verifier"));
-        let listener = match options.listener {
-            Some(listener) => listener,
-            None => tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind"),
-        };
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let cipher = Arc::new(DataCipher::new(&DATA_KEY, &[]));
-        store
-            .seal_access_codes(&cipher)
-            .await
-            .expect("seal access codes");
-        let mut participants = Participants::new(store.clone(), cipher).with_fault(options.fault);
-        if let Some(batching) = options.batching {
-            participants = participants.with_batching(batching);
+        let settings = test_settings(&options, &db);
+        let jwt = settings.jwt.clone();
+        let app = match options.listener.take() {
+            Some(listener) => App::build_on(settings, listener).await,
+            None => App::build(settings).await,
         }
-        let mut config = options.server.unwrap_or(ServerConfig {
-            health_interval: Duration::from_millis(200),
-            grace_period: Duration::from_secs(5),
-            ..ServerConfig::default()
-        });
-        let metrics = config.metrics.clone().unwrap_or_else(|| {
-            participants::telemetry::Metrics::new(store.clone(), participants.batch_sizes())
-        });
-        config.metrics = Some(metrics.clone());
-        // One shutdown stops both edges.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let _ = rx.await;
-            let _ = stop_tx.send(true);
-        });
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind http");
-        let http = format!("http://{}", http_listener.local_addr().expect("http addr"));
-        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind admin");
-        let admin = format!(
-            "http://{}",
-            admin_listener.local_addr().expect("admin addr")
-        );
-        tokio::spawn(participants::admin::serve(
-            admin_listener,
-            metrics,
-            store.clone(),
-            Arc::new(participants::admin::Readiness::default()),
-            stopped(stop_rx.clone()),
-        ));
-        tokio::spawn(participants::rest::serve(
-            http_listener,
-            participants.clone(),
-            verifier.clone(),
-            participants::rest::HttpConfig::from(&config),
-            stopped(stop_rx.clone()),
-        ));
-        tokio::spawn(server::serve(
-            listener,
-            participants.clone(),
-            verifier,
-            config,
-            stopped(stop_rx),
-        ));
+        .expect("the server starts");
+        let addr = app.grpc_addr();
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect()
             .await
             .expect("connect to the test server");
         Self {
-            store,
-            participants,
+            store: app.store().clone(),
+            participants: app.participants().clone(),
             client: ParticipantServiceClient::new(channel.clone()),
             channel,
-            settings,
-            http,
-            admin,
-            shutdown: Some(tx),
+            settings: jwt,
+            addr,
+            http: format!("http://{}", app.http_addr().expect("REST is on")),
+            admin: format!("http://{}", app.admin_addr().expect("admin is on")),
+            app: Some(app),
             _db: db,
         }
+    }
+
+    /// The running server.
+    pub fn app(&self) -> &App {
+        self.app
+            .as_ref()
+            .expect("the server runs until the test app is dropped")
+    }
+
+    /// Drains and stops the server, waiting until every task it started has ended.
+    pub async fn shutdown(mut self) -> Result<(), String> {
+        let app = self.app.take().expect("running");
+        app.shutdown().await
     }
 
     pub fn token(&self, user: &str) -> String {
@@ -362,8 +342,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        // Starts the shutdown; the server's tasks end by themselves.
+        if let Some(app) = self.app.take() {
+            app.shutdown_token().cancel();
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod app;
 mod at_rest;
 mod audit;
 mod audit_chain;

@@ -3,17 +3,13 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use participants::{
-    auth::{JwtSettings, JwtVerifier},
-    catalog::{self, Catalog},
-    crypto::DataCipher,
+    app::{App, Settings},
+    auth::JwtSettings,
     grpc::server::{self, ServerConfig},
-    service::Participants,
-    store::{DbConfig, Store},
 };
 use tokio::{io::AsyncReadExt, net::TcpStream, sync::oneshot, task::JoinHandle};
 use tonic::{
@@ -25,7 +21,7 @@ use tonic::{
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::helpers::{
-    Backend, CATALOG, DATA_KEY, SECRET, TestApp, expect_failure, fresh_database, with_token,
+    AppOptions, Backend, SECRET, TestApp, expect_failure, fresh_database, test_settings, with_token,
 };
 
 /// A server whose end can be awaited.
@@ -36,35 +32,23 @@ struct Running {
     _db: crate::helpers::TestDb,
 }
 
+/// The server with `config` on SQLite, gRPC only; `stop` starts `App::shutdown`.
 async fn start(config: ServerConfig) -> Running {
     let db = fresh_database(Backend::Sqlite).await;
-    let store = Store::connect(&DbConfig::new(db.url.clone()))
-        .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
-    catalog::apply(&store, &Catalog::parse(CATALOG).expect("catalog"))
-        .await
-        .expect("apply catalog");
-    let verifier = JwtVerifier::new(&JwtSettings {
-        hs256_secret: Some(SECRET.as_bytes().to_vec().into()),
-        ..Default::default()
-    })
-    .expect("verifier");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let mut options = AppOptions::new(Backend::Sqlite);
+    options.server = Some(config);
+    let settings = Settings {
+        http_listen: None,
+        admin_listen: None,
+        ..test_settings(&options, &db)
+    };
+    let app = App::build(settings).await.expect("the server starts");
+    let addr = app.grpc_addr();
     let (tx, rx) = oneshot::channel::<()>();
-    let participants = Participants::new(store, Arc::new(DataCipher::new(&DATA_KEY, &[])));
-    let served = tokio::spawn(server::serve(
-        listener,
-        participants,
-        Arc::new(verifier),
-        config,
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let served = tokio::spawn(async move {
+        let _ = rx.await;
+        app.shutdown().await
+    });
     Running {
         addr,
         stop: Some(tx),
