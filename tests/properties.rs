@@ -823,3 +823,47 @@ fn limits_hold_for_four_byte_characters() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Identifiers the service makes (SPEC section 4)
+
+/// SPEC section 4: the access code alphabet, without look-alike characters.
+const SPEC_ACCESS_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// `subject_oid`: `SS_` followed by the first 8 upper-cased ASCII letters and digits of the ID.
+    #[test]
+    fn subject_oid_is_ss_and_the_first_eight_ascii_letters_and_digits(key in nasty_string(40)) {
+        use participants::domain::id::subject_oid_base;
+        let oid = subject_oid_base(&key);
+        let tail = oid.strip_prefix("SS_");
+        prop_assert!(tail.is_some(), "{}", oid);
+        let tail = tail.unwrap_or_default();
+        prop_assert!(tail.len() <= 8 && tail.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{}", oid);
+        // The ASCII letters and digits of the ID, in order, upper-cased, begin with the tail.
+        let ascii: String = key.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_uppercase();
+        prop_assert!(ascii.starts_with(tail) && tail.len() == ascii.len().min(8), "{} from {:?}", oid, key);
+    }
+
+    /// The collision suffixes `_2`, `_3`, … of one base are all different, and each names its n.
+    #[test]
+    fn subject_oid_suffixes_name_their_number(key in letters(0..=12), n in 1i64..1_000_000) {
+        use participants::domain::id::{subject_oid_base, subject_oid_candidate, subject_oid_suffix};
+        let base = subject_oid_base(&key);
+        let oid = subject_oid_candidate(&base, n);
+        prop_assert_eq!(subject_oid_suffix(&base, &oid), Some(n));
+        prop_assert_ne!(subject_oid_candidate(&base, n + 1), oid);
+    }
+
+    /// Access codes: 9 characters of the SPEC's alphabet.
+    #[test]
+    fn access_codes_use_the_spec_alphabet(seed in any::<u64>()) {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let code = participants::domain::id::access_code(&mut rng);
+        prop_assert_eq!(code.chars().count(), 9);
+        prop_assert!(code.chars().all(|c| SPEC_ACCESS_CODE_ALPHABET.contains(c)), "{}", code);
+    }
+}
