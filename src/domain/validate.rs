@@ -231,15 +231,40 @@ impl SubjectKey {
 
 /// How Participant IDs are compared: trimmed, then Unicode compatibility caseless matching
 /// (NFD, full case folding, NFKD, full case folding, NFKC), so `SS` and `ß`, `é` and `e` +
-/// U+0301, or full-width `ＡＢ` and `AB` are one ID. Capital I with dot (U+0130) folds to `i`, as
-/// a Turkish user typing the ID expects; every other character follows Unicode's default full
-/// case folding. Computed here, never by the database, so SQLite and PostgreSQL compare alike.
+/// U+0301, or full-width `ＡＢ` and `AB` are one ID. Capital I with dot (U+0130) is `i`, as a
+/// Turkish user typing the ID expects, and so is its lower case outside Turkish, `i` + U+0307
+/// (what `to_lowercase` gives in Rust, Java, JavaScript and Python): a client that lower-cases
+/// IDs still finds its participant. Every other character, the dotless `ı` among them, follows
+/// Unicode's default full case folding. Computed here, never by the database, so SQLite and
+/// PostgreSQL compare alike.
 pub fn normalize_subject_key(raw: &str) -> String {
     use caseless::Caseless;
-    let dotless = raw.trim().replace('\u{130}', "i");
-    let folded: String = dotless.nfd().default_case_fold().collect();
+    let folded: String = raw.trim().nfd().default_case_fold().collect();
     let refolded: String = folded.nfkd().default_case_fold().collect();
-    refolded.nfkc().collect()
+    one_i(&refolded).nfkc().collect()
+}
+
+/// In a decomposed, case-folded string, drops a dot above (U+0307) that belongs to an `i` (no
+/// other mark above between them), so `İ` (`I` + U+0307 decomposed) and `i` + U+0307 are `i`.
+fn one_i(folded: &str) -> String {
+    use unicode_normalization::char::canonical_combining_class;
+    const ABOVE: u8 = 230;
+    let mut out = String::with_capacity(folded.len());
+    // Whether the current base letter is an i whose dot above may still follow.
+    let mut on_i = false;
+    for c in folded.chars() {
+        let class = canonical_combining_class(c);
+        if class == 0 {
+            on_i = c == 'i';
+            out.push(c);
+        } else if on_i && c == '\u{307}' {
+            on_i = false;
+        } else {
+            on_i = on_i && class != ABOVE;
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Bounded free text (names, address lines, Secondary ID, hospital number).

@@ -7,6 +7,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::atomic::{AtomicBool, Ordering},
     task::{Context, Poll},
 };
 
@@ -21,6 +22,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The variable that turns OTLP export on (the OpenTelemetry convention).
 pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Whether this process built an OTLP pipeline: only then can a span's trace id come from the
+/// exporter, and only then must `call_span` create the span before it knows the id.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// The OTLP pipeline, when `OTEL_EXPORTER_OTLP_ENDPOINT` names a collector: the provider (to
 /// flush at exit) and its tracer for the `tracing` layer.
@@ -51,6 +56,7 @@ impl Otlp {
             )
             .build();
         let tracer = provider.tracer("participants");
+        EXPORTING.store(true, Ordering::Relaxed);
         Ok(Some(Self { provider, tracer }))
     }
 
@@ -77,8 +83,33 @@ impl Extractor for Headers<'_> {
 /// The span of one call named `method`, child of the caller's `traceparent` when it sent a
 /// valid one. Its `trace_id` field is the trace's id: the caller's, the exporter's new one, or
 /// (without either) a fresh random id, so that a call's log lines always share one id.
+///
+/// The id is given when the span is made whenever it is known then (the caller's, or a fresh
+/// one when nothing exports): recording it later makes the JSON log layer parse and write the
+/// span's fields again, a cost every call would pay.
 pub fn call_span(method: &str, headers: &http::HeaderMap) -> tracing::Span {
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
+    let from_caller = parent.span().span_context().trace_id();
+    let known = if from_caller != TraceId::INVALID {
+        Some(from_caller)
+    } else if !EXPORTING.load(Ordering::Relaxed) {
+        Some(TraceId::from_bytes(rand::random::<[u8; 16]>()))
+    } else {
+        None
+    };
+    if let Some(id) = known {
+        let span = tracing::info_span!(
+            "call",
+            otel.name = method,
+            rpc.method = method,
+            trace_id = %id,
+            request_id = tracing::field::Empty,
+        );
+        if from_caller != TraceId::INVALID {
+            let _ = span.set_parent(parent);
+        }
+        return span;
+    }
     let span = tracing::info_span!(
         "call",
         otel.name = method,
@@ -86,7 +117,6 @@ pub fn call_span(method: &str, headers: &http::HeaderMap) -> tracing::Span {
         trace_id = tracing::field::Empty,
         request_id = tracing::field::Empty,
     );
-    let from_caller = parent.span().span_context().trace_id();
     let _ = span.set_parent(parent);
     let exported = span.context().span().span_context().trace_id();
     let id = [exported, from_caller]
@@ -166,6 +196,17 @@ mod tests {
             }
         }
         impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+            fn on_new_span(
+                &self,
+                attrs: &tracing::span::Attributes<'_>,
+                _: &tracing::span::Id,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                if let Ok(mut seen) = self.0.lock() {
+                    attrs.record(&mut Visitor(&mut seen));
+                }
+            }
+
             fn on_record(
                 &self,
                 _: &tracing::span::Id,
