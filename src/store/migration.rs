@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(AuditChain),
             Box::new(ParticipantPages),
             Box::new(UnsealedLegacy),
+            Box::new(DottedIKeys),
         ]
     }
 }
@@ -505,67 +506,70 @@ impl MigrationName for CaselessKeys {
 #[async_trait::async_trait]
 impl MigrationTrait for CaselessKeys {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        use std::collections::HashSet;
-
-        use sea_orm::{Statement, TryGetable};
-
-        let db = manager.get_connection();
-        let backend = db.get_database_backend();
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                backend,
-                "SELECT id, study_id, subject_key, subject_key_norm FROM participants ORDER BY id",
-            ))
-            .await?;
-        let mut rows_read = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = i64::try_get_by_index(&row, 0).map_err(|e| DbErr::Type(format!("{e:?}")))?;
-            let study =
-                i64::try_get_by_index(&row, 1).map_err(|e| DbErr::Type(format!("{e:?}")))?;
-            let key =
-                String::try_get_by_index(&row, 2).map_err(|e| DbErr::Type(format!("{e:?}")))?;
-            let norm =
-                String::try_get_by_index(&row, 3).map_err(|e| DbErr::Type(format!("{e:?}")))?;
-            rows_read.push((id, study, key, norm));
-        }
-        let mut taken: HashSet<(i64, String)> = rows_read
-            .iter()
-            .map(|(_, study, _, norm)| (*study, norm.clone()))
-            .collect();
-        let update = match backend {
-            DbBackend::Postgres => "UPDATE participants SET subject_key_norm = $1 WHERE id = $2",
-            _ => "UPDATE participants SET subject_key_norm = ? WHERE id = ?",
-        };
-        for (id, study, key, old) in rows_read {
-            let new = crate::domain::validate::normalize_subject_key(&key);
-            if new == old {
-                continue;
-            }
-            if taken.contains(&(study, new.clone())) {
-                // Two IDs that were distinct under lowercasing but match now cannot share the
-                // key: this one keeps its old key, and its row id (never the ID) is logged for
-                // a data manager to resolve.
-                tracing::warn!(
-                    participant = id,
-                    "participant ID matches an earlier one caselessly; its comparison key is kept"
-                );
-                continue;
-            }
-            taken.remove(&(study, old));
-            taken.insert((study, new.clone()));
-            db.execute_raw(Statement::from_sql_and_values(
-                backend,
-                update,
-                [new.into(), id.into()],
-            ))
-            .await?;
-        }
-        Ok(())
+        recompute_subject_keys(manager).await
     }
 
     fn use_transaction(&self) -> Option<bool> {
         Some(true)
     }
+}
+
+/// Recomputes every participant's comparison key with today's `normalize_subject_key`, keeping
+/// the old key (and logging the row id) where the new one is already taken in the study.
+async fn recompute_subject_keys(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    use std::collections::HashSet;
+
+    use sea_orm::{Statement, TryGetable};
+
+    let db = manager.get_connection();
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT id, study_id, subject_key, subject_key_norm FROM participants ORDER BY id",
+        ))
+        .await?;
+    let mut rows_read = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = i64::try_get_by_index(&row, 0).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+        let study = i64::try_get_by_index(&row, 1).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+        let key = String::try_get_by_index(&row, 2).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+        let norm = String::try_get_by_index(&row, 3).map_err(|e| DbErr::Type(format!("{e:?}")))?;
+        rows_read.push((id, study, key, norm));
+    }
+    let mut taken: HashSet<(i64, String)> = rows_read
+        .iter()
+        .map(|(_, study, _, norm)| (*study, norm.clone()))
+        .collect();
+    let update = match backend {
+        DbBackend::Postgres => "UPDATE participants SET subject_key_norm = $1 WHERE id = $2",
+        _ => "UPDATE participants SET subject_key_norm = ? WHERE id = ?",
+    };
+    for (id, study, key, old) in rows_read {
+        let new = crate::domain::validate::normalize_subject_key(&key);
+        if new == old {
+            continue;
+        }
+        if taken.contains(&(study, new.clone())) {
+            // Two IDs that were distinct under lowercasing but match now cannot share the
+            // key: this one keeps its old key, and its row id (never the ID) is logged for
+            // a data manager to resolve.
+            tracing::warn!(
+                participant = id,
+                "participant ID matches an earlier one caselessly; its comparison key is kept"
+            );
+            continue;
+        }
+        taken.remove(&(study, old));
+        taken.insert((study, new.clone()));
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            update,
+            [new.into(), id.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// A version of the catalog that every change of a study, site or role assignment bumps (by
@@ -1049,6 +1053,27 @@ impl MigrationTrait for UnsealedLegacy {
         ))
         .await?;
         Ok(())
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+/// `İ` lower-cased outside Turkish is `i` + U+0307, which the comparison key now folds to `i`
+/// as it folds `İ`: recomputes the keys stored before, so such IDs match their other spellings.
+struct DottedIKeys;
+
+impl MigrationName for DottedIKeys {
+    fn name(&self) -> &str {
+        "m20261128_000014_dotted_i_keys"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DottedIKeys {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        recompute_subject_keys(manager).await
     }
 
     fn use_transaction(&self) -> Option<bool> {

@@ -337,7 +337,41 @@ async fn the_migration_recomputes_comparison_keys(backend: Backend) {
     assert_eq!(norms, ["stra\u{DF}e", "strasse", "caf\u{E9}"]);
 }
 
+/// A key stored with `i` + U+0307 (`İ` lower-cased outside Turkish) before the comparison key
+/// folded it gets the key `i…` from migration 14, so every spelling finds the participant.
+async fn migration_14_folds_the_dotted_i_of_stored_keys(backend: Backend) {
+    let db = fresh_database(backend).await;
+    let conn = sea_orm::Database::connect(&db.url).await.expect("connect");
+    participants::store::migration::Migrator::up(&conn, Some(13))
+        .await
+        .expect("the migrations before 14");
+    let be = conn.get_database_backend();
+    for sql in [
+        "INSERT INTO studies (oid, name, status, participant_id_method, participate_enabled, next_seq) VALUES ('S_A', 'A', 'available', 'manual', false, 1)",
+        "INSERT INTO participants (study_id, subject_key, subject_key_norm, subject_oid, status, participate_status, etag, create_time, update_time) VALUES (1, 'i\u{307}d-1', 'i\u{307}d-1', 'SS_ID1', 'available', '', 'e1', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+    ] {
+        conn.execute_raw(Statement::from_string(be, sql))
+            .await
+            .expect(sql);
+    }
+    participants::store::migration::Migrator::up(&conn, None)
+        .await
+        .expect("migration 14");
+    let norm = conn
+        .query_one_raw(Statement::from_string(
+            be,
+            "SELECT subject_key_norm FROM participants",
+        ))
+        .await
+        .expect("query")
+        .expect("a row")
+        .try_get_by_index::<String>(0)
+        .expect("text");
+    assert_eq!(norm, "id-1");
+}
+
 crate::on_both_backends!(
+    migration_14_folds_the_dotted_i_of_stored_keys,
     hidden_characters_are_refused_in_every_field,
     invisible_and_look_alike_characters_are_refused_in_ids,
     nul_in_lookups_and_scopes_is_an_answer_not_an_internal_error,
