@@ -173,9 +173,7 @@ async fn main() {
             mib(*rss)
         );
     }
-    let half = samples
-        .get(samples.len() / 2)
-        .map_or(0, |(_, n, _)| *n);
+    let half = samples.get(samples.len() / 2).map_or(0, |(_, n, _)| *n);
     let end = sent.load(Ordering::Relaxed);
     println!(
         "    sent at the half of the pause {half}, at its end {end}: {}",

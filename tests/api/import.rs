@@ -612,6 +612,25 @@ async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(app.participant_count().await, 3);
     drop(tx);
+
+    // The call is counted once, when it ends, with the status it ended with.
+    let text = reqwest::get(format!("{}/metrics", app.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let imports: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("participants_requests_total{method=\"ImportParticipants\""))
+        .collect();
+    assert_eq!(
+        imports,
+        vec![
+            "participants_requests_total{method=\"ImportParticipants\",code=\"DeadlineExceeded\",reason=\"REQUEST_TIMED_OUT\"} 1"
+        ],
+        "{text}"
+    );
 }
 
 crate::on_both_backends!(
