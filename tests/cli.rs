@@ -881,7 +881,7 @@ async fn import_a_csv_file_and_run_it_again(backend: Backend) {
 async fn an_import_cut_by_a_killed_server_completes_on_a_rerun(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = database(backend, dir.path()).await;
-    let rows: i64 = 6000;
+    let rows: i64 = 3000;
     let mut csv = String::from("ParticipantID,LastName,City\n");
     for i in 0..rows {
         csv.push_str(&format!("K-{i:05},Name{i},City{i}\n"));
@@ -913,7 +913,7 @@ async fn an_import_cut_by_a_killed_server_completes_on_a_rerun(backend: Backend)
     let started = Instant::now();
     loop {
         let n = count(&db, "SELECT COUNT(*) FROM participants").await;
-        if n >= 500 {
+        if n >= 300 {
             break;
         }
         assert!(
