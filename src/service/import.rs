@@ -85,7 +85,7 @@ impl Participants {
     /// sending each answer to `out` as it comes. An `Err` from `rows` (a row that could not be
     /// decoded) stops reading and ends the call with it; a refused row never does. `call_deadline`
     /// is the client's own deadline for the whole call, if it set one; `draining` resolving
-    /// stops reading (the server is shutting down) and ends the call with `UNAVAILABLE`.
+    /// stops reading (the server is shutting down) and ends the call with `SERVER_OVERLOADED`.
     pub async fn import<S>(
         &self,
         caller: &Caller,
@@ -117,6 +117,15 @@ impl Participants {
             if !reading && in_flight.is_empty() {
                 break;
             }
+            // The client is idle only while nothing it sent awaits an answer: a client may wait
+            // for its answers before it sends more.
+            let idle = in_flight.is_empty().then_some(config.idle_timeout);
+            let next_row = async {
+                match idle {
+                    Some(limit) => tokio::time::timeout(limit, rows.next()).await.ok(),
+                    None => Some(rows.next().await),
+                }
+            };
             tokio::select! {
                 // Answers first: they free room in the window.
                 Some((index, answer)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -146,20 +155,18 @@ impl Participants {
                     reading = false;
                     stop = Some(Stop::Draining);
                 }
-                row = tokio::time::timeout(config.idle_timeout, rows.next()),
-                    if reading && in_flight.len() < window =>
-                {
+                row = next_row, if reading && in_flight.len() < window => {
                     match row {
-                        Err(_) => {
+                        None => {
                             reading = false;
                             stop = Some(Stop::Idle);
                         }
-                        Ok(None) => reading = false,
-                        Ok(Some(Err(e))) => {
+                        Some(None) => reading = false,
+                        Some(Some(Err(e))) => {
                             reading = false;
                             stop = Some(Stop::Input(e));
                         }
-                        Ok(Some(Ok(input))) => {
+                        Some(Some(Ok(input))) => {
                             let index = next_index;
                             next_index += 1;
                             summary.rows += 1;
