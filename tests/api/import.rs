@@ -513,6 +513,27 @@ async fn a_malformed_row_ends_the_stream_after_the_rows_before_it(backend: Backe
     assert_eq!(app.participant_count().await, 2 + 2);
 }
 
+/// Waits until `sent` has not grown for 2 s (fails after a minute); the count then.
+async fn wait_until_held_back(sent: &AtomicU64) -> u64 {
+    let mut last = 0;
+    let mut stable_for = Duration::ZERO;
+    let step = Duration::from_millis(500);
+    for _ in 0..120 {
+        tokio::time::sleep(step).await;
+        let now = sent.load(Ordering::Relaxed);
+        if now == last && now > 0 {
+            stable_for += step;
+            if stable_for >= Duration::from_secs(2) {
+                return now;
+            }
+        } else {
+            stable_for = Duration::ZERO;
+        }
+        last = now;
+    }
+    panic!("the client kept sending ({last} rows) while not reading");
+}
+
 async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
     let (app, channel) = small_windows(backend, Default::default()).await;
     let sent = Arc::new(AtomicU64::new(0));
@@ -539,26 +560,7 @@ async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
         .expect("import")
         .into_inner();
     // Not reading: the count of rows the client could send must stop growing.
-    let mut last = 0;
-    let mut stable_for = Duration::ZERO;
-    let step = Duration::from_millis(500);
-    for _ in 0..120 {
-        tokio::time::sleep(step).await;
-        let now = sent.load(Ordering::Relaxed);
-        if now == last && now > 0 {
-            stable_for += step;
-            if stable_for >= Duration::from_secs(2) {
-                break;
-            }
-        } else {
-            stable_for = Duration::ZERO;
-        }
-        last = now;
-    }
-    assert!(
-        stable_for >= Duration::from_secs(2),
-        "the client kept sending ({last} rows) while not reading"
-    );
+    let last = wait_until_held_back(&sent).await;
     assert!(last < 200_000, "held back after {last} rows");
     // Reading again: every row sent is answered, and the call ends OK.
     stop.store(true, Ordering::Relaxed);
@@ -672,13 +674,15 @@ async fn a_client_that_reads_nothing_is_cut_after_the_idle_timeout(backend: Back
         },
     )
     .await;
-    let rows = 20_000;
+    // More rows than the client can ever send while it reads nothing, 1 KiB each.
+    let rows = 200_000;
     let sent = Arc::new(AtomicU64::new(0));
     let counter = sent.clone();
     let requests = futures::stream::iter(0..rows).map(move |i| {
         counter.fetch_add(1, Ordering::Relaxed);
         UpsertParticipantRequest {
             validate_only: true,
+            reason_for_change: "r".repeat(1000),
             ..ohio(&format!("UNREAD-{i}"))
         }
     });
@@ -688,16 +692,8 @@ async fn a_client_that_reads_nothing_is_cut_after_the_idle_timeout(backend: Back
         .expect("import")
         .into_inner();
     // Until the client is held back, then past the idle timeout.
-    let mut last = 0;
-    for _ in 0..120 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = sent.load(Ordering::Relaxed);
-        if now == last && now > 0 {
-            break;
-        }
-        last = now;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_until_held_back(&sent).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut read = 0;
     let end = loop {
         match answers.message().await {
