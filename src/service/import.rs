@@ -2,9 +2,10 @@
 //! UpsertParticipant call of the same caller, many at once so that group commit fills its
 //! batches, answered as each commits.
 //!
-//! Memory stays bounded however fast the client sends: at most `window` rows are in flight, and
-//! no row is read while the window is full or while an answer waits for room in `out` (a client
-//! that never reads its answers). HTTP/2 flow control then holds the client back.
+//! Memory stays bounded however fast the client sends: rows in flight and answers waiting for
+//! room in `out` (a client that reads slowly, or not at all) share one window, and no row is read
+//! while it is full. HTTP/2 flow control then holds the client back. Rows in flight are still
+//! driven while answers wait, so a client's pause does not eat their deadlines.
 //!
 //! Rows are checked concurrently but queued for writing in input order, so every row gets the
 //! answer one caller calling UpsertParticipant row after row would get (duplicate keys in a
@@ -13,7 +14,7 @@
 //! Nothing acknowledged is lost when the client goes away: a row handed to a writer commits (or
 //! not) with its batch, and a row is answered only once its batch has committed.
 
-use std::{future::Future, time::Duration};
+use std::{collections::VecDeque, future::Future, time::Duration};
 
 use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
 use tokio::{sync::mpsc, time::Instant};
@@ -107,6 +108,12 @@ impl Participants {
         let mut rows = std::pin::pin!(rows);
         let mut draining = std::pin::pin!(draining);
         let mut in_flight = FuturesUnordered::new();
+        // Answers ready but not yet sent: the client reads slower than rows commit. Rows in
+        // flight and answers waiting share the window, so both stay bounded; rows in flight are
+        // still driven meanwhile, so a client's pause does not eat their deadlines.
+        let mut ready: VecDeque<ImportItem> = VecDeque::new();
+        // Since when the oldest waiting answer has found no room.
+        let mut unread_since: Option<Instant> = None;
         let mut summary = ImportSummary::default();
         let mut next_index: i64 = 0;
         let mut reading = true;
@@ -114,20 +121,27 @@ impl Participants {
         // Rows are checked at once but queued for writing in input order.
         let mut previous: Option<tokio::sync::oneshot::Receiver<()>> = None;
         loop {
-            if !reading && in_flight.is_empty() {
+            if !reading && in_flight.is_empty() && ready.is_empty() {
                 break;
             }
             // The client is idle only while nothing it sent awaits an answer: a client may wait
             // for its answers before it sends more.
-            let idle = in_flight.is_empty().then_some(config.idle_timeout);
+            let idle = (in_flight.is_empty() && ready.is_empty()).then_some(config.idle_timeout);
             let next_row = async {
                 match idle {
                     Some(limit) => tokio::time::timeout(limit, rows.next()).await.ok(),
                     None => Some(rows.next().await),
                 }
             };
+            let room = in_flight.len() + ready.len() < window;
+            let unread_deadline = unread_since.map(|since| since + config.idle_timeout);
             tokio::select! {
-                // Answers first: they free room in the window.
+                Ok(permit) = out.reserve(), if !ready.is_empty() => {
+                    if let Some(item) = ready.pop_front() {
+                        permit.send(item);
+                    }
+                    unread_since = (!ready.is_empty()).then(Instant::now);
+                }
                 Some((index, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                     let answer: Result<UpsertOutcome, ServiceError> = answer;
                     match &answer {
@@ -137,17 +151,17 @@ impl Participants {
                             tracing::debug!(index, reason = %e.reason(), "import row refused");
                         }
                     }
-                    // Waiting here for room in `out` also stops reading: a client that does not
-                    // read its answers is not read from either, and is cut after the idle timeout.
-                    let row = ImportItem::Row { index, answer: Box::new(answer) };
-                    match tokio::time::timeout(config.idle_timeout, out.send(row)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return summary,
-                        Err(_) => {
-                            stop = Some(Stop::NotRead);
-                            break;
-                        }
+                    if ready.is_empty() {
+                        unread_since = Some(Instant::now());
                     }
+                    ready.push_back(ImportItem::Row { index, answer: Box::new(answer) });
+                }
+                // A client that reads no answer for the idle timeout is cut too.
+                () = tokio::time::sleep_until(unread_deadline.unwrap_or_else(Instant::now)),
+                    if unread_deadline.is_some() =>
+                {
+                    stop = Some(Stop::NotRead);
+                    break;
                 }
                 // The client went away: what was handed to a writer commits with its batch.
                 () = out.closed() => return summary,
@@ -155,7 +169,7 @@ impl Participants {
                     reading = false;
                     stop = Some(Stop::Draining);
                 }
-                row = next_row, if reading && in_flight.len() < window => {
+                row = next_row, if reading && room => {
                     match row {
                         None => {
                             reading = false;

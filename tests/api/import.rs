@@ -535,7 +535,9 @@ async fn wait_until_held_back(sent: &AtomicU64) -> u64 {
 }
 
 async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
-    let (app, channel) = small_windows(backend, Default::default()).await;
+    // Rows have 2 s each; the client reads nothing for longer: rows in flight must still be
+    // written meanwhile, not left to time out.
+    let (app, channel) = small_windows(backend, Default::default(), Duration::from_secs(2)).await;
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let rows = {
@@ -562,11 +564,16 @@ async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
     // Not reading: the count of rows the client could send must stop growing.
     let last = wait_until_held_back(&sent).await;
     assert!(last < 200_000, "held back after {last} rows");
+    tokio::time::sleep(Duration::from_secs(1)).await;
     // Reading again: every row sent is answered, and the call ends OK.
     stop.store(true, Ordering::Relaxed);
     let mut received = 0u64;
     while let Some(r) = answers.message().await.expect("answers") {
-        assert!(matches!(r.outcome, Some(Outcome::Response(_))));
+        assert!(
+            matches!(r.outcome, Some(Outcome::Response(_))),
+            "row {} was refused: {r:?}",
+            r.index
+        );
         received += 1;
     }
     assert_eq!(received, sent.load(Ordering::Relaxed));
@@ -642,11 +649,13 @@ async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
 async fn small_windows(
     backend: Backend,
     import: participants::service::import::ImportConfig,
+    request_timeout: Duration,
 ) -> (TestApp, tonic::transport::Channel) {
     let mut options = AppOptions::new(backend);
     options.catalog = CATALOG;
     options.server = Some(participants::grpc::server::ServerConfig {
         import,
+        request_timeout,
         ..Default::default()
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -672,6 +681,7 @@ async fn a_client_that_reads_nothing_is_cut_after_the_idle_timeout(backend: Back
             idle_timeout: Duration::from_secs(1),
             ..Default::default()
         },
+        Duration::from_secs(10),
     )
     .await;
     // More rows than the client can ever send while it reads nothing, 1 KiB each.
