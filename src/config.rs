@@ -9,7 +9,7 @@ use crate::app::Settings;
 use crate::auth::JwtSettings;
 use crate::crypto::{self, DataCipher};
 use crate::grpc::server::ServerConfig;
-use crate::service::writer::BatchConfig;
+use crate::service::{import::ImportConfig, writer::BatchConfig};
 use crate::store::DbConfig;
 
 pub use crate::store::DEFAULT_DATABASE_URL;
@@ -60,6 +60,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Print a fresh random key for PARTICIPANTS_DATA_KEY.
     DataKey,
+    /// Import participants from a CSV file through a running server (ImportParticipants).
+    Import(ImportArgs),
     /// Check and export the audit trail.
     Audit {
         #[command(subcommand)]
@@ -328,6 +330,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub grpc_web_cors_origins: Vec<String>,
+    /// ImportParticipants: a client that sends no row for this long, while the server waits for
+    /// one, has its import ended (DEADLINE_EXCEEDED); the call itself has no overall timeout.
+    #[arg(long, env = "PARTICIPANTS_IMPORT_IDLE_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().server.import.idle_timeout))]
+    pub import_idle_timeout: Duration,
+    /// ImportParticipants: rows of one import validated or written at once. More fill write
+    /// batches better; each costs memory until answered.
+    #[arg(long, env = "PARTICIPANTS_IMPORT_WINDOW", default_value_t = defaults().server.import.window)]
+    pub import_window: usize,
     /// Group commit: the most upserts one transaction holds.
     #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = defaults().batching.max_batch)]
     pub write_batch_max: usize,
@@ -373,6 +383,11 @@ impl ServeArgs {
             max_connection_age: Some(self.max_connection_age).filter(|a| !a.is_zero()),
             cors_origins: self.grpc_web_cors_origins.clone(),
             max_health_watches: self.max_health_watches.max(1),
+            import: ImportConfig {
+                window: self.import_window.max(1),
+                idle_timeout: self.import_idle_timeout,
+                row_timeout: self.request_timeout,
+            },
             ..ServerConfig::default()
         }
     }
@@ -395,6 +410,34 @@ impl ServeArgs {
             ..defaults
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The CSV file: a header line (OpenClinica bulk names such as ParticipantID, FirstName,
+    /// EmailAddress, MobileNumber, SecondaryID, or the seed's subjectKey, phoneNumber, …), then
+    /// one participant per line. UTF-8, with or without a byte order mark.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// The study's OID.
+    #[arg(long)]
+    pub study: String,
+    /// The site's OID; without it, participants are added at the study level (a `SiteOID`
+    /// column, where present, names each row's site).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// The server.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub target: String,
+    /// A bearer token (JWT) for the calls.
+    #[arg(long, env = "PARTICIPANTS_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub token: Option<SecretString>,
+    /// Where the per-row results go (default: FILE.results.csv).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Check every row without writing anything (validate_only).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -447,6 +490,9 @@ mod tests {
         assert_eq!(g.health_interval, w.health_interval);
         assert_eq!(g.cors_origins, w.cors_origins);
         assert_eq!(g.max_health_watches, w.max_health_watches);
+        assert_eq!(g.import.window, w.import.window);
+        assert_eq!(g.import.idle_timeout, w.import.idle_timeout);
+        assert_eq!(g.import.row_timeout, w.import.row_timeout);
         assert_eq!(got.batching.max_batch, want.batching.max_batch);
         assert_eq!(got.batching.max_wait, want.batching.max_wait);
         assert_eq!(got.batching.lanes, want.batching.lanes);

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     /// `RESOURCE_EXHAUSTED`. Each one ends at `max_connection_age` and when draining begins,
     /// so watches can neither fill the connection cap nor hold a connection past its age.
     pub max_health_watches: usize,
+    /// ImportParticipants: the window of rows in flight and the idle timeout.
+    pub import: crate::service::import::ImportConfig,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +91,7 @@ impl Default for ServerConfig {
             metrics: None,
             cors_origins: Vec::new(),
             max_health_watches: 128,
+            import: crate::service::import::ImportConfig::default(),
         }
     }
 }
@@ -161,9 +164,13 @@ pub async fn serve(
             .max_decoding_message_size(config.max_message_bytes);
     let audit = InterceptedService::new(audit, AuthInterceptor::new(verifier.clone()));
     let audit = Admission::new(audit, config.max_in_flight, config.max_message_bytes);
+    let (draining_tx, mut draining_rx) = watch::channel(false);
+    // An import stops reading once draining begins, and ends after answering what it read.
+    let api = ParticipantApi::new(participants, config.request_timeout)
+        .with_import(config.import)
+        .with_draining(draining_rx.clone());
     let api =
-        ParticipantServiceServer::new(ParticipantApi::new(participants, config.request_timeout))
-            .max_decoding_message_size(config.max_message_bytes);
+        ParticipantServiceServer::new(api).max_decoding_message_size(config.max_message_bytes);
     let api = InterceptedService::new(api, AuthInterceptor::new(verifier));
     // Admission comes first: an overloaded server refuses before verifying a token.
     let api = Admission::new(api, config.max_in_flight, config.max_message_bytes);
@@ -171,7 +178,6 @@ pub async fn serve(
 
     // Migrations and the catalog are done by now: report SERVING while the database answers.
     set_health(&reporter, ServingStatus::Serving).await;
-    let (draining_tx, mut draining_rx) = watch::channel(false);
     let watcher = {
         let reporter = reporter.clone();
         let interval = config.health_interval;

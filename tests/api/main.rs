@@ -15,6 +15,7 @@ mod concurrency;
 mod errors;
 mod get;
 mod ids;
+mod import;
 mod list;
 mod observability;
 mod probes;
