@@ -100,6 +100,10 @@ impl Default for ServerConfig {
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// Once no call is in flight during a drain, how long connections get to close by themselves.
 const SETTLE: Duration = Duration::from_secs(1);
+/// The HTTP/2 flow-control windows of the gRPC edge (see where they are set).
+const STREAM_WINDOW_BYTES: u32 = 64 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+
 /// Default of `max_connection_age`.
 pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// Default of `max_connections`.
@@ -252,6 +256,15 @@ pub async fn serve(
                 .layer(tonic_web::GrpcWebLayer::new()),
         )
         .max_concurrent_streams(config.max_concurrent_streams)
+        // HTTP/2 ends a connection that holds too many small DATA frames unread (h2's flood
+        // guard: a budget of half the connection window). An import the server holds back
+        // leaves up to a stream window of rows unread, and clients that send each row in its own
+        // small frame (grpc-go, grpc-python, Node) would trip the guard after about 3,500 rows
+        // with hyper's 1 MiB stream window. A 64 KiB stream window (HTTP/2's own default size)
+        // under a 2 MiB connection window keeps a dozen held-back imports per connection
+        // within the budget.
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .http2_keepalive_interval(Some(config.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(config.http2_keepalive_timeout))
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
