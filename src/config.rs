@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::auth::JwtSettings;
 use crate::crypto::{self, DataCipher};
 use crate::grpc::server::{self, ServerConfig};
-use crate::service::writer::BatchConfig;
+use crate::service::{import::ImportConfig, writer::BatchConfig};
 use crate::store::DbConfig;
 
 /// The database used when no URL is given.
@@ -294,6 +294,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub grpc_web_cors_origins: Vec<String>,
+    /// ImportParticipants: a client that sends no row for this long, while the server waits for
+    /// one, has its import ended (DEADLINE_EXCEEDED); the call itself has no overall timeout.
+    #[arg(long, env = "PARTICIPANTS_IMPORT_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub import_idle_timeout: Duration,
+    /// ImportParticipants: rows of one import validated or written at once. More fill write
+    /// batches better; each costs memory until answered.
+    #[arg(long, env = "PARTICIPANTS_IMPORT_WINDOW", default_value_t = crate::service::import::DEFAULT_IMPORT_WINDOW)]
+    pub import_window: usize,
     /// Group commit: the most upserts one transaction holds.
     #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = 128)]
     pub write_batch_max: usize,
@@ -334,6 +342,11 @@ impl ServeArgs {
             drain_delay: self.drain_delay,
             max_connection_age: Some(self.max_connection_age).filter(|a| !a.is_zero()),
             cors_origins: self.grpc_web_cors_origins.clone(),
+            import: ImportConfig {
+                window: self.import_window.max(1),
+                idle_timeout: self.import_idle_timeout,
+                row_timeout: self.request_timeout,
+            },
             ..ServerConfig::default()
         }
     }

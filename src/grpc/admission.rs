@@ -37,6 +37,12 @@ pub struct Admission<S> {
     max_message_bytes: usize,
 }
 
+/// A call's admission: it counts as in flight until every clone is dropped. The service finds
+/// one in the request's extensions; a streaming call keeps it until its stream ends, since the
+/// admission itself ends when the response headers are ready.
+#[derive(Clone)]
+pub struct CallPermit(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
 /// A view of how many ParticipantService calls are in flight (the drain waits for none).
 #[derive(Clone)]
 pub struct InFlight {
@@ -102,11 +108,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let response = overloaded_status(retry_delay()).into_http();
             return Box::pin(std::future::ready(Ok(response)));
         };
+        let permit = CallPermit(Arc::new(permit));
+        request.extensions_mut().insert(permit.clone());
         // The ready service answers this call; a fresh clone waits for the next poll_ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

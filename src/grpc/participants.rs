@@ -2,19 +2,27 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-use tonic::{Request, Response, Status};
+use futures_util::StreamExt;
+use tokio::{sync::watch, time::Instant};
+use tonic::{Code, Request, Response, Status};
+use tracing::Instrument;
 
+use crate::domain::{Reason, ServiceError};
 use crate::pb::{
     GetParticipantRequest, ImportResult, ListParticipantsRequest, ListParticipantsResponse,
-    Participant, UpsertParticipantRequest, UpsertParticipantResponse,
+    Participant, UpsertParticipantRequest, UpsertParticipantResponse, import_result,
     participant_service_server::ParticipantService,
 };
-use crate::service::{Caller, Participants};
+use crate::service::{
+    Caller, Participants,
+    import::{ImportConfig, ImportItem},
+};
 
 pub struct ParticipantApi {
     participants: Participants,
     request_timeout: Duration,
+    import: ImportConfig,
+    draining: Option<watch::Receiver<bool>>,
 }
 
 impl ParticipantApi {
@@ -23,7 +31,27 @@ impl ParticipantApi {
         Self {
             participants,
             request_timeout,
+            import: ImportConfig {
+                row_timeout: request_timeout,
+                ..ImportConfig::default()
+            },
+            draining: None,
         }
+    }
+
+    /// Import settings (the row timeout is always `request_timeout`).
+    pub fn with_import(mut self, import: ImportConfig) -> Self {
+        self.import = ImportConfig {
+            row_timeout: self.request_timeout,
+            ..import
+        };
+        self
+    }
+
+    /// `draining` turns true when the server starts draining: imports stop reading then.
+    pub fn with_draining(mut self, draining: watch::Receiver<bool>) -> Self {
+        self.draining = Some(draining);
+        self
     }
 
     fn deadline<T>(&self, req: &Request<T>) -> Instant {
@@ -40,6 +68,47 @@ pub(crate) fn call_deadline<T>(req: &Request<T>, request_timeout: Duration) -> I
         .and_then(|v| v.to_str().ok())
         .and_then(parse_grpc_timeout);
     Instant::now() + client.map_or(request_timeout, |c| c.min(request_timeout))
+}
+
+/// The client's own `grpc-timeout` for a call, as a deadline from now.
+fn client_deadline<T>(req: &Request<T>) -> Option<Instant> {
+    req.metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+        .map(|d| Instant::now() + d)
+}
+
+/// Answers to hold for a client that reads them slower than rows commit; beyond this the
+/// import stops reading rows.
+const IMPORT_ANSWERS_BUFFERED: usize = 64;
+
+/// A row of the request stream that tonic could not take: the contract's error for it.
+fn row_error(status: &Status) -> ServiceError {
+    match status.code() {
+        Code::OutOfRange | Code::ResourceExhausted => ServiceError::rejected(
+            Reason::MessageTooLarge,
+            "a row of the import is larger than the largest accepted message",
+        ),
+        Code::Cancelled => {
+            ServiceError::rejected(Reason::MalformedRequest, "the call was cancelled")
+        }
+        _ => ServiceError::rejected(
+            Reason::MalformedRequest,
+            "a row of the import could not be decoded",
+        ),
+    }
+}
+
+/// A refused row's answer: the very `google.rpc.Status` a unary call carries in its details.
+fn rpc_status(e: ServiceError) -> tonic_types::pb::Status {
+    use prost::Message;
+    let status = Status::from(e);
+    tonic_types::pb::Status::decode(status.details()).unwrap_or_else(|_| tonic_types::pb::Status {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        details: Vec::new(),
+    })
 }
 
 /// Parses a `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n).
@@ -133,13 +202,64 @@ impl ParticipantService for ParticipantApi {
         Box<dyn tokio_stream::Stream<Item = Result<ImportResult, Status>> + Send + 'static>,
     >;
 
+    /// Not bounded by `request_timeout` (each row has its own deadline); bounded by the
+    /// client's `grpc-timeout` when it sets one, and by the idle timeout.
     async fn import_participants(
         &self,
-        _request: Request<tonic::Streaming<UpsertParticipantRequest>>,
+        mut request: Request<tonic::Streaming<UpsertParticipantRequest>>,
     ) -> Result<Response<Self::ImportParticipantsStream>, Status> {
-        Err(Status::unimplemented(
-            "ImportParticipants is not available yet",
-        ))
+        let caller = caller(&request)?;
+        let call_deadline = client_deadline(&request);
+        // The call counts as in flight (for admission and the drain) until its last answer.
+        let permit = request
+            .extensions_mut()
+            .remove::<crate::grpc::admission::CallPermit>();
+        let rows = request
+            .into_inner()
+            .map(|row| row.map(Into::into).map_err(|s| row_error(&s)));
+        let (tx, rx) = tokio::sync::mpsc::channel(IMPORT_ANSWERS_BUFFERED);
+        let participants = self.participants.clone();
+        let config = self.import;
+        let draining = self.draining.clone();
+        let drained = async move {
+            match draining {
+                Some(mut d) => {
+                    let _ = d.wait_for(|d| *d).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        // The call's span lives as long as the import, and ends with it.
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let started = std::time::Instant::now();
+                let summary = participants
+                    .import(&caller, rows, config, call_deadline, drained, tx)
+                    .await;
+                tracing::info!(
+                    user = %caller.user,
+                    rows = summary.rows,
+                    written = summary.written,
+                    refused = summary.refused,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "import done"
+                );
+                drop(permit);
+            }
+            .instrument(span),
+        );
+        let answers = tokio_stream::wrappers::ReceiverStream::new(rx).map(|item| match item {
+            ImportItem::Row { index, answer } => Ok(ImportResult {
+                index,
+                outcome: Some(match *answer {
+                    Ok(response) => import_result::Outcome::Response(response.into()),
+                    Err(e) => import_result::Outcome::Error(rpc_status(e)),
+                }),
+            }),
+            ImportItem::End(e) => Err(Status::from(e)),
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 }
 

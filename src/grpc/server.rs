@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub metrics: Option<Arc<crate::telemetry::Metrics>>,
     /// Browser origins allowed to call through gRPC-Web (CORS); none: same origin only.
     pub cors_origins: Vec<String>,
+    /// ImportParticipants: the window of rows in flight and the idle timeout.
+    pub import: crate::service::import::ImportConfig,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +81,7 @@ impl Default for ServerConfig {
             health_interval: Duration::from_secs(2),
             metrics: None,
             cors_origins: Vec::new(),
+            import: crate::service::import::ImportConfig::default(),
         }
     }
 }
@@ -138,9 +141,13 @@ pub async fn serve(
             .max_decoding_message_size(config.max_message_bytes);
     let audit = InterceptedService::new(audit, AuthInterceptor::new(verifier.clone()));
     let audit = Admission::new(audit, config.max_in_flight, config.max_message_bytes);
+    let (draining_tx, mut draining_rx) = watch::channel(false);
+    // An import stops reading once draining begins, and ends after answering what it read.
+    let api = ParticipantApi::new(participants, config.request_timeout)
+        .with_import(config.import)
+        .with_draining(draining_rx.clone());
     let api =
-        ParticipantServiceServer::new(ParticipantApi::new(participants, config.request_timeout))
-            .max_decoding_message_size(config.max_message_bytes);
+        ParticipantServiceServer::new(api).max_decoding_message_size(config.max_message_bytes);
     let api = InterceptedService::new(api, AuthInterceptor::new(verifier));
     // Admission comes first: an overloaded server refuses before verifying a token.
     let api = Admission::new(api, config.max_in_flight, config.max_message_bytes);
@@ -148,7 +155,6 @@ pub async fn serve(
 
     // Migrations and the catalog are done by now: report SERVING while the database answers.
     set_health(&reporter, ServingStatus::Serving).await;
-    let (draining_tx, mut draining_rx) = watch::channel(false);
     let watcher = {
         let reporter = reporter.clone();
         let interval = config.health_interval;

@@ -5,6 +5,7 @@ pub mod audit_read;
 pub mod audit_trail;
 pub mod catalog_cache;
 pub mod get;
+pub mod import;
 pub mod list;
 pub mod model;
 pub mod page_token;

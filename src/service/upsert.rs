@@ -223,6 +223,28 @@ enum Prepared {
     Write(Box<UpsertCommand>, Box<ScopeRows>),
 }
 
+/// A write's place in a sequence: it waits for `previous` to be passed (or dropped), and
+/// passes `next` once queued (or when it is dropped, having nothing to write).
+#[derive(Default)]
+pub(crate) struct Turn {
+    pub previous: Option<tokio::sync::oneshot::Receiver<()>>,
+    pub next: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Turn {
+    async fn wait(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = previous.await;
+        }
+    }
+
+    fn pass(&mut self) {
+        if let Some(next) = self.next.take() {
+            let _ = next.send(());
+        }
+    }
+}
+
 pub(crate) fn timed_out() -> ServiceError {
     ServiceError::rejected(
         Reason::RequestTimedOut,
@@ -241,16 +263,34 @@ impl Participants {
         req: UpsertInput,
         deadline: Instant,
     ) -> Result<UpsertOutcome, ServiceError> {
-        let prepared = super::until(deadline, timed_out, self.prepare(caller, req)).await?;
-        let (command, scope) = match prepared {
+        self.upsert_in_turn(caller, req, deadline, Turn::default())
+            .await
+    }
+
+    /// `upsert`, with its write queued only once `turn` says the previous one was: an import
+    /// checks many rows at once yet writes them in input order, as one caller calling
+    /// `upsert` row after row would.
+    pub(crate) async fn upsert_in_turn(
+        &self,
+        caller: &Caller,
+        req: UpsertInput,
+        deadline: Instant,
+        mut turn: Turn,
+    ) -> Result<UpsertOutcome, ServiceError> {
+        let prepared = super::until(deadline, timed_out, self.prepare(caller, req)).await;
+        turn.wait().await;
+        let (command, scope) = match prepared? {
             Prepared::Replayed(response) => return Ok(*response),
             Prepared::Write(command, scope) => (command, scope),
         };
         // Stage 8, the write, shared with the upserts that arrive together (group commit).
-        self.writer
-            .submit(Arc::from(command), deadline)
+        let answer = self
+            .writer
+            .enqueue(Arc::from(command), deadline)
             .await
-            .map_err(|e| scope.tag(e))
+            .map_err(|e| scope.tag(e))?;
+        turn.pass();
+        answer.await.map_err(|e| scope.tag(e))
     }
 
     /// Stages 2 to 7 of the SPEC, up to the write: nothing here writes.

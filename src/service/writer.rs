@@ -154,6 +154,16 @@ impl Writer {
     /// `deadline` (nothing was written); once a writer took the command, its answer comes after
     /// the commit that holds it, whatever the deadline.
     pub async fn submit(&self, command: Arc<UpsertCommand>, deadline: Instant) -> Answer {
+        self.enqueue(command, deadline).await?.await
+    }
+
+    /// Queues `command` (waiting for room until `deadline`) and gives what waits for its answer.
+    /// Commands queued one after the other run in that order.
+    pub async fn enqueue(
+        &self,
+        command: Arc<UpsertCommand>,
+        deadline: Instant,
+    ) -> Result<impl std::future::Future<Output = Answer> + use<>, ServiceError> {
         let lane = usize::try_from(command.study_id.unsigned_abs()).unwrap_or(0) % self.lanes.len();
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -165,9 +175,11 @@ impl Writer {
             .await
             .map_err(|_| super::upsert::timed_out())?
             .map_err(|_| ServiceError::Internal("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| ServiceError::Internal("the writer dropped a command".into()))?
+        Ok(async move {
+            answer
+                .await
+                .map_err(|_| ServiceError::Internal("the writer dropped a command".into()))?
+        })
     }
 }
 

@@ -14,6 +14,7 @@ mod concurrency;
 mod errors;
 mod get;
 mod ids;
+mod import;
 mod list;
 mod observability;
 mod probes;

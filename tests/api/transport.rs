@@ -250,10 +250,10 @@ async fn a_drain_with_idle_http2_connections_open_finishes_fast() {
 
 /// Passes bytes through untouched, to send what the generated client never would.
 #[derive(Default)]
-struct RawCodec;
+pub(crate) struct RawCodec;
 
-struct RawEncoder;
-struct RawDecoder;
+pub(crate) struct RawEncoder;
+pub(crate) struct RawDecoder;
 
 impl Codec for RawCodec {
     type Encode = Vec<u8>;

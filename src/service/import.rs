@@ -1,0 +1,193 @@
+//! ImportParticipants (SPEC section 13): a stream of upserts, each run exactly as a unary
+//! UpsertParticipant call of the same caller, many at once so that group commit fills its
+//! batches, answered as each commits.
+//!
+//! Memory stays bounded however fast the client sends: at most `window` rows are in flight, and
+//! no row is read while the window is full or while an answer waits for room in `out` (a client
+//! that never reads its answers). HTTP/2 flow control then holds the client back.
+//!
+//! Rows are checked concurrently but queued for writing in input order, so every row gets the
+//! answer one caller calling UpsertParticipant row after row would get (duplicate keys in a
+//! file, a cap reached mid-file).
+//!
+//! Nothing acknowledged is lost when the client goes away: a row handed to a writer commits (or
+//! not) with its batch, and a row is answered only once its batch has committed.
+
+use std::{future::Future, time::Duration};
+
+use futures_util::{Stream, StreamExt, stream::FuturesUnordered};
+use tokio::{sync::mpsc, time::Instant};
+
+use super::model::{UpsertInput, UpsertOutcome};
+use super::{Caller, Participants, upsert::Turn};
+use crate::domain::{Reason, ServiceError};
+
+/// Import settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportConfig {
+    /// Rows validated or written at once (the window).
+    pub window: usize,
+    /// A client that sends nothing for this long, while the server waits for its next row, has
+    /// its call ended with `DEADLINE_EXCEEDED` (`REQUEST_TIMED_OUT`).
+    pub idle_timeout: Duration,
+    /// Each row's own deadline, as a unary call's: a row whose write has not started by then
+    /// answers `REQUEST_TIMED_OUT`.
+    pub row_timeout: Duration,
+}
+
+/// Default of `ImportConfig::window`: twice a full write batch, so that one batch forms while
+/// the previous one commits.
+pub const DEFAULT_IMPORT_WINDOW: usize = 256;
+/// Default of `ImportConfig::idle_timeout`.
+pub const DEFAULT_IMPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_IMPORT_WINDOW,
+            idle_timeout: DEFAULT_IMPORT_IDLE_TIMEOUT,
+            row_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the import sends back.
+#[derive(Debug)]
+pub enum ImportItem {
+    /// The answer for the row at `index` (0-based position in the input).
+    Row {
+        index: i64,
+        answer: Box<Result<UpsertOutcome, ServiceError>>,
+    },
+    /// The call ends with this error, after every row read so far has been answered.
+    End(ServiceError),
+}
+
+/// How the import ended, for the log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ImportSummary {
+    pub rows: u64,
+    pub written: u64,
+    pub refused: u64,
+}
+
+/// Why the input ended early.
+enum Stop {
+    Idle,
+    Input(ServiceError),
+    Draining,
+}
+
+impl Participants {
+    /// Runs every row of `rows` through `upsert` as `caller`, at most `config.window` at once,
+    /// sending each answer to `out` as it comes. An `Err` from `rows` (a row that could not be
+    /// decoded) stops reading and ends the call with it; a refused row never does. `call_deadline`
+    /// is the client's own deadline for the whole call, if it set one; `draining` resolving
+    /// stops reading (the server is shutting down) and ends the call with `UNAVAILABLE`.
+    pub async fn import<S>(
+        &self,
+        caller: &Caller,
+        rows: S,
+        config: ImportConfig,
+        call_deadline: Option<Instant>,
+        draining: impl Future<Output = ()>,
+        out: mpsc::Sender<ImportItem>,
+    ) -> ImportSummary
+    where
+        S: Stream<Item = Result<UpsertInput, ServiceError>>,
+    {
+        let window = config.window.max(1);
+        let mut rows = std::pin::pin!(rows);
+        let mut draining = std::pin::pin!(draining);
+        let mut in_flight = FuturesUnordered::new();
+        let mut summary = ImportSummary::default();
+        let mut next_index: i64 = 0;
+        let mut reading = true;
+        let mut stop: Option<Stop> = None;
+        // Rows are checked at once but queued for writing in input order.
+        let mut previous: Option<tokio::sync::oneshot::Receiver<()>> = None;
+        loop {
+            if !reading && in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                // Answers first: they free room in the window.
+                Some((index, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                    let answer: Result<UpsertOutcome, ServiceError> = answer;
+                    match &answer {
+                        Ok(_) => summary.written += 1,
+                        Err(e) => {
+                            summary.refused += 1;
+                            tracing::debug!(index, reason = %e.reason(), "import row refused");
+                        }
+                    }
+                    // Waiting here for room in `out` also stops reading: a client that does not
+                    // read its answers is not read from either.
+                    if out.send(ImportItem::Row { index, answer: Box::new(answer) }).await.is_err() {
+                        return summary;
+                    }
+                }
+                // The client went away: what was handed to a writer commits with its batch.
+                () = out.closed() => return summary,
+                () = &mut draining, if reading => {
+                    reading = false;
+                    stop = Some(Stop::Draining);
+                }
+                row = tokio::time::timeout(config.idle_timeout, rows.next()),
+                    if reading && in_flight.len() < window =>
+                {
+                    match row {
+                        Err(_) => {
+                            reading = false;
+                            stop = Some(Stop::Idle);
+                        }
+                        Ok(None) => reading = false,
+                        Ok(Some(Err(e))) => {
+                            reading = false;
+                            stop = Some(Stop::Input(e));
+                        }
+                        Ok(Some(Ok(input))) => {
+                            let index = next_index;
+                            next_index += 1;
+                            summary.rows += 1;
+                            let now = Instant::now();
+                            let row_deadline = now + config.row_timeout;
+                            let deadline =
+                                call_deadline.map_or(row_deadline, |d| d.min(row_deadline));
+                            let (next, following) = tokio::sync::oneshot::channel();
+                            let turn = Turn {
+                                previous: previous.replace(following),
+                                next: Some(next),
+                            };
+                            let participants = self.clone();
+                            let caller = caller.clone();
+                            in_flight.push(async move {
+                                let answer =
+                                    participants.upsert_in_turn(&caller, input, deadline, turn).await;
+                                (index, answer)
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(stop) = stop {
+            let error = match stop {
+                Stop::Idle => ServiceError::rejected(
+                    Reason::RequestTimedOut,
+                    format!(
+                        "no row arrived for {}s: the import was ended; every answered row is written, re-send the others",
+                        config.idle_timeout.as_secs()
+                    ),
+                ),
+                Stop::Input(e) => e,
+                Stop::Draining => ServiceError::rejected(
+                    Reason::ServerOverloaded,
+                    "the server is shutting down: the import was ended; every answered row is written, re-send the others",
+                ),
+            };
+            let _ = out.send(ImportItem::End(error)).await;
+        }
+        summary
+    }
+}

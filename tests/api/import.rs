@@ -1,0 +1,623 @@
+//! ImportParticipants (SPEC section 13): every row answered exactly as a unary call, re-runs
+//! write nothing, a malformed row ends the stream, a client that never reads is held back.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt;
+use participants::pb::{
+    ImportResult, ParticipantContact, UpsertParticipantRequest, UpsertParticipantResponse,
+    import_result::Outcome, participant_service_client::ParticipantServiceClient,
+};
+use prost::Message;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::helpers::{AppOptions, Backend, TestApp, expect_failure, site, study, with_token};
+
+const CATALOG: &str = r#"
+[[study]]
+oid = "S_JUNO(PROD)"
+participant_id_method = "manual"
+participate_enabled = true
+  [[study.site]]
+  oid = "S_OHI0(TEST)"
+  [[study.site]]
+  oid = "S_TEXAS(TEST)"
+  [[study.site]]
+  oid = "S_CLOSED"
+  status = "locked"
+
+[[study]]
+oid = "S_CAPPED"
+enrollment_cap = 6
+participate_enabled = true
+  [[study.site]]
+  oid = "S_CAPPED_A"
+  [[study.site]]
+  oid = "S_CAPPED_B"
+  enrollment_cap = 2
+
+[[study]]
+oid = "S_FROZEN"
+status = "frozen"
+
+[[study]]
+oid = "S_PLAIN"
+participate_enabled = false
+  [[study.site]]
+  oid = "S_PLAIN_A"
+
+[[study]]
+oid = "S_VEGA"
+participant_id_method = "system"
+  [[study.site]]
+  oid = "S_VEGA_BOS"
+
+[[study]]
+oid = "S_WATCH"
+  [[study.site]]
+  oid = "S_WATCH_A"
+
+[[role]]
+user = "importer"
+study = "S_JUNO(PROD)"
+site = "S_OHI0(TEST)"
+role = "clinical_research_coordinator"
+
+[[role]]
+user = "crc.texas"
+study = "S_JUNO(PROD)"
+site = "S_TEXAS(TEST)"
+role = "clinical_research_coordinator"
+
+[[role]]
+user = "importer"
+study = "S_CAPPED"
+role = "data_manager"
+
+[[role]]
+user = "importer"
+study = "S_FROZEN"
+role = "data_manager"
+
+[[role]]
+user = "importer"
+study = "S_PLAIN"
+role = "data_manager"
+
+[[role]]
+user = "importer"
+study = "S_VEGA"
+role = "data_manager"
+
+[[role]]
+user = "importer"
+study = "S_WATCH"
+role = "monitor"
+"#;
+
+const JUNO: &str = "S_JUNO(PROD)";
+const OHIO: &str = "S_OHI0(TEST)";
+const TEXAS: &str = "S_TEXAS(TEST)";
+
+fn ohio(key: &str) -> UpsertParticipantRequest {
+    UpsertParticipantRequest {
+        scope: site(JUNO, OHIO),
+        subject_key: key.into(),
+        ..Default::default()
+    }
+}
+
+fn at(study_oid: &str, site_oid: &str, key: &str) -> UpsertParticipantRequest {
+    UpsertParticipantRequest {
+        scope: site(study_oid, site_oid),
+        subject_key: key.into(),
+        ..Default::default()
+    }
+}
+
+fn with_contact(
+    mut req: UpsertParticipantRequest,
+    f: impl FnOnce(&mut ParticipantContact),
+) -> UpsertParticipantRequest {
+    f(req.contact.get_or_insert_with(Default::default));
+    req
+}
+
+/// One row per way a row can be refused, and the rows around them that succeed.
+fn every_kind_of_row() -> Vec<UpsertParticipantRequest> {
+    let long = |n: usize| "x".repeat(n);
+    let mut rows = vec![
+        with_contact(ohio("IMP-1"), |c| {
+            c.first_name = Some("Ada".into());
+            c.email_address = Some("ada@example.org".into());
+            c.phone_number = Some("+44 2071234567".into());
+            c.full_dob = Some("1970-01-31".into());
+        }),
+        // Duplicate keys in the file: an update, then a no-op (trimmed, case-insensitive).
+        with_contact(ohio("IMP-1"), |c| c.last_name = Some("Lovelace".into())),
+        with_contact(ohio(" imp-1 "), |c| c.last_name = Some("Lovelace".into())),
+        // A key taken at another site.
+        ohio("TX-1"),
+        // Wrong role: no role at Texas; a site-only user at the study level; a monitor.
+        at(JUNO, TEXAS, "IMP-2"),
+        UpsertParticipantRequest {
+            scope: study(JUNO),
+            subject_key: "IMP-3".into(),
+            ..Default::default()
+        },
+        at("S_WATCH", "S_WATCH_A", "W-1"),
+        // Scope.
+        at("S_FROZEN", "", "F-1"),
+        at("S_NOPE", "S_NOPE_A", "N-1"),
+        at(JUNO, "S_CLOSED", "C-1"),
+        at(JUNO, "S_NOPE", "C-2"),
+        UpsertParticipantRequest {
+            subject_key: "NO-SCOPE".into(),
+            ..Default::default()
+        },
+        // Shape.
+        UpsertParticipantRequest {
+            register: true,
+            ..at("S_PLAIN", "S_PLAIN_A", "P-1")
+        },
+        UpsertParticipantRequest {
+            scope: study("S_CAPPED"),
+            subject_key: "SL-1".into(),
+            register: true,
+            contact: Some(ParticipantContact {
+                city: Some("Oslo".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        // Identifiers.
+        ohio(""),
+        ohio("A<B"),
+        ohio(&long(31)),
+        ohio(&long(30)),
+        at("S_VEGA", "S_VEGA_BOS", "VEGA-UNKNOWN"),
+        at("S_VEGA", "S_VEGA_BOS", ""),
+        // Removed participant.
+        ohio("GONE-1"),
+        // Etag.
+        UpsertParticipantRequest {
+            etag: "not-the-etag".into(),
+            ..ohio("IMP-1")
+        },
+        // Register: an access code.
+        UpsertParticipantRequest {
+            register: true,
+            ..ohio("IMP-REG")
+        },
+        // validate_only: answered, nothing written.
+        UpsertParticipantRequest {
+            validate_only: true,
+            ..ohio("IMP-VALIDATE")
+        },
+        // request_id: first use, exact repeat (a replay), reuse for another row.
+        UpsertParticipantRequest {
+            request_id: "rid-1".into(),
+            ..ohio("IMP-RID")
+        },
+        UpsertParticipantRequest {
+            request_id: "rid-1".into(),
+            ..ohio("IMP-RID")
+        },
+        UpsertParticipantRequest {
+            request_id: "rid-1".into(),
+            ..ohio("IMP-OTHER")
+        },
+        UpsertParticipantRequest {
+            request_id: long(65),
+            ..ohio("IMP-RID-LONG")
+        },
+        UpsertParticipantRequest {
+            reason_for_change: long(1001),
+            ..ohio("IMP-RFC")
+        },
+        ohio("IMP\u{0}NUL"),
+        // Several violations at once.
+        with_contact(ohio(&long(31)), |c| {
+            c.first_name = Some(long(36));
+            c.email_address = Some("not-an-email".into());
+            c.phone_number = Some("12345".into());
+        }),
+    ];
+    // Every contact rule, one row each.
+    type Set = fn(&mut ParticipantContact, String);
+    let fields: [(Set, usize); 13] = [
+        (|c, v| c.first_name = Some(v), 35),
+        (|c, v| c.last_name = Some(v), 35),
+        (|c, v| c.middle_name = Some(v), 35),
+        (|c, v| c.email_address = Some(v), 255),
+        (|c, v| c.phone_number = Some(v), 17),
+        (|c, v| c.street_address1 = Some(v), 155),
+        (|c, v| c.street_address2 = Some(v), 155),
+        (|c, v| c.city = Some(v), 155),
+        (|c, v| c.state = Some(v), 155),
+        (|c, v| c.country = Some(v), 155),
+        (|c, v| c.postal_code = Some(v), 35),
+        (|c, v| c.full_dob = Some(v), 10),
+        (|c, v| c.hospital_number = Some(v), 35),
+    ];
+    for (i, (set, max)) in fields.into_iter().enumerate() {
+        rows.push(with_contact(ohio(&format!("LONG-{i}")), |c| {
+            set(c, long(max + 1))
+        }));
+    }
+    rows.push(with_contact(ohio("BAD-EMAIL"), |c| {
+        c.email_address = Some("a@@b".into())
+    }));
+    rows.push(with_contact(ohio("BAD-PHONE"), |c| {
+        c.phone_number = Some("+1-555".into())
+    }));
+    rows.push(with_contact(ohio("BAD-DOB"), |c| {
+        c.full_dob = Some("2001-02-30".into())
+    }));
+    rows.push(with_contact(ohio("FUTURE-DOB"), |c| {
+        c.full_dob = Some("2999-01-01".into())
+    }));
+    rows.push(UpsertParticipantRequest {
+        secondary_id: Some(long(36)),
+        ..ohio("LONG-SECONDARY")
+    });
+    // A cap reached mid-file: site B holds 2, the study 6; updates are never refused.
+    for key in ["B-1", "B-2", "B-3"] {
+        rows.push(at("S_CAPPED", "S_CAPPED_B", key));
+    }
+    rows.push(with_contact(at("S_CAPPED", "S_CAPPED_B", "B-1"), |c| {
+        c.city = Some("Bergen".into())
+    }));
+    for i in 1..=6 {
+        rows.push(at("S_CAPPED", "S_CAPPED_A", &format!("A-{i}")));
+    }
+    rows
+}
+
+/// Each twin starts from the same state: a participant of Texas, and a removed one at Ohio.
+async fn twin(backend: Backend) -> TestApp {
+    let mut options = AppOptions::new(backend);
+    options.catalog = CATALOG;
+    let app = TestApp::spawn_with(options).await;
+    app.upsert("crc.texas", at(JUNO, TEXAS, "TX-1"))
+        .await
+        .expect("a participant at Texas");
+    app.upsert("importer", ohio("GONE-1"))
+        .await
+        .expect("a participant to remove");
+    app.execute("UPDATE participants SET status = 'removed' WHERE subject_key = 'GONE-1'")
+        .await;
+    app
+}
+
+/// Streams `rows` as `user`, reading every answer: the answers by index and how the call ended.
+async fn import(
+    app: &TestApp,
+    user: &str,
+    rows: Vec<UpsertParticipantRequest>,
+) -> (
+    BTreeMap<i64, Result<UpsertParticipantResponse, Status>>,
+    Result<(), Status>,
+) {
+    let request = with_token(futures::stream::iter(rows), &app.token(user));
+    let mut answers = BTreeMap::new();
+    let mut stream = match app.client.clone().import_participants(request).await {
+        Ok(r) => r.into_inner(),
+        Err(e) => return (answers, Err(e)),
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(ImportResult { index, outcome })) => {
+                let answer = match outcome.expect("an outcome") {
+                    Outcome::Response(r) => Ok(r),
+                    Outcome::Error(s) => Err(Status::with_details(
+                        Code::from(s.code),
+                        s.message.clone(),
+                        s.encode_to_vec().into(),
+                    )),
+                };
+                assert!(
+                    answers.insert(index, answer).is_none(),
+                    "row {index} answered twice"
+                );
+            }
+            Ok(None) => return (answers, Ok(())),
+            Err(e) => return (answers, Err(e)),
+        }
+    }
+}
+
+/// What must be equal between a unary answer and a streamed one: times, etags and access
+/// codes are made afresh by each database, so only their presence is compared.
+fn comparable(answer: &Result<UpsertParticipantResponse, Status>) -> String {
+    match answer {
+        Ok(r) => {
+            let mut r = r.clone();
+            let code = !r.access_code.is_empty();
+            r.access_code.clear();
+            if let Some(p) = r.participant.as_mut() {
+                assert!(!p.etag.is_empty());
+                p.etag.clear();
+                assert!(p.create_time.is_some() && p.update_time.is_some());
+                let unchanged = p.create_time == p.update_time;
+                p.create_time = None;
+                p.update_time = None;
+                return format!("ok {r:?} access_code={code} unchanged_since_create={unchanged}");
+            }
+            format!("ok {r:?} access_code={code}")
+        }
+        Err(s) => {
+            let details = s.get_error_details();
+            let info = details.error_info().map(|i| {
+                let metadata: BTreeMap<_, _> = i.metadata.iter().collect();
+                format!("{} {} {metadata:?}", i.reason, i.domain)
+            });
+            let violations = details.bad_request().map(|b| {
+                b.field_violations
+                    .iter()
+                    .map(|v| format!("{}|{}|{}", v.field, v.reason, v.description))
+                    .collect::<Vec<_>>()
+            });
+            let retry = details.retry_info().is_some();
+            format!(
+                "error {:?} {:?} {info:?} {violations:?} retry={retry}",
+                s.code(),
+                s.message()
+            )
+        }
+    }
+}
+
+async fn every_row_is_answered_as_a_unary_call_would_be(backend: Backend) {
+    let rows = every_kind_of_row();
+    let unary = twin(backend).await;
+    let mut expected = Vec::new();
+    for row in rows.clone() {
+        expected.push(unary.upsert("importer", row).await);
+    }
+    let streamed = twin(backend).await;
+    let (answers, end) = import(&streamed, "importer", rows.clone()).await;
+    end.expect("the stream ends OK: a refused row never stops it");
+    assert_eq!(answers.len(), rows.len(), "one answer per row");
+    for (i, want) in expected.iter().enumerate() {
+        let got = &answers[&(i as i64)];
+        assert_eq!(comparable(got), comparable(want), "row {i}: {:?}", rows[i]);
+    }
+    // Each kind of refusal is really there (the list above reaches them all).
+    let reasons: std::collections::BTreeSet<String> = expected
+        .iter()
+        .filter_map(|a| a.as_ref().err())
+        .filter_map(|s| s.get_details_error_info().map(|i| i.reason))
+        .collect();
+    for reason in [
+        "PARTICIPANT_ID_ALREADY_EXISTS",
+        "NO_ROLE_SET_UP",
+        "NO_SUFFICIENT_PRIVILEGES",
+        "STUDY_NOT_AVAILABLE",
+        "STUDY_NOT_EXIST",
+        "SITE_NOT_AVAILABLE",
+        "SITE_NOT_EXIST",
+        "PARTICIPATE_NOT_ENABLED",
+        "STUDY_LEVEL_PARTICIPANT_CONTACT_NOT_ALLOWED",
+        "MISSING_PARTICIPANT_ID_DATA",
+        "PARTICIPANT_ID_CONTAINS_UNSUPPORTED_HTML_CHARACTER",
+        "PARTICIPANT_ID_LONGER_THAN_30_CHARACTERS",
+        "PARTICIPANT_NOT_FOUND",
+        "PARTICIPANT_ID_NOT_AVAILABLE",
+        "ETAG_MISMATCH",
+        "REQUEST_ID_REUSED",
+        "REQUEST_ID_TOO_LONG",
+        "REASON_FOR_CHANGE_TOO_LONG",
+        "UNSUPPORTED_CHARACTER",
+        "FIRST_NAME_TOO_LONG",
+        "LAST_NAME_TOO_LONG",
+        "MIDDLE_NAME_TOO_LONG",
+        "EMAIL_ADDRESS_TOO_LONG",
+        "INVALID_EMAIL_ADDRESS",
+        "PHONE_NUMBER_TOO_LONG",
+        "INVALID_PHONE_NUMBER",
+        "STREET_ADDRESS1_TOO_LONG",
+        "STREET_ADDRESS2_TOO_LONG",
+        "CITY_TOO_LONG",
+        "STATE_TOO_LONG",
+        "COUNTRY_TOO_LONG",
+        "POSTAL_CODE_TOO_LONG",
+        "HOSPITAL_NUMBER_TOO_LONG",
+        "SECONDARY_ID_TOO_LONG",
+        "INVALID_FULL_DOB",
+        "PARTICIPANTS_ENROLLMENT_CAP_REACHED",
+    ] {
+        assert!(reasons.contains(reason), "no row reached {reason}");
+    }
+    // Both twins hold the same rows and audit events.
+    assert_eq!(
+        streamed.participant_count().await,
+        unary.participant_count().await
+    );
+    assert_eq!(streamed.audit_count().await, unary.audit_count().await);
+    streamed.assert_counters_match().await;
+}
+
+fn keyed_rows(n: usize) -> Vec<UpsertParticipantRequest> {
+    (0..n)
+        .map(|i| UpsertParticipantRequest {
+            request_id: format!("import-test-{i}"),
+            ..with_contact(ohio(&format!("K-{i:05}")), |c| {
+                c.first_name = Some(format!("Name{i}"));
+                c.email_address = Some(format!("p{i}@example.org"));
+            })
+        })
+        .collect()
+}
+
+async fn a_rerun_writes_nothing(backend: Backend) {
+    let app = twin(backend).await;
+    let rows = keyed_rows(600);
+    let (first, end) = import(&app, "importer", rows.clone()).await;
+    end.expect("first run");
+    assert!(first.values().all(|a| a.as_ref().is_ok_and(|r| r.created)));
+    let participants = app.participant_count().await;
+    let audit = app.audit_count().await;
+    let (again, end) = import(&app, "importer", rows).await;
+    end.expect("second run");
+    assert_eq!(again.len(), first.len());
+    for (i, a) in &again {
+        let a = a.as_ref().expect("a replay");
+        let b = first[i].as_ref().expect("first");
+        assert_eq!(a, b, "row {i} is answered with its first answer");
+    }
+    assert_eq!(app.participant_count().await, participants);
+    assert_eq!(app.audit_count().await, audit, "no audit event on a re-run");
+}
+
+async fn a_malformed_row_ends_the_stream_after_the_rows_before_it(backend: Backend) {
+    let app = twin(backend).await;
+    // Two good rows, then bytes that are no UpsertParticipantRequest.
+    let body = vec![
+        ohio("MAL-1").encode_to_vec(),
+        ohio("MAL-2").encode_to_vec(),
+        vec![0xff, 0xff, 0xff],
+    ];
+    let path = http::uri::PathAndQuery::from_static(
+        "/openclinica.participants.v1.ParticipantService/ImportParticipants",
+    );
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.expect("ready");
+    let mut answers = grpc
+        .streaming(
+            with_token(futures::stream::iter(body), &app.token("importer")),
+            path,
+            crate::transport::RawCodec,
+        )
+        .await
+        .expect("the call starts")
+        .into_inner();
+    let mut rows = 0;
+    let end = loop {
+        match answers.message().await {
+            Ok(Some(_)) => rows += 1,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert_eq!(rows, 2, "the rows before the bad one are answered");
+    expect_failure(end, Code::InvalidArgument, "MALFORMED_REQUEST");
+    assert_eq!(app.participant_count().await, 2 + 2);
+}
+
+async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
+    let app = twin(backend).await;
+    let sent = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rows = {
+        let (sent, stop) = (sent.clone(), stop.clone());
+        futures::stream::iter(0u64..)
+            .take_while(move |_| std::future::ready(!stop.load(Ordering::Relaxed)))
+            .map(move |i| {
+                sent.fetch_add(1, Ordering::Relaxed);
+                UpsertParticipantRequest {
+                    validate_only: true,
+                    ..ohio(&format!("FLOW-{i}"))
+                }
+            })
+    };
+    let request = with_token(rows, &app.token("importer"));
+    let mut client = ParticipantServiceClient::new(app.channel.clone());
+    let mut answers = client
+        .import_participants(request)
+        .await
+        .expect("import")
+        .into_inner();
+    // Not reading: the count of rows the client could send must stop growing.
+    let mut last = 0;
+    let mut stable_for = Duration::ZERO;
+    let step = Duration::from_millis(500);
+    for _ in 0..120 {
+        tokio::time::sleep(step).await;
+        let now = sent.load(Ordering::Relaxed);
+        if now == last && now > 0 {
+            stable_for += step;
+            if stable_for >= Duration::from_secs(2) {
+                break;
+            }
+        } else {
+            stable_for = Duration::ZERO;
+        }
+        last = now;
+    }
+    assert!(
+        stable_for >= Duration::from_secs(2),
+        "the client kept sending ({last} rows) while not reading"
+    );
+    assert!(last < 200_000, "held back after {last} rows");
+    // Reading again: every row sent is answered, and the call ends OK.
+    stop.store(true, Ordering::Relaxed);
+    let mut received = 0u64;
+    while let Some(r) = answers.message().await.expect("answers") {
+        assert!(matches!(r.outcome, Some(Outcome::Response(_))));
+        received += 1;
+    }
+    assert_eq!(received, sent.load(Ordering::Relaxed));
+    assert_eq!(
+        app.participant_count().await,
+        2,
+        "validate_only wrote nothing"
+    );
+}
+
+async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.catalog = CATALOG;
+    options.server = Some(participants::grpc::server::ServerConfig {
+        // Shorter than the idle timeout below, to show it does not cut the import.
+        request_timeout: Duration::from_millis(300),
+        import: participants::service::import::ImportConfig {
+            idle_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let app = TestApp::spawn_with(options).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let request = with_token(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        &app.token("importer"),
+    );
+    let mut answers = app
+        .client
+        .clone()
+        .import_participants(request)
+        .await
+        .expect("import")
+        .into_inner();
+    // Rows 0.8 s apart: past the per-call timeout in total, never idle for 1 s.
+    for i in 0..3 {
+        tx.send(ohio(&format!("SLOW-{i}"))).await.expect("send");
+        let r = answers.message().await.expect("answer").expect("a row");
+        assert!(matches!(r.outcome, Some(Outcome::Response(_))), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    // Then silence: the call ends with DEADLINE_EXCEEDED, the rows answered are written.
+    let started = std::time::Instant::now();
+    let end = answers.message().await;
+    expect_failure(end, Code::DeadlineExceeded, "REQUEST_TIMED_OUT");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(app.participant_count().await, 3);
+    drop(tx);
+}
+
+crate::on_both_backends!(
+    every_row_is_answered_as_a_unary_call_would_be,
+    a_rerun_writes_nothing,
+    a_malformed_row_ends_the_stream_after_the_rows_before_it,
+    a_client_that_does_not_read_is_held_back,
+    a_silent_client_is_cut_after_the_idle_timeout,
+);
