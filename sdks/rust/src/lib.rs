@@ -63,6 +63,9 @@ pub mod v1 {
     tonic::include_proto!("openclinica.participants.v1");
 }
 
+/// The `Stream` trait and its helpers (`tokio_stream::iter` makes the rows of
+/// [`import_participants`] from an iterator), as tonic uses them: no dependency of your own needed.
+pub use tonic::codegen::tokio_stream;
 pub use v1::ErrorReason;
 pub use v1::audit_service_client::AuditServiceClient;
 pub use v1::participant_service_client::ParticipantServiceClient;
@@ -343,7 +346,7 @@ struct NoDefaultDeadline;
 ///
 /// ```no_run
 /// # async fn run(client: &mut participants_client::Client, rows: Vec<participants_client::v1::UpsertParticipantRequest>) -> Result<(), tonic::Status> {
-/// use tonic::codegen::tokio_stream;
+/// use participants_client::tokio_stream;
 ///
 /// let mut results = participants_client::import_participants(client, tokio_stream::iter(rows)).await?;
 /// while let Some(row) = results.next().await {
@@ -357,8 +360,8 @@ struct NoDefaultDeadline;
 /// # }
 /// ```
 ///
-/// `rows` is any `Stream` (an iterator through `tokio_stream::iter`, a channel through
-/// `tokio_stream::wrappers::ReceiverStream`): the transport polls it for the next row only when
+/// `rows` is any `Stream` (an iterator through `tokio_stream::iter`, a channel through the
+/// tokio-stream crate's `wrappers::ReceiverStream`): the transport polls it for the next row only when
 /// HTTP/2 flow control has room, so a large input is never read into memory. A refused row is an
 /// answer with its [`ParticipantsError`], and the stream goes on; a failure of the whole stream
 /// (no token, the server going away) ends it with an `Err` status, as the other calls return. Give every row a `request_id` so that

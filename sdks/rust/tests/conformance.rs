@@ -240,7 +240,7 @@ async fn run_import(
     let unknown = json!({"code": "?"});
     let mut outcomes: BTreeMap<i64, Value> = BTreeMap::new();
     let mut problems = Vec::new();
-    let stream = tonic::codegen::tokio_stream::iter(rows);
+    let stream = participants_client::tokio_stream::iter(rows);
     let mut results = match participants_client::import_participants(client, stream).await {
         Ok(results) => results,
         Err(status) => return error_outcome(&ParticipantsError::from(status), expect, domain),
