@@ -48,6 +48,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Print a fresh random key for PARTICIPANTS_DATA_KEY.
     DataKey,
+    /// Import participants from a CSV file through a running server (ImportParticipants).
+    Import(ImportArgs),
     /// Check and export the audit trail.
     Audit {
         #[command(subcommand)]
@@ -350,6 +352,34 @@ impl ServeArgs {
             ..ServerConfig::default()
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The CSV file: a header line (OpenClinica bulk names such as ParticipantID, FirstName,
+    /// EmailAddress, MobileNumber, SecondaryID, or the seed's subjectKey, phoneNumber, …), then
+    /// one participant per line. UTF-8, with or without a byte order mark.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// The study's OID.
+    #[arg(long)]
+    pub study: String,
+    /// The site's OID; without it, participants are added at the study level (a `SiteOID`
+    /// column, where present, names each row's site).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// The server.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub target: String,
+    /// A bearer token (JWT) for the calls.
+    #[arg(long, env = "PARTICIPANTS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Where the per-row results go (default: FILE.results.csv).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Check every row without writing anything (validate_only).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod import_cli;
 pub mod rest;
 pub mod service;
 pub mod store;

@@ -1,4 +1,4 @@
-//! `participants`: serve | migrate | catalog apply | token | data-key.
+//! `participants`: serve | migrate | catalog apply | token | data-key | import | audit.
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -67,6 +67,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Import(args) = cli.command {
+        return ExitCode::from(runtime.block_on(participants::import_cli::run(args)));
+    }
     if let Command::Audit {
         command: AuditCommand::Verify { study, db },
     } = &cli.command
@@ -152,6 +155,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Audit {
             command: AuditCommand::Verify { .. },
         } => Err("audit verify runs on its own".into()),
+        Command::Import(_) => Err("import runs on its own".into()),
         Command::Token(args) => {
             let token = mint_hs256(&args.jwt.settings(), &args.user, args.ttl)?;
             println!("{token}");

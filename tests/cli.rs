@@ -704,3 +704,270 @@ async fn audit_verify_and_export_from_the_command_line(backend: Backend) {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("S_NOPE"));
 }
+
+/// Runs `participants import` against `server` as `user` with `args`; exit code, stdout, stderr.
+fn run_import(
+    dir: &Path,
+    server: &Server,
+    user: &str,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let out = participants(dir)
+        .args(["import", "--target", &server.addr])
+        .args(args)
+        .env("PARTICIPANTS_TOKEN", server.token(user))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Counts rows with `sql` in the server's database.
+async fn count(db: &str, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let conn = sea_orm::Database::connect(db).await.unwrap();
+    let n = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+/// A CSV as spreadsheets write it: a byte order mark, OpenClinica's bulk header names in mixed
+/// case, quoted fields holding commas, quotes and a line break, and rows the service refuses.
+const IMPORT_CSV: &str = "\u{feff}ParticipantID,firstname,LastName,EmailAddress,MobileNumber,SecondaryID,Street Address 1,Reason For Change\r\n\
+IMP-1,Ada,\"O'Hara, \"\"Jr\"\"\",ada@example.org,+44 2071234567,SEC-1,\"1 Main St, Flat 2\",\"registry extract\nof 2026\"\r\n\
+IMP-2,Bob,Smith,not-an-email,,,,\r\n\
+IMP-1,,Lovelace,,,,,\r\n\
+,Nobody,,,,,,\r\n\
+TX-9,Zed,Brown,zed@example.org,+1 5551234,,,\r\n";
+
+async fn import_a_csv_file_and_run_it_again(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(backend, dir.path()).await;
+    let server = Server::start(dir.path(), &["--database-url", &db], &[]);
+    let file = dir.path().join("people.csv");
+    std::fs::write(&file, IMPORT_CSV).unwrap();
+    let file_arg = file.to_str().unwrap();
+    let args = [
+        "--file",
+        file_arg,
+        "--study",
+        "S_JUNO(PROD)",
+        "--site",
+        "S_OHI0(TEST)",
+    ];
+
+    // Without a token nothing runs.
+    let out = participants(dir.path())
+        .args(["import", "--target", &server.addr])
+        .args(args)
+        .env_remove("PARTICIPANTS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token"));
+
+    // A dry run writes nothing and has no results to fail... but two rows are invalid.
+    let (code, stdout, _) = run_import(dir.path(), &server, "crc.ohio", &{
+        let mut a = args.to_vec();
+        a.push("--dry-run");
+        a
+    });
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("3 validated, 2 failed"), "{stdout}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM participants").await, 0);
+
+    let (code, stdout, stderr) = run_import(dir.path(), &server, "crc.ohio", &args);
+    assert_eq!(code, Some(1), "a row failed: {stdout} {stderr}");
+    assert!(
+        stdout.contains("5 rows in")
+            && stdout.contains("2 created, 1 updated, 0 validated, 2 failed, 0 not answered"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let results = std::fs::read_to_string(dir.path().join("people.csv.results.csv")).unwrap();
+    let lines: Vec<&str> = results.lines().collect();
+    assert_eq!(
+        lines[0], "row,subjectKey,outcome,reason,errorCode,message",
+        "{results}"
+    );
+    assert_eq!(lines.len(), 6, "one line per row: {results}");
+    assert!(lines[1].starts_with("1,IMP-1,created,,,"), "{results}");
+    assert!(
+        lines[2].starts_with("2,IMP-2,failed,INVALID_EMAIL_ADDRESS,errorCode.invalidEmailAddress,"),
+        "{results}"
+    );
+    assert!(lines[3].starts_with("3,IMP-1,updated,,,"), "{results}");
+    assert!(
+        lines[4].starts_with(
+            "4,,failed,MISSING_PARTICIPANT_ID_DATA,errorCode.missingParticipantIdData,"
+        ),
+        "{results}"
+    );
+    assert!(lines[5].starts_with("5,TX-9,created,,,"), "{results}");
+    assert!(
+        !results.contains("Ada") && !results.contains("not-an-email") && !results.contains("ada@"),
+        "no personal data: {results}"
+    );
+
+    // The quoted fields arrived whole: the line break is kept in the audit trail's reason.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM change_reasons WHERE reason LIKE 'registry extract%of 2026'"
+        )
+        .await,
+        1
+    );
+    let stored = count(&db, "SELECT COUNT(*) FROM participants").await;
+    assert_eq!(stored, 2);
+    let audit = count(&db, "SELECT COUNT(*) FROM audit_events").await;
+
+    // The same file again: every answer is a replay, nothing is written.
+    let (code, stdout, _) = run_import(dir.path(), &server, "crc.ohio", &args);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("2 created, 1 updated, 0 validated, 2 failed"),
+        "the same answers: {stdout}"
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM participants").await,
+        stored
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, audit);
+    let again = std::fs::read_to_string(dir.path().join("people.csv.results.csv")).unwrap();
+    assert_eq!(again, results);
+
+    // A file with only good rows exits 0, results where asked.
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "subjectKey,phoneNumber\nIMP-3,+1 5550000\n").unwrap();
+    let out_path = dir.path().join("out.csv");
+    let (code, stdout, _) = run_import(
+        dir.path(),
+        &server,
+        "crc.ohio",
+        &[
+            "--file",
+            good.to_str().unwrap(),
+            "--study",
+            "S_JUNO(PROD)",
+            "--site",
+            "S_OHI0(TEST)",
+            "--results",
+            out_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        std::fs::read_to_string(&out_path)
+            .unwrap()
+            .contains("1,IMP-3,created")
+    );
+}
+
+/// A server killed (SIGKILL) in the middle of an import, restarted, and the file run again:
+/// every row is written exactly once.
+async fn an_import_cut_by_a_killed_server_completes_on_a_rerun(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(backend, dir.path()).await;
+    let rows: i64 = 3000;
+    let mut csv = String::from("ParticipantID,LastName,City\n");
+    for i in 0..rows {
+        csv.push_str(&format!("K-{i:05},Name{i},City{i}\n"));
+    }
+    let file = dir.path().join("big.csv");
+    std::fs::write(&file, csv).unwrap();
+    let args = |addr: &str| {
+        vec![
+            "import".to_owned(),
+            "--target".into(),
+            addr.to_owned(),
+            "--file".into(),
+            file.to_str().unwrap().to_owned(),
+            "--study".into(),
+            "S_JUNO(PROD)".into(),
+            "--site".into(),
+            "S_OHI0(TEST)".into(),
+        ]
+    };
+
+    let mut server = Server::start(dir.path(), &["--database-url", &db], &[]);
+    let import = participants(dir.path())
+        .args(args(&server.addr))
+        .env("PARTICIPANTS_TOKEN", server.token("crc.ohio"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let n = count(&db, "SELECT COUNT(*) FROM participants").await;
+        if n >= 300 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the import ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.0.child.kill().unwrap();
+    server.0.child.wait().unwrap();
+    let cut = import.wait_with_output().unwrap();
+    assert_eq!(
+        cut.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
+    let written = count(&db, "SELECT COUNT(*) FROM participants").await;
+    assert!(written < rows, "killed before the end ({written})");
+
+    let server = Server::start(dir.path(), &["--database-url", &db], &[]);
+    let out = participants(dir.path())
+        .args(args(&server.addr))
+        .env("PARTICIPANTS_TOKEN", server.token("crc.ohio"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM participants").await, rows);
+    assert_eq!(
+        count(&db, "SELECT COUNT(DISTINCT subject_key) FROM participants").await,
+        rows
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM audit_events WHERE event_type = 'PARTICIPANT_CREATED'"
+        )
+        .await,
+        rows,
+        "one creation event per row"
+    );
+    println!("{written} rows written before the kill; {stdout}");
+}
+
+mod import_backends {
+    use super::*;
+    on_both_backends!(
+        import_a_csv_file_and_run_it_again,
+        an_import_cut_by_a_killed_server_completes_on_a_rerun,
+    );
+}

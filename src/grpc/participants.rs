@@ -217,7 +217,8 @@ impl ParticipantService for ParticipantApi {
         let rows = request
             .into_inner()
             .map(|row| row.map(Into::into).map_err(|s| row_error(&s)));
-        let (tx, rx) = tokio::sync::mpsc::channel(IMPORT_ANSWERS_BUFFERED);
+        // One more place than answers held: the call's last word (see `import`).
+        let (tx, rx) = tokio::sync::mpsc::channel(IMPORT_ANSWERS_BUFFERED + 1);
         let participants = self.participants.clone();
         let config = self.import;
         let draining = self.draining.clone();

@@ -27,8 +27,9 @@ use crate::domain::{Reason, ServiceError};
 pub struct ImportConfig {
     /// Rows validated or written at once (the window).
     pub window: usize,
-    /// A client that sends nothing for this long, while the server waits for its next row, has
-    /// its call ended with `DEADLINE_EXCEEDED` (`REQUEST_TIMED_OUT`).
+    /// A client that sends nothing for this long while the server waits for its next row, or
+    /// reads no answer for this long while the server waits to send one, has its call ended
+    /// with `DEADLINE_EXCEEDED` (`REQUEST_TIMED_OUT`).
     pub idle_timeout: Duration,
     /// Each row's own deadline, as a unary call's: a row whose write has not started by then
     /// answers `REQUEST_TIMED_OUT`.
@@ -74,6 +75,7 @@ pub struct ImportSummary {
 /// Why the input ended early.
 enum Stop {
     Idle,
+    NotRead,
     Input(ServiceError),
     Draining,
 }
@@ -97,6 +99,11 @@ impl Participants {
         S: Stream<Item = Result<UpsertInput, ServiceError>>,
     {
         let window = config.window.max(1);
+        // The last word is kept a place, so that a call can be ended even while its client
+        // leaves every answer unread.
+        let Ok(last_word) = out.clone().reserve_owned().await else {
+            return ImportSummary::default();
+        };
         let mut rows = std::pin::pin!(rows);
         let mut draining = std::pin::pin!(draining);
         let mut in_flight = FuturesUnordered::new();
@@ -122,9 +129,15 @@ impl Participants {
                         }
                     }
                     // Waiting here for room in `out` also stops reading: a client that does not
-                    // read its answers is not read from either.
-                    if out.send(ImportItem::Row { index, answer: Box::new(answer) }).await.is_err() {
-                        return summary;
+                    // read its answers is not read from either, and is cut after the idle timeout.
+                    let row = ImportItem::Row { index, answer: Box::new(answer) };
+                    match tokio::time::timeout(config.idle_timeout, out.send(row)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return summary,
+                        Err(_) => {
+                            stop = Some(Stop::NotRead);
+                            break;
+                        }
                     }
                 }
                 // The client went away: what was handed to a writer commits with its batch.
@@ -180,13 +193,20 @@ impl Participants {
                         config.idle_timeout.as_secs()
                     ),
                 ),
+                Stop::NotRead => ServiceError::rejected(
+                    Reason::RequestTimedOut,
+                    format!(
+                        "answers went unread for {}s: the import was ended; every answered row is written, re-send the others",
+                        config.idle_timeout.as_secs()
+                    ),
+                ),
                 Stop::Input(e) => e,
                 Stop::Draining => ServiceError::rejected(
                     Reason::ServerOverloaded,
                     "the server is shutting down: the import was ended; every answered row is written, re-send the others",
                 ),
             };
-            let _ = out.send(ImportItem::End(error)).await;
+            last_word.send(ImportItem::End(error));
         }
         summary
     }

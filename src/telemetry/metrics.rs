@@ -215,7 +215,7 @@ where
     B: Send + 'static,
     R: Send + 'static,
 {
-    type Response = http::Response<R>;
+    type Response = http::Response<Counted<R>>;
     type Error = S::Error;
     type Future = BoxFuture<Result<Self::Response, S::Error>>;
 
@@ -231,13 +231,86 @@ where
         let metrics = self.metrics.clone();
         let future = inner.call(request);
         Box::pin(async move {
-            let response = future.await;
-            if let Ok(r) = &response {
-                let (code, reason) = grpc_outcome(r.headers());
+            let response = future.await?;
+            let (code, reason) = grpc_outcome(response.headers());
+            if method != "ImportParticipants" || response.headers().contains_key("grpc-status") {
                 metrics.record(method, &code, &reason, started.elapsed());
+                return Ok(response.map(|body| Counted {
+                    inner: body,
+                    pending: None,
+                }));
             }
-            response
+            // A stream's outcome is in its trailers: it is counted once, when it ends.
+            Ok(response.map(|body| Counted {
+                inner: body,
+                pending: Some(Pending {
+                    metrics,
+                    method,
+                    started,
+                }),
+            }))
         })
+    }
+}
+
+/// A streamed call not yet counted.
+struct Pending {
+    metrics: Arc<Metrics>,
+    method: &'static str,
+    started: Instant,
+}
+
+impl Pending {
+    fn record(self, code: &str, reason: &str) {
+        self.metrics
+            .record(self.method, code, reason, self.started.elapsed());
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts its call when its trailers go out, or as `Cancelled` when
+    /// it is dropped before (the client went away).
+    pub struct Counted<B> {
+        #[pin]
+        inner: B,
+        pending: Option<Pending>,
+    }
+
+    impl<B> PinnedDrop for Counted<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.record("Cancelled", "");
+            }
+        }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(f)) = &frame
+            && let Some(trailers) = f.trailers_ref()
+            && let Some(pending) = this.pending.take()
+        {
+            let (code, reason) = grpc_outcome(trailers);
+            pending.record(&code, &reason);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

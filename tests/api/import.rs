@@ -514,7 +514,7 @@ async fn a_malformed_row_ends_the_stream_after_the_rows_before_it(backend: Backe
 }
 
 async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
-    let app = twin(backend).await;
+    let (app, channel) = small_windows(backend, Default::default()).await;
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let rows = {
@@ -525,12 +525,14 @@ async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
                 sent.fetch_add(1, Ordering::Relaxed);
                 UpsertParticipantRequest {
                     validate_only: true,
+                    // About 1 KiB a row: the server's HTTP/2 window then holds a thousand.
+                    reason_for_change: "r".repeat(1000),
                     ..ohio(&format!("FLOW-{i}"))
                 }
             })
     };
     let request = with_token(rows, &app.token("importer"));
-    let mut client = ParticipantServiceClient::new(app.channel.clone());
+    let mut client = ParticipantServiceClient::new(channel);
     let mut answers = client
         .import_participants(request)
         .await
@@ -568,7 +570,7 @@ async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
     assert_eq!(received, sent.load(Ordering::Relaxed));
     assert_eq!(
         app.participant_count().await,
-        2,
+        0,
         "validate_only wrote nothing"
     );
 }
@@ -612,9 +614,105 @@ async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(app.participant_count().await, 3);
     drop(tx);
+
+    // The call is counted once, when it ends, with the status it ended with.
+    let text = reqwest::get(format!("{}/metrics", app.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let imports: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("participants_requests_total{method=\"ImportParticipants\""))
+        .collect();
+    assert_eq!(
+        imports,
+        vec![
+            "participants_requests_total{method=\"ImportParticipants\",code=\"DeadlineExceeded\",reason=\"REQUEST_TIMED_OUT\"} 1"
+        ],
+        "{text}"
+    );
+}
+
+/// A server with `import` settings, and a channel to it with small HTTP/2 windows, so that
+/// unread answers back up after a few hundred rows.
+async fn small_windows(
+    backend: Backend,
+    import: participants::service::import::ImportConfig,
+) -> (TestApp, tonic::transport::Channel) {
+    let mut options = AppOptions::new(backend);
+    options.catalog = CATALOG;
+    options.server = Some(participants::grpc::server::ServerConfig {
+        import,
+        ..Default::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    options.listener = Some(listener);
+    let app = TestApp::spawn_with(options).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connect");
+    (app, channel)
+}
+
+async fn a_client_that_reads_nothing_is_cut_after_the_idle_timeout(backend: Backend) {
+    let (app, channel) = small_windows(
+        backend,
+        participants::service::import::ImportConfig {
+            idle_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let rows = 20_000;
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let requests = futures::stream::iter(0..rows).map(move |i| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        UpsertParticipantRequest {
+            validate_only: true,
+            ..ohio(&format!("UNREAD-{i}"))
+        }
+    });
+    let mut answers = ParticipantServiceClient::new(channel)
+        .import_participants(with_token(requests, &app.token("importer")))
+        .await
+        .expect("import")
+        .into_inner();
+    // Until the client is held back, then past the idle timeout.
+    let mut last = 0;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = sent.load(Ordering::Relaxed);
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut read = 0;
+    let end = loop {
+        match answers.message().await {
+            Ok(Some(_)) => read += 1,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(read < rows, "the call was cut ({read} answers)");
+    let f = expect_failure(end, Code::DeadlineExceeded, "REQUEST_TIMED_OUT");
+    assert!(f.message.contains("unread"), "{f:?}");
 }
 
 crate::on_both_backends!(
+    a_client_that_reads_nothing_is_cut_after_the_idle_timeout,
     every_row_is_answered_as_a_unary_call_would_be,
     a_rerun_writes_nothing,
     a_malformed_row_ends_the_stream_after_the_rows_before_it,
