@@ -107,6 +107,7 @@ __all__ = [
     "UpsertParticipantRequest",
     "UpsertParticipantResponse",
     "async_bearer_interceptor",
+    "async_bearer_stream_interceptor",
     "audit_service_pb2",
     "audit_service_pb2_grpc",
     "bearer_interceptor",
@@ -470,10 +471,7 @@ class ParticipantsClient:
         self.close()
 
 
-class _AsyncBearerInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[type-arg]
-):
+class _AsyncBearer:
     def __init__(self, token: AsyncTokenSource) -> None:
         self._token = token
 
@@ -492,11 +490,17 @@ class _AsyncBearerInterceptor(
             client_call_details.wait_for_ready,
         )
 
+
+# grpc.aio files an interceptor under the first call type it implements only, so the unary and the
+# stream-stream (ImportParticipants) interceptors are two objects.
+class _AsyncBearerInterceptor(_AsyncBearer, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
         return await continuation(await self._details(client_call_details), request)
 
+
+class _AsyncBearerStreamInterceptor(_AsyncBearer, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_stream(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request_iterator: Any
     ) -> Any:
@@ -506,10 +510,19 @@ class _AsyncBearerInterceptor(
 def async_bearer_interceptor(
     token: AsyncTokenSource,
 ) -> grpc.aio.UnaryUnaryClientInterceptor[Any, Any]:
-    """The ``grpc.aio`` interceptor that sends ``authorization: Bearer <token>``; ``token`` may be
-    a function or a coroutine function asked once per call. Pass it in ``interceptors=[...]`` of
-    ``grpc.aio.insecure_channel`` / ``secure_channel``."""
+    """The ``grpc.aio`` interceptor that sends ``authorization: Bearer <token>`` on unary calls;
+    ``token`` may be a function or a coroutine function asked once per call. Pass it in
+    ``interceptors=[...]`` of ``grpc.aio.insecure_channel`` / ``secure_channel``, with
+    :func:`async_bearer_stream_interceptor` for ImportParticipants."""
     return _AsyncBearerInterceptor(token)
+
+
+def async_bearer_stream_interceptor(
+    token: AsyncTokenSource,
+) -> grpc.aio.StreamStreamClientInterceptor[Any, Any]:
+    """:func:`async_bearer_interceptor` for bidirectional streaming calls (ImportParticipants):
+    ``grpc.aio`` takes one interceptor object per call type."""
+    return _AsyncBearerStreamInterceptor(token)
 
 
 class AsyncParticipantsClient:
@@ -530,7 +543,7 @@ class AsyncParticipantsClient:
         #: The deadline, in seconds, of a call that passes no ``timeout`` (None: no deadline).
         self.timeout = timeout
         # grpc-stubs types `interceptors` loosely (a partial stub): hand it a plain sequence.
-        interceptors: Any = [async_bearer_interceptor(token)]
+        interceptors: Any = [async_bearer_interceptor(token), async_bearer_stream_interceptor(token)]
         if credentials is None:
             self.channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
         else:
