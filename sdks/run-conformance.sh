@@ -134,16 +134,17 @@ if [[ -z "${SKIP_INSTALL:-}" ]]; then
 fi
 
 # --- 2. generate, and fail on any difference from the checked-in code ---------------------------
-step "buf generate (buf.gen.yaml) and diff against the checked-in code"
+step "buf generate (buf.gen.yaml, buf.gen.typescript.yaml) and diff against the checked-in code"
 must "buf generate" "$BUF" generate
+must "buf generate --template buf.gen.typescript.yaml" "$BUF" generate --template buf.gen.typescript.yaml
 if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   if ! git -C "$ROOT" diff --exit-code --stat -- "${GENERATED[@]}"; then
-    die "generated code differs from the checked-in code: run 'buf generate' and commit the result"
+    die "generated code differs from the checked-in code: run 'buf generate' and 'buf generate --template buf.gen.typescript.yaml' and commit the result"
   fi
   untracked=$(git -C "$ROOT" ls-files --others --exclude-standard -- "${GENERATED[@]}")
   if [[ -n "$untracked" ]]; then
     echo "$untracked" | sed 's/^/    new: /' >&2
-    die "buf generate wrote files that are not checked in: run 'buf generate' and commit the result"
+    die "buf generate wrote files that are not checked in: run 'buf generate' and 'buf generate --template buf.gen.typescript.yaml' and commit the result"
   fi
   echo "  ok: generated code is up to date"
 else

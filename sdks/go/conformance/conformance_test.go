@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -43,6 +44,13 @@ type expectation struct {
 	} `json:"fieldViolations"`
 	NoEcho   []string `json:"noEcho"`
 	Response any      `json:"response"`
+	// Results: ImportParticipants, one expectation per row.
+	Results []rowExpectation `json:"results"`
+}
+
+type rowExpectation struct {
+	Index int64 `json:"index"`
+	expectation
 }
 
 type testCase struct {
@@ -52,7 +60,9 @@ type testCase struct {
 	Token   *string         `json:"token"`
 	Pages   string          `json:"pages"` // "all": through the paging helper, every page concatenated
 	Request json.RawMessage `json:"request"`
-	Expect  expectation     `json:"expect"`
+	// Requests: ImportParticipants, the rows.
+	Requests []json.RawMessage `json:"requests"`
+	Expect   expectation       `json:"expect"`
 }
 
 // codeNames are the canonical gRPC code names, indexed by code number.
@@ -137,7 +147,21 @@ func runCase(t *testing.T, addr, token, domain string, c testCase) (map[string]a
 	defer cancel()
 
 	var response proto.Message
+	outcome := map[string]any{"name": c.Name}
+	exp := c.Expect
 	switch c.RPC {
+	case "ImportParticipants":
+		var results []any
+		var problems []string
+		results, problems, err = runImport(t, ctx, client, domain, c)
+		if err == nil {
+			outcome["code"] = "OK"
+			outcome["results"] = results
+			if exp.Code != "OK" {
+				problems = append(problems, fmt.Sprintf("expected the stream to fail with %s, it ended OK", exp.Code))
+			}
+			return outcome, problems
+		}
 	case "UpsertParticipant":
 		req := &participantsv1.UpsertParticipantRequest{}
 		if err := protojson.Unmarshal(c.Request, req); err != nil {
@@ -190,83 +214,158 @@ func runCase(t *testing.T, addr, token, domain string, c testCase) (map[string]a
 		t.Fatalf("unknown rpc %q", c.RPC)
 	}
 
-	outcome := map[string]any{"name": c.Name}
-	exp := c.Expect
 	if err != nil {
 		e, ok := participants.DecodeError(err)
 		if !ok {
 			return outcome, []string{fmt.Sprintf("not a gRPC status error: %v", err)}
 		}
-		violations := [][]string{}
-		for _, v := range e.FieldViolations {
-			violations = append(violations, []string{v.Field, v.Reason.String()})
-		}
-		sortPairs(violations)
-		outcome["code"] = codeName(e.Code)
-		outcome["reason"] = e.Reason.String()
-		outcome["errorCode"] = e.ErrorCode()
-		outcome["metadata"] = e.Metadata
-		outcome["fieldViolations"] = violations
-		if exp.Code == "OK" {
-			return outcome, []string{fmt.Sprintf("expected OK, got %v", e)}
-		}
-		var problems []string
-		if codeName(e.Code) != exp.Code {
-			problems = append(problems, fmt.Sprintf("code: expected %s, got %s (%s)", exp.Code, codeName(e.Code), e.Message))
-		}
-		if e.Domain != domain {
-			problems = append(problems, fmt.Sprintf("ErrorInfo.domain: expected %s, got %q", domain, e.Domain))
-		}
-		if e.ReasonName != exp.Reason {
-			problems = append(problems, fmt.Sprintf("ErrorInfo.reason: expected %s, got %q", exp.Reason, e.ReasonName))
-		}
-		if e.Reason == participantsv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
-			problems = append(problems, fmt.Sprintf("ErrorInfo.reason %q is not a known ErrorReason", e.ReasonName))
-		}
-		if e.ErrorCode() != exp.ErrorCode {
-			problems = append(problems, fmt.Sprintf("errorCode: expected %s, got %q", exp.ErrorCode, e.ErrorCode()))
-		}
-		for k, v := range exp.Metadata {
-			if got, ok := e.Metadata[k]; !ok || got != v {
-				problems = append(problems, fmt.Sprintf("metadata.%s: expected %q, got %q", k, v, got))
-			}
-		}
-		if exp.FieldViolations != nil {
-			want := [][]string{}
-			for _, v := range *exp.FieldViolations {
-				want = append(want, []string{v.Field, v.Reason})
-			}
-			got := [][]string{}
-			for _, v := range e.FieldViolations {
-				got = append(got, []string{v.Field, v.ReasonName})
-				if v.Reason == participantsv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
-					problems = append(problems, fmt.Sprintf("field violation reason %q is not a known ErrorReason", v.ReasonName))
-				}
-				if v.Description == "" {
-					problems = append(problems, fmt.Sprintf("field violation %s has no description", v.Field))
-				}
-			}
-			sortPairs(want)
-			sortPairs(got)
-			if !reflect.DeepEqual(want, got) {
-				problems = append(problems, fmt.Sprintf("field violations: expected %v, got %v", want, got))
-			}
-		}
-		for _, secret := range exp.NoEcho {
-			texts := []string{e.Message}
-			for _, v := range e.FieldViolations {
-				texts = append(texts, v.Description)
-			}
-			for _, text := range texts {
-				if strings.Contains(text, secret) {
-					problems = append(problems, fmt.Sprintf("personal data %q echoed in the error", secret))
-					break
-				}
-			}
+		failed, problems := checkError(e, exp, domain)
+		for k, v := range failed {
+			outcome[k] = v
 		}
 		return outcome, problems
 	}
+	done, problems := checkOK(t, response, exp)
+	for k, v := range done {
+		outcome[k] = v
+	}
+	return outcome, problems
+}
 
+// runImport streams the case's rows through participants.Import and checks each row's result by
+// its index. err is the failure of the whole stream, if any.
+func runImport(t *testing.T, ctx context.Context, client *participants.Client, domain string, c testCase) ([]any, []string, error) {
+	rows := make([]*participantsv1.UpsertParticipantRequest, len(c.Requests))
+	for i, raw := range c.Requests {
+		rows[i] = &participantsv1.UpsertParticipantRequest{}
+		if err := protojson.Unmarshal(raw, rows[i]); err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+	}
+	wanted := map[int64]expectation{}
+	for _, r := range c.Expect.Results {
+		wanted[r.Index] = r.expectation
+	}
+	outcomes := map[int64]map[string]any{}
+	var problems []string
+	for r, err := range participants.Import(ctx, client, slices.Values(rows)) {
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, seen := outcomes[r.Index]; seen || r.Index < 0 || r.Index >= int64(len(rows)) {
+			problems = append(problems, fmt.Sprintf("row %d: answered twice or not a row", r.Index))
+			continue
+		}
+		exp, ok := wanted[r.Index]
+		if !ok {
+			exp = expectation{Code: "?"}
+		}
+		var row map[string]any
+		var rowProblems []string
+		if r.Err != nil {
+			row, rowProblems = checkError(r.Err, exp, domain)
+		} else {
+			row, rowProblems = checkOK(t, r.Response, exp)
+		}
+		row["index"] = r.Index
+		outcomes[r.Index] = row
+		for _, p := range rowProblems {
+			problems = append(problems, fmt.Sprintf("row %d: %s", r.Index, p))
+		}
+	}
+	results := []any{}
+	var missing []int
+	for i := range rows {
+		if row, ok := outcomes[int64(i)]; ok {
+			results = append(results, row)
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		problems = append(problems, fmt.Sprintf("rows never answered: %v", missing))
+	}
+	return results, problems, nil
+}
+
+// checkError gives the normalized outcome of a failed call (or refused import row) and the unmet
+// expectations.
+func checkError(e *participants.Error, exp expectation, domain string) (map[string]any, []string) {
+	outcome := map[string]any{}
+	violations := [][]string{}
+	for _, v := range e.FieldViolations {
+		violations = append(violations, []string{v.Field, v.Reason.String()})
+	}
+	sortPairs(violations)
+	outcome["code"] = codeName(e.Code)
+	outcome["reason"] = e.Reason.String()
+	outcome["errorCode"] = e.ErrorCode()
+	outcome["metadata"] = e.Metadata
+	outcome["fieldViolations"] = violations
+	if exp.Code == "OK" {
+		return outcome, []string{fmt.Sprintf("expected OK, got %v", e)}
+	}
+	var problems []string
+	if codeName(e.Code) != exp.Code {
+		problems = append(problems, fmt.Sprintf("code: expected %s, got %s (%s)", exp.Code, codeName(e.Code), e.Message))
+	}
+	if e.Domain != domain {
+		problems = append(problems, fmt.Sprintf("ErrorInfo.domain: expected %s, got %q", domain, e.Domain))
+	}
+	if e.ReasonName != exp.Reason {
+		problems = append(problems, fmt.Sprintf("ErrorInfo.reason: expected %s, got %q", exp.Reason, e.ReasonName))
+	}
+	if e.Reason == participantsv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		problems = append(problems, fmt.Sprintf("ErrorInfo.reason %q is not a known ErrorReason", e.ReasonName))
+	}
+	if e.ErrorCode() != exp.ErrorCode {
+		problems = append(problems, fmt.Sprintf("errorCode: expected %s, got %q", exp.ErrorCode, e.ErrorCode()))
+	}
+	for k, v := range exp.Metadata {
+		if got, ok := e.Metadata[k]; !ok || got != v {
+			problems = append(problems, fmt.Sprintf("metadata.%s: expected %q, got %q", k, v, got))
+		}
+	}
+	if exp.FieldViolations != nil {
+		want := [][]string{}
+		for _, v := range *exp.FieldViolations {
+			want = append(want, []string{v.Field, v.Reason})
+		}
+		got := [][]string{}
+		for _, v := range e.FieldViolations {
+			got = append(got, []string{v.Field, v.ReasonName})
+			if v.Reason == participantsv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+				problems = append(problems, fmt.Sprintf("field violation reason %q is not a known ErrorReason", v.ReasonName))
+			}
+			if v.Description == "" {
+				problems = append(problems, fmt.Sprintf("field violation %s has no description", v.Field))
+			}
+		}
+		sortPairs(want)
+		sortPairs(got)
+		if !reflect.DeepEqual(want, got) {
+			problems = append(problems, fmt.Sprintf("field violations: expected %v, got %v", want, got))
+		}
+	}
+	for _, secret := range exp.NoEcho {
+		texts := []string{e.Message}
+		for _, v := range e.FieldViolations {
+			texts = append(texts, v.Description)
+		}
+		for _, text := range texts {
+			if strings.Contains(text, secret) {
+				problems = append(problems, fmt.Sprintf("personal data %q echoed in the error", secret))
+				break
+			}
+		}
+	}
+	return outcome, problems
+}
+
+// checkOK gives the normalized outcome of a successful call (or written import row) and the unmet
+// expectations.
+func checkOK(t *testing.T, response proto.Message, exp expectation) (map[string]any, []string) {
+	outcome := map[string]any{}
 	printed, err := protojson.MarshalOptions{EmitDefaultValues: true}.Marshal(response)
 	if err != nil {
 		t.Fatal(err)

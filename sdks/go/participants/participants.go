@@ -8,21 +8,23 @@
 //   - DecodeError: turns an error returned by a stub into an *Error holding the typed
 //     participantsv1.ErrorReason, the OpenClinica errorCode and the field violations of a
 //     validation error;
-//   - AllParticipants / AllAuditEvents: iterators over every item of a list, page after page.
+//   - AllParticipants / AllAuditEvents: iterators over every item of a list, page after page;
+//   - Import: streams rows to ImportParticipants and iterates over one ImportRowResult per row.
 package participants
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -42,21 +44,30 @@ func StaticToken(token string) TokenSource {
 	return func(context.Context) (string, error) { return token, nil }
 }
 
-// WithBearerToken returns a dial option that adds "authorization: Bearer <token>" to every
-// unary call made on the connection. An empty token sends no authorization metadata.
+// WithBearerToken returns a dial option that adds "authorization: Bearer <token>" to every call
+// made on the connection, unary and streaming (ImportParticipants). An empty token sends no
+// authorization metadata; a TokenSource error fails the call with codes.Unauthenticated.
 func WithBearerToken(source TokenSource) grpc.DialOption {
-	return grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any,
-		cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		token, err := source(ctx)
-		if err != nil {
-			return fmt.Errorf("participants: bearer token: %w", err)
-		}
-		if token != "" {
-			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-		}
-		return invoker(ctx, method, req, reply, cc, opts...)
-	})
+	// Per-RPC credentials, not an interceptor: one option that covers unary and streaming calls.
+	return grpc.WithPerRPCCredentials(bearer{source})
 }
+
+type bearer struct{ source TokenSource }
+
+func (b bearer) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	token, err := b.source(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("participants: bearer token: %w", err)
+	}
+	if token == "" {
+		return nil, nil
+	}
+	return map[string]string{"authorization": "Bearer " + token}, nil
+}
+
+// RequireTransportSecurity is false so that plaintext development connections (Dial's default)
+// carry the token too; use TLS transport credentials in production.
+func (bearer) RequireTransportSecurity() bool { return false }
 
 // Client is a ParticipantServiceClient and an AuditServiceClient on one connection of its own.
 type Client struct {
@@ -145,6 +156,92 @@ func AllAuditEvents(ctx context.Context, client participantsv1.AuditServiceClien
 	}
 }
 
+// ImportRowResult is the answer for one row of Import: exactly one of Response and Err is set.
+type ImportRowResult struct {
+	// Index is the row's 0-based position in the input (answers may arrive out of input order).
+	Index int64
+	// Response is what UpsertParticipant would have answered, when the row was written (or
+	// validated, for validate_only).
+	Response *participantsv1.UpsertParticipantResponse
+	// Err is why the row was refused: the same *Error DecodeError gives for a unary call.
+	Err *Error
+}
+
+// Import streams rows to ImportParticipants and iterates over one ImportRowResult per row, as the
+// server commits them (not necessarily in input order: see Index):
+//
+//	for r, err := range participants.Import(ctx, client, slices.Values(rows)) {
+//		if err != nil { ... } // the whole stream failed (DecodeError decodes it); iteration ends
+//		if r.Err != nil { ... } // this row was refused: r.Err.ReasonName, r.Err.FieldViolations
+//	}
+//
+// rows is pulled on a goroutine of its own, one row at a time: the next row is taken only when
+// the previous one has been handed to the transport, which blocks while HTTP/2 flow control says
+// the server is behind, so a large input (a file, a channel: range over it in an iter.Seq) is
+// never read into memory. A refused row never stops the stream. Give every row a request_id so
+// that re-sending the input after a failure of the whole stream writes nothing twice. Give ctx no
+// deadline for a long import (the server cuts a client that stays silent instead); cancelling ctx
+// or leaving the loop early cancels the stream, and Import returns once rows has stopped being
+// pulled, so rows must end or notice ctx being cancelled. Rows already committed stay written.
+func Import(ctx context.Context, client participantsv1.ParticipantServiceClient,
+	rows iter.Seq[*participantsv1.UpsertParticipantRequest], opts ...grpc.CallOption) iter.Seq2[ImportRowResult, error] {
+	return func(yield func(ImportRowResult, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := client.ImportParticipants(ctx, opts...)
+		if err != nil {
+			yield(ImportRowResult{}, err)
+			return
+		}
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for row := range rows {
+				// An error means the stream is over; Recv below reports why.
+				if stream.Send(row) != nil {
+					return
+				}
+			}
+			_ = stream.CloseSend()
+		}()
+		defer func() { cancel(); <-sent }()
+		for {
+			res, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(ImportRowResult{}, err)
+				return
+			}
+			if !yield(DecodeImportResult(res), nil) {
+				return
+			}
+		}
+	}
+}
+
+// DecodeImportResult turns a generated ImportResult into an ImportRowResult (its error, a
+// google.rpc.Status, decoded by DecodeStatus).
+func DecodeImportResult(res *participantsv1.ImportResult) ImportRowResult {
+	out := ImportRowResult{Index: res.GetIndex()}
+	switch outcome := res.GetOutcome().(type) {
+	case *participantsv1.ImportResult_Response:
+		out.Response = outcome.Response
+	case *participantsv1.ImportResult_Error:
+		out.Err = DecodeStatus(outcome.Error)
+	default: // an outcome of a newer server that this SDK does not know
+		out.Err = DecodeStatus(&spb.Status{Code: int32(codes.Unknown), Message: "the row's outcome is not known to this SDK"})
+	}
+	return out
+}
+
+// DecodeStatus decodes a google.rpc.Status message, such as the error of an ImportResult, into the
+// same *Error DecodeError gives for a failed unary call.
+func DecodeStatus(s *spb.Status) *Error {
+	return decodeStatus(status.FromProto(s))
+}
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.Conn.Close() }
 
@@ -219,6 +316,10 @@ func DecodeError(err error) (*Error, bool) {
 	if !ok {
 		return nil, false
 	}
+	return decodeStatus(st), true
+}
+
+func decodeStatus(st *status.Status) *Error {
 	out := &Error{Code: st.Code(), Message: st.Message(), Metadata: map[string]string{}, Status: st}
 	for _, detail := range st.Details() {
 		switch d := detail.(type) {
@@ -239,5 +340,5 @@ func DecodeError(err error) (*Error, bool) {
 			out.RetryDelay = d.GetRetryDelay().AsDuration()
 		}
 	}
-	return out, true
+	return out
 }

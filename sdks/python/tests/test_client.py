@@ -1,7 +1,9 @@
 """The helper's own behaviour: default deadline, bearer token (sync and asyncio), and the asyncio
-client against a live server (PARTICIPANTS_ADDR, PARTICIPANTS_TOKENS_FILE; skipped without one).
+client (its calls, paging and import) against a live server (PARTICIPANTS_ADDR,
+PARTICIPANTS_TOKENS_FILE; skipped without one).
 
-The live test only sends an invalid request, so it changes nothing the conformance cases rely on.
+The live tests only send invalid or validate_only requests and read, so they change nothing the
+conformance cases rely on.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, AsyncIterator, cast
 
 import grpc
 import pytest
@@ -20,6 +22,7 @@ from openclinica_participants import (
     AsyncParticipantsClient,
     ErrorReason,
     GetParticipantRequest,
+    ImportRowResult,
     ListAuditEventsRequest,
     ListParticipantsRequest,
     ParticipantContact,
@@ -151,3 +154,30 @@ def test_async_paging_helpers_follow_pages_and_raise_the_typed_error() -> None:
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert error.reason == ErrorReason.ERROR_REASON_INVALID_PAGE_TOKEN
     assert error.error_code == "errorCode.invalidPageToken"
+
+
+@pytest.mark.skipif(not ADDR, reason="PARTICIPANTS_ADDR not set: no live server to test against")
+def test_async_import_streams_an_async_iterable_with_the_token() -> None:
+    # validate_only rows write nothing, so the conformance cases that follow see no change. The
+    # stream goes out through the stream-stream interceptor: without it the call is UNAUTHENTICATED.
+    tokens = json.loads(Path(os.environ["PARTICIPANTS_TOKENS_FILE"]).read_text(encoding="utf-8"))
+    site = SiteScope(study_oid="S_CONF", site_oid="S_CONF_A")
+
+    async def rows() -> AsyncIterator[UpsertParticipantRequest]:
+        for key, email in [("ASYNC-IMP-1", "a@example.org"), ("ASYNC-IMP-2", "not-an-email")]:
+            yield UpsertParticipantRequest(site=site, subject_key=key, validate_only=True,
+                                           contact=ParticipantContact(email_address=email))
+
+    async def run() -> dict[int, ImportRowResult]:
+        async with AsyncParticipantsClient(ADDR, str(tokens["crc.a"])) as client:
+            return {r.index: r async for r in client.import_participants(rows())}
+
+    results = asyncio.run(run())
+    assert sorted(results) == [0, 1]
+    ok, refused = results[0], results[1]
+    assert ok.ok and ok.response is not None and ok.response.participant.subject_key == "ASYNC-IMP-1"
+    assert refused.error is not None and refused.response is None
+    assert refused.error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.error.reason == ErrorReason.ERROR_REASON_INVALID_EMAIL_ADDRESS
+    assert refused.error.error_code == "errorCode.invalidEmailAddress"
+    assert [v.field for v in refused.error.field_violations] == ["contact.email_address"]

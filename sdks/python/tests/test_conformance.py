@@ -97,12 +97,94 @@ def strip_volatile(value: Any) -> Any:
     return value
 
 
+def check_error(expect: dict[str, Any], error: ParticipantsError) -> tuple[dict[str, Any], list[str]]:
+    """The normalized outcome of a failed call (or refused import row) and the unmet expectations."""
+    outcome: dict[str, Any] = dict(
+        code=error.code.name,
+        reason=ErrorReason.Name(error.reason),
+        errorCode=error.error_code,
+        metadata=dict(error.metadata),
+        fieldViolations=sorted([v.field, ErrorReason.Name(v.reason)] for v in error.field_violations),
+    )
+    if expect["code"] == "OK":
+        return outcome, [f"expected OK, got {error}"]
+    errors: list[str] = []
+    if error.code.name != expect["code"]:
+        errors.append(f"code: expected {expect['code']}, got {error.code.name} ({error.message})")
+    if error.domain != SUITE["errorDomain"]:
+        errors.append(f"ErrorInfo.domain: expected {SUITE['errorDomain']}, got {error.domain!r}")
+    if error.reason_name != expect["reason"]:
+        errors.append(f"ErrorInfo.reason: expected {expect['reason']}, got {error.reason_name!r}")
+    if error.reason == ErrorReason.ERROR_REASON_UNSPECIFIED:
+        errors.append(f"ErrorInfo.reason {error.reason_name!r} is not a known ErrorReason")
+    if error.error_code != expect["errorCode"]:
+        errors.append(f"errorCode: expected {expect['errorCode']}, got {error.error_code!r}")
+    for key, value in expect.get("metadata", {}).items():
+        if error.metadata.get(key) != value:
+            errors.append(f"metadata.{key}: expected {value!r}, got {error.metadata.get(key)!r}")
+    if "fieldViolations" in expect:
+        want = sorted([v["field"], v["reason"]] for v in expect["fieldViolations"])
+        got = sorted([v.field, v.reason_name] for v in error.field_violations)
+        if want != got:
+            errors.append(f"field violations: expected {want}, got {got}")
+        for v in error.field_violations:
+            if v.reason == ErrorReason.ERROR_REASON_UNSPECIFIED:
+                errors.append(f"field violation reason {v.reason_name!r} is not a known ErrorReason")
+            if not v.description:
+                errors.append(f"field violation {v.field} has no description")
+    for secret in expect.get("noEcho", []):
+        texts = [error.message] + [v.description for v in error.field_violations]
+        if any(secret in t for t in texts):
+            errors.append(f"personal data {secret!r} echoed in the error")
+    return outcome, errors
+
+
+def check_ok(expect: dict[str, Any], response: Any) -> tuple[dict[str, Any], list[str]]:
+    """The normalized outcome of a successful call (or written import row) and the unmet expectations."""
+    actual = json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
+    outcome = dict(code="OK", response=strip_volatile(actual))
+    if expect["code"] != "OK":
+        return outcome, [f"expected {expect['code']} / {expect.get('reason')}, got OK: {actual}"]
+    return outcome, match(expect.get("response", {}), actual, "response")
+
+
+def run_import(
+    case: dict[str, Any], client: ParticipantsClient
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Streams the case's rows through the import helper; checks each row's result by its index.
+    A failure of the whole stream propagates as ParticipantsError."""
+    rows = (json_format.ParseDict(r, UpsertParticipantRequest()) for r in case["requests"])
+    wanted = {r["index"]: r for r in case["expect"].get("results", [])}
+    outcomes: dict[int, dict[str, Any]] = {}
+    errors: list[str] = []
+    for result in client.import_participants(rows, timeout=30):
+        if result.index in outcomes or not 0 <= result.index < len(case["requests"]):
+            errors.append(f"row {result.index}: answered twice or not a row")
+            continue
+        expect = wanted.get(result.index, {"code": "?"})
+        if result.error is not None:
+            row, row_errors = check_error(expect, result.error)
+        else:
+            row, row_errors = check_ok(expect, result.response)
+        outcomes[result.index] = {"index": result.index, **row}
+        errors += [f"row {result.index}: {e}" for e in row_errors]
+    missing = sorted(set(range(len(case["requests"]))) - set(outcomes))
+    if missing:
+        errors.append(f"rows never answered: {missing}")
+    return [outcomes[i] for i in sorted(outcomes)], errors
+
+
 def run_case(case: dict[str, Any], tokens: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     expect = case["expect"]
     outcome: dict[str, Any] = {"name": case["name"]}
-    errors: list[str] = []
     with ParticipantsClient(ADDR, _token_for(case, tokens)) as client:
         try:
+            if case["rpc"] == "ImportParticipants":
+                results, errors = run_import(case, client)
+                outcome.update(code="OK", results=results)
+                if expect["code"] != "OK":
+                    errors.append(f"expected the stream to fail with {expect['code']}, it ended OK")
+                return outcome, errors
             if case["rpc"] == "UpsertParticipant":
                 response = client.upsert_participant(
                     json_format.ParseDict(case["request"], UpsertParticipantRequest()), timeout=10
@@ -128,49 +210,13 @@ def run_case(case: dict[str, Any], tokens: dict[str, str]) -> tuple[dict[str, An
             else:
                 raise ValueError(f"unknown rpc {case['rpc']}")
         except ParticipantsError as error:
-            outcome.update(
-                code=error.code.name,
-                reason=ErrorReason.Name(error.reason),
-                errorCode=error.error_code,
-                metadata=dict(error.metadata),
-                fieldViolations=sorted([v.field, ErrorReason.Name(v.reason)] for v in error.field_violations),
-            )
-            if expect["code"] == "OK":
-                return outcome, [f"expected OK, got {error}"]
-            if error.code.name != expect["code"]:
-                errors.append(f"code: expected {expect['code']}, got {error.code.name} ({error.message})")
-            if error.domain != SUITE["errorDomain"]:
-                errors.append(f"ErrorInfo.domain: expected {SUITE['errorDomain']}, got {error.domain!r}")
-            if error.reason_name != expect["reason"]:
-                errors.append(f"ErrorInfo.reason: expected {expect['reason']}, got {error.reason_name!r}")
-            if error.reason == ErrorReason.ERROR_REASON_UNSPECIFIED:
-                errors.append(f"ErrorInfo.reason {error.reason_name!r} is not a known ErrorReason")
-            if error.error_code != expect["errorCode"]:
-                errors.append(f"errorCode: expected {expect['errorCode']}, got {error.error_code!r}")
-            for key, value in expect.get("metadata", {}).items():
-                if error.metadata.get(key) != value:
-                    errors.append(f"metadata.{key}: expected {value!r}, got {error.metadata.get(key)!r}")
-            if "fieldViolations" in expect:
-                want = sorted([v["field"], v["reason"]] for v in expect["fieldViolations"])
-                got = sorted([v.field, v.reason_name] for v in error.field_violations)
-                if want != got:
-                    errors.append(f"field violations: expected {want}, got {got}")
-                for v in error.field_violations:
-                    if v.reason == ErrorReason.ERROR_REASON_UNSPECIFIED:
-                        errors.append(f"field violation reason {v.reason_name!r} is not a known ErrorReason")
-                    if not v.description:
-                        errors.append(f"field violation {v.field} has no description")
-            for secret in expect.get("noEcho", []):
-                texts = [error.message] + [v.description for v in error.field_violations]
-                if any(secret in t for t in texts):
-                    errors.append(f"personal data {secret!r} echoed in the error")
+            failed, errors = check_error(expect, error)
+            outcome.update(failed)
             return outcome, errors
     # `pages: all` cases: the concatenated items, as one response with no next_page_token.
-    actual = json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
-    outcome.update(code="OK", response=strip_volatile(actual))
-    if expect["code"] != "OK":
-        return outcome, [f"expected {expect['code']} / {expect.get('reason')}, got OK: {actual}"]
-    return outcome, match(expect.get("response", {}), actual, "response")
+    done, errors = check_ok(expect, response)
+    outcome.update(done)
+    return outcome, errors
 
 
 @pytest.fixture(scope="module")

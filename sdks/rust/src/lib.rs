@@ -9,7 +9,9 @@
 //!   and the retry delay;
 //! - [`connect_audit`] / [`AuditClient`]: the same for `AuditService` (the audit trail);
 //! - [`ParticipantPages`] / [`AuditEventPages`] and [`list_all_participants`] /
-//!   [`list_all_audit_events`]: every page of a list, following `next_page_token`.
+//!   [`list_all_audit_events`]: every page of a list, following `next_page_token`;
+//! - [`import_participants`] / [`ImportResults`]: streams rows to `ImportParticipants` and one
+//!   [`ImportRowResult`] per row back, a refused row's error decoded as a [`ParticipantsError`].
 //!
 //! ```no_run
 //! use participants_client::{ParticipantsError, v1};
@@ -34,10 +36,20 @@
 //! # }
 //! ```
 
-use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use prost::Message as _;
 use tonic::{
     Request, Status,
+    codec::Streaming,
+    codegen::{Bytes, tokio_stream::Stream},
     metadata::{AsciiMetadataValue, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
     transport::{Channel, Endpoint},
@@ -51,6 +63,9 @@ pub mod v1 {
     tonic::include_proto!("openclinica.participants.v1");
 }
 
+/// The `Stream` trait and its helpers (`tokio_stream::iter` makes the rows of
+/// [`import_participants`] from an iterator), as tonic uses them: no dependency of your own needed.
+pub use tonic::codegen::tokio_stream;
 pub use v1::ErrorReason;
 pub use v1::audit_service_client::AuditServiceClient;
 pub use v1::participant_service_client::ParticipantServiceClient;
@@ -99,7 +114,8 @@ where
 }
 
 /// A tonic interceptor that adds `authorization: Bearer <token>` to every call, and the
-/// [`DEFAULT_TIMEOUT`] deadline to a call that has none.
+/// [`DEFAULT_TIMEOUT`] deadline to a call that has none (except an [`import_participants`]
+/// stream, which a deadline would cut short).
 #[derive(Clone)]
 pub struct BearerToken {
     source: Arc<dyn TokenSource>,
@@ -146,6 +162,7 @@ impl Interceptor for BearerToken {
         }
         if let Some(timeout) = self.timeout
             && !request.metadata().contains_key("grpc-timeout")
+            && request.extensions().get::<NoDefaultDeadline>().is_none()
         {
             request.set_timeout(timeout);
         }
@@ -320,6 +337,106 @@ pub async fn list_all_audit_events(
     Ok(all)
 }
 
+/// Marks a call that [`BearerToken`] must not give its default deadline: a long import.
+#[derive(Debug, Clone, Copy)]
+struct NoDefaultDeadline;
+
+/// Streams `rows` to `ImportParticipants` and returns the stream of per-row answers, in the order
+/// the server commits them (not necessarily the input order: see [`ImportRowResult::index`]):
+///
+/// ```no_run
+/// # async fn run(client: &mut participants_client::Client, rows: Vec<participants_client::v1::UpsertParticipantRequest>) -> Result<(), tonic::Status> {
+/// use participants_client::tokio_stream;
+///
+/// let mut results = participants_client::import_participants(client, tokio_stream::iter(rows)).await?;
+/// while let Some(row) = results.next().await {
+///     let row = row?; // Err: the whole stream failed (ParticipantsError::from decodes it)
+///     match row.outcome {
+///         Ok(response) => println!("{} {}", row.index, response.created),
+///         Err(e) => println!("{} {} {:?}", row.index, e.reason_name, e.error_code()),
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// `rows` is any `Stream` (an iterator through `tokio_stream::iter`, a channel through the
+/// tokio-stream crate's `wrappers::ReceiverStream`): the transport polls it for the next row only when
+/// HTTP/2 flow control has room, so a large input is never read into memory. A refused row is an
+/// answer with its [`ParticipantsError`], and the stream goes on; a failure of the whole stream
+/// (no token, the server going away) ends it with an `Err` status, as the other calls return. Give every row a `request_id` so that
+/// re-sending the input after such a failure writes nothing twice. The call gets no default
+/// deadline (the server cuts a client that stays silent instead). Dropping the [`ImportResults`]
+/// cancels the stream; rows the server had already committed stay written.
+pub async fn import_participants<S>(client: &mut Client, rows: S) -> Result<ImportResults, Status>
+where
+    S: Stream<Item = v1::UpsertParticipantRequest> + Send + 'static,
+{
+    let mut request = Request::new(rows);
+    request.extensions_mut().insert(NoDefaultDeadline);
+    let response = client.import_participants(request).await?;
+    Ok(ImportResults {
+        inner: response.into_inner(),
+    })
+}
+
+/// The answers of [`import_participants`], one [`ImportRowResult`] per row; also a `Stream`.
+#[derive(Debug)]
+pub struct ImportResults {
+    inner: Streaming<v1::ImportResult>,
+}
+
+impl ImportResults {
+    /// The next row's answer; `None` once every row is answered, `Some(Err(_))` when the whole
+    /// stream failed (then `None`).
+    pub async fn next(&mut self) -> Option<Result<ImportRowResult, Status>> {
+        self.inner
+            .message()
+            .await
+            .transpose()
+            .map(|result| result.map(ImportRowResult::from))
+    }
+}
+
+impl Stream for ImportResults {
+    type Item = Result<ImportRowResult, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner)
+            .poll_next(cx)
+            .map(|item| item.map(|result| result.map(ImportRowResult::from)))
+    }
+}
+
+/// The answer for one row of [`import_participants`].
+#[derive(Debug, Clone)]
+pub struct ImportRowResult {
+    /// The row's 0-based position in the input.
+    pub index: i64,
+    /// What `UpsertParticipant` would have answered: the response, or the same
+    /// [`ParticipantsError`] a unary call gives.
+    pub outcome: Result<v1::UpsertParticipantResponse, ParticipantsError>,
+}
+
+impl From<v1::ImportResult> for ImportRowResult {
+    fn from(result: v1::ImportResult) -> Self {
+        let outcome = match result.outcome {
+            Some(v1::import_result::Outcome::Response(response)) => Ok(response),
+            Some(v1::import_result::Outcome::Error(status)) => {
+                Err(ParticipantsError::from_rpc_status(&status))
+            }
+            // An outcome of a newer server that this SDK does not know.
+            None => Err(ParticipantsError::from_status(&Status::unknown(
+                "the row's outcome is not known to this SDK",
+            ))),
+        };
+        Self {
+            index: result.index,
+            outcome,
+        }
+    }
+}
+
 /// One broken validation rule: a `google.rpc.BadRequest.FieldViolation`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -394,6 +511,18 @@ impl ParticipantsError {
             field_violations,
             retry_delay: details.retry_info().and_then(|r| r.retry_delay),
         }
+    }
+
+    /// Decodes a `google.rpc.Status` message, such as the error of an `ImportResult`, as a
+    /// failed call's status is decoded.
+    pub fn from_rpc_status(status: &tonic_types::pb::Status) -> Self {
+        // The details travel as the encoded google.rpc.Status itself (`grpc-status-details-bin`).
+        let details = Bytes::from(status.encode_to_vec());
+        Self::from_status(&Status::with_details(
+            tonic::Code::from(status.code),
+            status.message.clone(),
+            details,
+        ))
     }
 
     /// The OpenClinica error code, e.g. `errorCode.firstNameTooLong`.

@@ -141,6 +141,7 @@ async fn run_case(
             .unwrap_or_else(|| panic!("no message {name}"))
     };
     let result: Result<DynamicMessage, tonic::Status> = match rpc {
+        "ImportParticipants" => return run_import(&mut client, domain, pool, case).await,
         "UpsertParticipant" => {
             let req: v1::UpsertParticipantRequest =
                 from_json(message("UpsertParticipantRequest"), request);
@@ -205,57 +206,149 @@ async fn run_case(
         other => panic!("unknown rpc {other}"),
     };
     let expect = &case["expect"];
+    match result {
+        Err(status) => error_outcome(&ParticipantsError::from(&status), expect, domain),
+        Ok(response) => ok_outcome(&response, expect),
+    }
+}
+
+/// Streams the case's rows through `import_participants`; checks each row's answer by its index.
+async fn run_import(
+    client: &mut participants_client::Client,
+    domain: &str,
+    pool: &DescriptorPool,
+    case: &Value,
+) -> (Map<String, Value>, Vec<String>) {
+    let message = |name: &str| {
+        pool.get_message_by_name(&format!("openclinica.participants.v1.{name}"))
+            .unwrap_or_else(|| panic!("no message {name}"))
+    };
+    let rows: Vec<v1::UpsertParticipantRequest> = case["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|row| from_json(message("UpsertParticipantRequest"), row.clone()))
+        .collect();
+    let count = rows.len();
+    let expect = &case["expect"];
+    let wanted: BTreeMap<i64, &Value> = expect["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| (r["index"].as_i64().expect("results[].index"), r))
+        .collect();
+    let unknown = json!({"code": "?"});
+    let mut outcomes: BTreeMap<i64, Value> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let stream = participants_client::tokio_stream::iter(rows);
+    let mut results = match participants_client::import_participants(client, stream).await {
+        Ok(results) => results,
+        Err(status) => return error_outcome(&ParticipantsError::from(status), expect, domain),
+    };
+    while let Some(row) = results.next().await {
+        let row = match row {
+            Ok(row) => row,
+            Err(status) => return error_outcome(&ParticipantsError::from(status), expect, domain),
+        };
+        let index = row.index;
+        if outcomes.contains_key(&index) || !(0..count as i64).contains(&index) {
+            problems.push(format!("row {index}: answered twice or not a row"));
+            continue;
+        }
+        let want = wanted.get(&index).copied().unwrap_or(&unknown);
+        let (mut outcome, row_problems) = match &row.outcome {
+            Ok(response) => ok_outcome(
+                &to_dynamic(message("UpsertParticipantResponse"), response),
+                want,
+            ),
+            Err(e) => error_outcome(e, want, domain),
+        };
+        outcome.insert("index".into(), json!(index));
+        outcomes.insert(index, Value::Object(outcome));
+        problems.extend(
+            row_problems
+                .into_iter()
+                .map(|p| format!("row {index}: {p}")),
+        );
+    }
+    let missing: Vec<usize> = (0..count)
+        .filter(|i| !outcomes.contains_key(&(*i as i64)))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!("rows never answered: {missing:?}"));
+    }
+    let expected_code = expect["code"].as_str().unwrap_or("");
+    if expected_code != "OK" {
+        problems.push(format!(
+            "expected the stream to fail with {expected_code}, it ended OK"
+        ));
+    }
+    let mut outcome = Map::new();
+    outcome.insert("code".into(), json!("OK"));
+    outcome.insert(
+        "results".into(),
+        Value::Array(outcomes.into_values().collect()),
+    );
+    (outcome, problems)
+}
+
+/// The normalized outcome of a failed call (or refused import row) and the unmet expectations.
+fn error_outcome(
+    e: &ParticipantsError,
+    expect: &Value,
+    domain: &str,
+) -> (Map<String, Value>, Vec<String>) {
     let expected_code = expect["code"].as_str().expect("expect.code");
     let mut outcome = Map::new();
-    match result {
-        Err(status) => {
-            let e = ParticipantsError::from(&status);
-            let mut violations: Vec<(String, String)> = e
-                .field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.reason.as_str_name().to_owned()))
-                .collect();
-            violations.sort();
-            outcome.insert("code".into(), json!(code_name(e.code)));
-            outcome.insert("reason".into(), json!(e.reason.as_str_name()));
-            outcome.insert("errorCode".into(), json!(e.error_code().unwrap_or("")));
-            outcome.insert("metadata".into(), json!(e.metadata));
-            outcome.insert(
-                "fieldViolations".into(),
-                json!(violations.iter().map(|(f, r)| [f, r]).collect::<Vec<_>>()),
-            );
-            if expected_code == "OK" {
-                return (outcome, vec![format!("expected OK, got {e}")]);
-            }
-            (outcome, error_problems(&e, expect, domain))
-        }
-        Ok(response) => {
-            let actual = response
-                .serialize_with_options(
-                    serde_json::value::Serializer,
-                    &SerializeOptions::new().skip_default_fields(false),
-                )
-                .expect("the response prints as proto3 JSON");
-            outcome.insert("code".into(), json!("OK"));
-            outcome.insert("response".into(), strip_volatile(&actual));
-            if expected_code != "OK" {
-                let reason = expect["reason"].as_str().unwrap_or("");
-                return (
-                    outcome,
-                    vec![format!(
-                        "expected {expected_code} / {reason}, got OK: {actual}"
-                    )],
-                );
-            }
-            let expected = match &expect["response"] {
-                Value::Null => json!({}),
-                v => v.clone(),
-            };
-            let mut problems = Vec::new();
-            matches(&expected, Some(&actual), "response", &mut problems);
-            (outcome, problems)
-        }
+    let mut violations: Vec<(String, String)> = e
+        .field_violations
+        .iter()
+        .map(|v| (v.field.clone(), v.reason.as_str_name().to_owned()))
+        .collect();
+    violations.sort();
+    outcome.insert("code".into(), json!(code_name(e.code)));
+    outcome.insert("reason".into(), json!(e.reason.as_str_name()));
+    outcome.insert("errorCode".into(), json!(e.error_code().unwrap_or("")));
+    outcome.insert("metadata".into(), json!(e.metadata));
+    outcome.insert(
+        "fieldViolations".into(),
+        json!(violations.iter().map(|(f, r)| [f, r]).collect::<Vec<_>>()),
+    );
+    if expected_code == "OK" {
+        return (outcome, vec![format!("expected OK, got {e}")]);
     }
+    (outcome, error_problems(e, expect, domain))
+}
+
+/// The normalized outcome of a successful call (or written import row) and the unmet
+/// expectations.
+fn ok_outcome(response: &DynamicMessage, expect: &Value) -> (Map<String, Value>, Vec<String>) {
+    let expected_code = expect["code"].as_str().expect("expect.code");
+    let mut outcome = Map::new();
+    let actual = response
+        .serialize_with_options(
+            serde_json::value::Serializer,
+            &SerializeOptions::new().skip_default_fields(false),
+        )
+        .expect("the response prints as proto3 JSON");
+    outcome.insert("code".into(), json!("OK"));
+    outcome.insert("response".into(), strip_volatile(&actual));
+    if expected_code != "OK" {
+        let reason = expect["reason"].as_str().unwrap_or("");
+        return (
+            outcome,
+            vec![format!(
+                "expected {expected_code} / {reason}, got OK: {actual}"
+            )],
+        );
+    }
+    let expected = match &expect["response"] {
+        Value::Null => json!({}),
+        v => v.clone(),
+    };
+    let mut problems = Vec::new();
+    matches(&expected, Some(&actual), "response", &mut problems);
+    (outcome, problems)
 }
 
 fn error_problems(e: &ParticipantsError, expect: &Value, domain: &str) -> Vec<String> {

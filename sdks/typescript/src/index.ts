@@ -9,7 +9,8 @@
  *    `authorization: Bearer <token>` with every call;
  *  - decodeError: turns an error thrown by a call into a ParticipantsError holding the typed
  *    ErrorReason, the OpenClinica errorCode and the field violations of a validation error;
- *  - listAllParticipants / listAllAuditEvents: async iterators over every page of a list.
+ *  - listAllParticipants / listAllAuditEvents: async iterators over every page of a list;
+ *  - importParticipants: streams rows to ImportParticipants, one ImportRowResult per row.
  */
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, type GrpcTransportOptions } from "@connectrpc/connect-node";

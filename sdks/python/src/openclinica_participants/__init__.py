@@ -12,7 +12,10 @@ needs on top of them:
   :func:`async_bearer_interceptor` for callers with their own ``grpc.aio`` channel;
 * :func:`bearer_interceptor` — the token interceptor on its own, for callers with their own channel;
 * ``iter_participants`` / ``iter_audit_events`` on both clients — every item of a list over all its
-  pages (``ListParticipants`` / ``AuditService.ListAuditEvents``), following ``next_page_token``.
+  pages (``ListParticipants`` / ``AuditService.ListAuditEvents``), following ``next_page_token``;
+* ``import_participants`` on both clients — streams rows to ``ImportParticipants`` as the
+  connection's flow control allows (the input is never read ahead of it) and yields one
+  :class:`ImportRowResult` per row: its index and the response, or a :class:`ParticipantsError`.
 
 Both clients give a call that sets no ``timeout`` the deadline :data:`DEFAULT_TIMEOUT`.
 """
@@ -23,9 +26,11 @@ import dataclasses
 import inspect
 from typing import (
     Any,
+    AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
+    Iterable,
     Iterator,
     Mapping,
     Optional,
@@ -65,6 +70,7 @@ from openclinica.participants.v1.participant_pb2 import (
 )
 from openclinica.participants.v1.participant_service_pb2 import (
     GetParticipantRequest,
+    ImportResult,
     ListParticipantsRequest,
     ListParticipantsResponse,
     UpsertParticipantRequest,
@@ -83,6 +89,8 @@ __all__ = [
     "ErrorReason",
     "FieldViolation",
     "GetParticipantRequest",
+    "ImportResult",
+    "ImportRowResult",
     "ListAuditEventsRequest",
     "ListAuditEventsResponse",
     "ListParticipantsRequest",
@@ -99,10 +107,13 @@ __all__ = [
     "UpsertParticipantRequest",
     "UpsertParticipantResponse",
     "async_bearer_interceptor",
+    "async_bearer_stream_interceptor",
     "audit_service_pb2",
     "audit_service_pb2_grpc",
     "bearer_interceptor",
     "decode_error",
+    "decode_import_result",
+    "decode_status",
     "error_reason_from_name",
     "error_reason_pb2",
     "participant_pb2",
@@ -192,6 +203,9 @@ class ParticipantsError(Exception):
         return ErrorReason.Name(self.reason)
 
 
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
 def decode_error(error: grpc.RpcError) -> ParticipantsError:
     """Decodes the ``grpc-status-details-bin`` trailer (a ``google.rpc.Status``) of a failed call."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
@@ -202,6 +216,19 @@ def decode_error(error: grpc.RpcError) -> ParticipantsError:
     except (AttributeError, ValueError):
         # ValueError: the trailer disagrees with the call's code / message; ignore the details.
         status = None
+    return _error_from(code if code is not None else grpc.StatusCode.UNKNOWN, message or "", status)
+
+
+def decode_status(status: status_pb2.Status) -> ParticipantsError:
+    """Decodes a ``google.rpc.Status`` message, such as the ``error`` of an ``ImportResult``, into
+    the same :class:`ParticipantsError` a failed unary call raises."""
+    code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    return _error_from(code, status.message, status)
+
+
+def _error_from(
+    code: grpc.StatusCode, message: str, status: Optional[status_pb2.Status]
+) -> ParticipantsError:
     reason_name, domain, metadata = "", "", {}
     violations: list[FieldViolation] = []
     retry_delay: Optional[float] = None
@@ -228,8 +255,8 @@ def decode_error(error: grpc.RpcError) -> ParticipantsError:
                 detail.Unpack(retry)
                 retry_delay = retry.retry_delay.ToTimedelta().total_seconds()
     return ParticipantsError(
-        code if code is not None else grpc.StatusCode.UNKNOWN,
-        message or "",
+        code,
+        message,
         reason_name=reason_name,
         domain=domain,
         metadata=metadata,
@@ -238,19 +265,61 @@ def decode_error(error: grpc.RpcError) -> ParticipantsError:
     )
 
 
-class _BearerInterceptor(grpc.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+@dataclasses.dataclass(frozen=True)
+class ImportRowResult:
+    """The answer for one row of ``import_participants``: exactly one of ``response`` and
+    ``error`` is set."""
+
+    #: The row's 0-based position in the input (answers may arrive out of input order).
+    index: int
+    #: What UpsertParticipant would have answered, when the row was written (or validated).
+    response: Optional[UpsertParticipantResponse] = None
+    #: Why the row was refused: the same typed error a unary call raises.
+    error: Optional[ParticipantsError] = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the row was written (or, with ``validate_only``, found valid)."""
+        return self.error is None
+
+
+def decode_import_result(result: ImportResult) -> ImportRowResult:
+    """Turns a generated ``ImportResult`` into an :class:`ImportRowResult` (its ``error``, a
+    ``google.rpc.Status``, decoded as by :func:`decode_status`)."""
+    if result.WhichOneof("outcome") == "error":
+        return ImportRowResult(index=result.index, error=decode_status(result.error))
+    if result.WhichOneof("outcome") == "response":
+        return ImportRowResult(index=result.index, response=result.response)
+    # A newer server's outcome this SDK does not know: neither written nor explained.
+    return ImportRowResult(
+        index=result.index,
+        error=ParticipantsError(grpc.StatusCode.UNKNOWN, "the row's outcome is not known to this SDK"),
+    )
+
+
+class _BearerInterceptor(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
     def __init__(self, token: TokenSource) -> None:
         self._token = token
 
-    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+    def _details(self, client_call_details: Any) -> Any:
         token = self._token() if callable(self._token) else self._token
         metadata = list(client_call_details.metadata or [])
         if token:
             metadata.append(("authorization", f"Bearer {token}"))
-        details = client_call_details._replace(metadata=metadata) if hasattr(
+        return client_call_details._replace(metadata=metadata) if hasattr(
             client_call_details, "_replace"
         ) else _CallDetails(client_call_details, metadata)
-        return continuation(details, request)
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
 
 
 class _CallDetails(grpc.ClientCallDetails):
@@ -264,8 +333,9 @@ class _CallDetails(grpc.ClientCallDetails):
 
 
 def bearer_interceptor(token: TokenSource) -> grpc.UnaryUnaryClientInterceptor:  # type: ignore[type-arg]
-    """An interceptor that sends ``authorization: Bearer <token>``; ``token`` may be a callable
-    that returns a fresh token for each call. Use with ``grpc.intercept_channel``."""
+    """An interceptor that sends ``authorization: Bearer <token>`` on unary and bidirectional
+    streaming calls (ImportParticipants); ``token`` may be a callable that returns a fresh token
+    for each call. Use with ``grpc.intercept_channel``."""
     return _BearerInterceptor(token)
 
 
@@ -364,6 +434,30 @@ class ParticipantsClient:
                 return
             page.page_token = response.next_page_token
 
+    def import_participants(
+        self, rows: Iterable[UpsertParticipantRequest], *, timeout: Optional[float] = None
+    ) -> Iterator[ImportRowResult]:
+        """Streams ``rows`` to ImportParticipants and yields one :class:`ImportRowResult` per row,
+        as the server commits them (not necessarily in input order: see ``index``).
+
+        ``rows`` may be any iterable, a generator over a file for instance: gRPC takes the next row
+        only when the connection's flow control lets it send, so a large input is never read into
+        memory. A refused row is a result with its :class:`ParticipantsError`, and the stream goes
+        on; a failure of the whole stream (no token, the server going away) raises
+        :class:`ParticipantsError` instead, after the results already received. Give every row a
+        ``request_id`` so that re-sending the input after such a failure writes nothing twice.
+        Unlike the unary calls, the stream has no deadline unless ``timeout`` (seconds, for the
+        whole import) is given: the server cuts a client that stays silent instead. Leaving the
+        loop early cancels the stream; rows the server had already committed stay written."""
+        call = self.stub.ImportParticipants(iter(rows), timeout=timeout)
+        try:
+            for result in call:
+                yield decode_import_result(result)
+        except grpc.RpcError as error:
+            raise decode_error(error) from None
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call]  # (grpc-stubs leave it untyped)
+
     def _timeout(self, timeout: Optional[float]) -> Optional[float]:
         return self.timeout if timeout is None else timeout
 
@@ -377,36 +471,58 @@ class ParticipantsClient:
         self.close()
 
 
-class _AsyncBearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+class _AsyncBearer:
     def __init__(self, token: AsyncTokenSource) -> None:
         self._token = token
 
-    async def intercept_unary_unary(
-        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
+    async def _details(self, client_call_details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         token: Any = self._token() if callable(self._token) else self._token
         if inspect.isawaitable(token):
             token = await token
         metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
         if token:
             metadata.add("authorization", f"Bearer {token}")
-        details = grpc.aio.ClientCallDetails(
+        return grpc.aio.ClientCallDetails(
             client_call_details.method,
             client_call_details.timeout,
             metadata,
             client_call_details.credentials,
             client_call_details.wait_for_ready,
         )
-        return await continuation(details, request)
+
+
+# grpc.aio files an interceptor under the first call type it implements only, so the unary and the
+# stream-stream (ImportParticipants) interceptors are two objects.
+class _AsyncBearerInterceptor(_AsyncBearer, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        return await continuation(await self._details(client_call_details), request)
+
+
+class _AsyncBearerStreamInterceptor(_AsyncBearer, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_stream_stream(
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request_iterator: Any
+    ) -> Any:
+        return await continuation(await self._details(client_call_details), request_iterator)
 
 
 def async_bearer_interceptor(
     token: AsyncTokenSource,
 ) -> grpc.aio.UnaryUnaryClientInterceptor[Any, Any]:
-    """The ``grpc.aio`` interceptor that sends ``authorization: Bearer <token>``; ``token`` may be
-    a function or a coroutine function asked once per call. Pass it in ``interceptors=[...]`` of
-    ``grpc.aio.insecure_channel`` / ``secure_channel``."""
+    """The ``grpc.aio`` interceptor that sends ``authorization: Bearer <token>`` on unary calls;
+    ``token`` may be a function or a coroutine function asked once per call. Pass it in
+    ``interceptors=[...]`` of ``grpc.aio.insecure_channel`` / ``secure_channel``, with
+    :func:`async_bearer_stream_interceptor` for ImportParticipants."""
     return _AsyncBearerInterceptor(token)
+
+
+def async_bearer_stream_interceptor(
+    token: AsyncTokenSource,
+) -> grpc.aio.StreamStreamClientInterceptor[Any, Any]:
+    """:func:`async_bearer_interceptor` for bidirectional streaming calls (ImportParticipants):
+    ``grpc.aio`` takes one interceptor object per call type."""
+    return _AsyncBearerStreamInterceptor(token)
 
 
 class AsyncParticipantsClient:
@@ -427,7 +543,7 @@ class AsyncParticipantsClient:
         #: The deadline, in seconds, of a call that passes no ``timeout`` (None: no deadline).
         self.timeout = timeout
         # grpc-stubs types `interceptors` loosely (a partial stub): hand it a plain sequence.
-        interceptors: Any = [async_bearer_interceptor(token)]
+        interceptors: Any = [async_bearer_interceptor(token), async_bearer_stream_interceptor(token)]
         if credentials is None:
             self.channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
         else:
@@ -506,6 +622,27 @@ class AsyncParticipantsClient:
             if not response.next_page_token:
                 return
             page.page_token = response.next_page_token
+
+    async def import_participants(
+        self,
+        rows: Union[Iterable[UpsertParticipantRequest], AsyncIterable[UpsertParticipantRequest]],
+        *,
+        timeout: Optional[float] = None,
+    ) -> AsyncIterator[ImportRowResult]:
+        """Streams ``rows`` (an iterable or an async iterable) to ImportParticipants: ``async for r
+        in client.import_participants(rows)``. The next row is taken only when the previous one
+        has been written to the connection (flow control); the rest is as
+        :meth:`ParticipantsClient.import_participants`: one :class:`ImportRowResult` per row, a
+        :class:`ParticipantsError` raised for a failure of the whole stream, no deadline unless
+        ``timeout`` is given, and leaving the loop early cancels the stream."""
+        call = self.stub.ImportParticipants(rows, timeout=timeout)  # type: ignore[arg-type]
+        try:
+            async for result in call:
+                yield decode_import_result(result)
+        except grpc.aio.AioRpcError as error:
+            raise decode_error(error) from None
+        finally:
+            call.cancel()
 
     async def close(self) -> None:
         await self.channel.close(None)

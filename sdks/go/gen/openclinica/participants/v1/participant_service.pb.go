@@ -7,6 +7,7 @@
 package participantsv1
 
 import (
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -20,6 +21,102 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// The answer for one row of ImportParticipants.
+type ImportResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The row's 0-based position in the request stream.
+	Index int64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// What UpsertParticipant would have answered for this row.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*ImportResult_Response
+	//	*ImportResult_Error
+	Outcome       isImportResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportResult) Reset() {
+	*x = ImportResult{}
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportResult) ProtoMessage() {}
+
+func (x *ImportResult) ProtoReflect() protoreflect.Message {
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
+func (*ImportResult) Descriptor() ([]byte, []int) {
+	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ImportResult) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ImportResult) GetOutcome() isImportResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *ImportResult) GetResponse() *UpsertParticipantResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*ImportResult_Response); ok {
+			return x.Response
+		}
+	}
+	return nil
+}
+
+func (x *ImportResult) GetError() *status.Status {
+	if x != nil {
+		if x, ok := x.Outcome.(*ImportResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isImportResult_Outcome interface {
+	isImportResult_Outcome()
+}
+
+type ImportResult_Response struct {
+	// The row was written (or validated, for `validate_only`).
+	Response *UpsertParticipantResponse `protobuf:"bytes,2,opt,name=response,proto3,oneof"`
+}
+
+type ImportResult_Error struct {
+	// The row was refused: the same status, with the same details, as a unary call.
+	Error *status.Status `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*ImportResult_Response) isImportResult_Outcome() {}
+
+func (*ImportResult_Error) isImportResult_Outcome() {}
 
 // Adds or updates one Participant (the REST body of `POST .../participants?register=y|n`).
 type UpsertParticipantRequest struct {
@@ -60,7 +157,7 @@ type UpsertParticipantRequest struct {
 
 func (x *UpsertParticipantRequest) Reset() {
 	*x = UpsertParticipantRequest{}
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[0]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -72,7 +169,7 @@ func (x *UpsertParticipantRequest) String() string {
 func (*UpsertParticipantRequest) ProtoMessage() {}
 
 func (x *UpsertParticipantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[0]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -85,7 +182,7 @@ func (x *UpsertParticipantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertParticipantRequest.ProtoReflect.Descriptor instead.
 func (*UpsertParticipantRequest) Descriptor() ([]byte, []int) {
-	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{0}
+	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *UpsertParticipantRequest) GetScope() isUpsertParticipantRequest_Scope {
@@ -203,7 +300,7 @@ type UpsertParticipantResponse struct {
 
 func (x *UpsertParticipantResponse) Reset() {
 	*x = UpsertParticipantResponse{}
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[1]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -215,7 +312,7 @@ func (x *UpsertParticipantResponse) String() string {
 func (*UpsertParticipantResponse) ProtoMessage() {}
 
 func (x *UpsertParticipantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[1]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -228,7 +325,7 @@ func (x *UpsertParticipantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertParticipantResponse.ProtoReflect.Descriptor instead.
 func (*UpsertParticipantResponse) Descriptor() ([]byte, []int) {
-	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{1}
+	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *UpsertParticipantResponse) GetParticipant() *Participant {
@@ -271,7 +368,7 @@ type GetParticipantRequest struct {
 
 func (x *GetParticipantRequest) Reset() {
 	*x = GetParticipantRequest{}
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[2]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +380,7 @@ func (x *GetParticipantRequest) String() string {
 func (*GetParticipantRequest) ProtoMessage() {}
 
 func (x *GetParticipantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[2]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +393,7 @@ func (x *GetParticipantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetParticipantRequest.ProtoReflect.Descriptor instead.
 func (*GetParticipantRequest) Descriptor() ([]byte, []int) {
-	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{2}
+	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetParticipantRequest) GetScope() isGetParticipantRequest_Scope {
@@ -374,7 +471,7 @@ type ListParticipantsRequest struct {
 
 func (x *ListParticipantsRequest) Reset() {
 	*x = ListParticipantsRequest{}
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[3]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +483,7 @@ func (x *ListParticipantsRequest) String() string {
 func (*ListParticipantsRequest) ProtoMessage() {}
 
 func (x *ListParticipantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[3]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +496,7 @@ func (x *ListParticipantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListParticipantsRequest.ProtoReflect.Descriptor instead.
 func (*ListParticipantsRequest) Descriptor() ([]byte, []int) {
-	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{3}
+	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListParticipantsRequest) GetScope() isListParticipantsRequest_Scope {
@@ -479,7 +576,7 @@ type ListParticipantsResponse struct {
 
 func (x *ListParticipantsResponse) Reset() {
 	*x = ListParticipantsResponse{}
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[4]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +588,7 @@ func (x *ListParticipantsResponse) String() string {
 func (*ListParticipantsResponse) ProtoMessage() {}
 
 func (x *ListParticipantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[4]
+	mi := &file_openclinica_participants_v1_participant_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +601,7 @@ func (x *ListParticipantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListParticipantsResponse.ProtoReflect.Descriptor instead.
 func (*ListParticipantsResponse) Descriptor() ([]byte, []int) {
-	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{4}
+	return file_openclinica_participants_v1_participant_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListParticipantsResponse) GetParticipants() []*Participant {
@@ -525,7 +622,12 @@ var File_openclinica_participants_v1_participant_service_proto protoreflect.File
 
 const file_openclinica_participants_v1_participant_service_proto_rawDesc = "" +
 	"\n" +
-	"5openclinica/participants/v1/participant_service.proto\x12\x1bopenclinica.participants.v1\x1a-openclinica/participants/v1/participant.proto\"\xe7\x03\n" +
+	"5openclinica/participants/v1/participant_service.proto\x12\x1bopenclinica.participants.v1\x1a\x17google/rpc/status.proto\x1a-openclinica/participants/v1/participant.proto\"\xb1\x01\n" +
+	"\fImportResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x03R\x05index\x12T\n" +
+	"\bresponse\x18\x02 \x01(\v26.openclinica.participants.v1.UpsertParticipantResponseH\x00R\bresponse\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusH\x00R\x05errorB\t\n" +
+	"\aoutcome\"\xe7\x03\n" +
 	"\x18UpsertParticipantRequest\x12?\n" +
 	"\x05study\x18\x01 \x01(\v2'.openclinica.participants.v1.StudyScopeH\x00R\x05study\x12<\n" +
 	"\x04site\x18\x02 \x01(\v2&.openclinica.participants.v1.SiteScopeH\x00R\x04site\x12\x1f\n" +
@@ -564,11 +666,12 @@ const file_openclinica_participants_v1_participant_service_proto_rawDesc = "" +
 	"\a_status\"\x90\x01\n" +
 	"\x18ListParticipantsResponse\x12L\n" +
 	"\fparticipants\x18\x01 \x03(\v2(.openclinica.participants.v1.ParticipantR\fparticipants\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x8a\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x86\x04\n" +
 	"\x12ParticipantService\x12\x82\x01\n" +
 	"\x11UpsertParticipant\x125.openclinica.participants.v1.UpsertParticipantRequest\x1a6.openclinica.participants.v1.UpsertParticipantResponse\x12n\n" +
 	"\x0eGetParticipant\x122.openclinica.participants.v1.GetParticipantRequest\x1a(.openclinica.participants.v1.Participant\x12\x7f\n" +
-	"\x10ListParticipants\x124.openclinica.participants.v1.ListParticipantsRequest\x1a5.openclinica.participants.v1.ListParticipantsResponseB\xa4\x02\n" +
+	"\x10ListParticipants\x124.openclinica.participants.v1.ListParticipantsRequest\x1a5.openclinica.participants.v1.ListParticipantsResponse\x12z\n" +
+	"\x12ImportParticipants\x125.openclinica.participants.v1.UpsertParticipantRequest\x1a).openclinica.participants.v1.ImportResult(\x010\x01B\xa4\x02\n" +
 	"\x1fcom.openclinica.participants.v1B\x17ParticipantServiceProtoP\x01ZZgithub.com/openclinica/participants/sdks/go/gen/openclinica/participants/v1;participantsv1\xa2\x02\x03OPX\xaa\x02\x1bOpenclinica.Participants.V1\xca\x02\x1bOpenclinica\\Participants\\V1\xe2\x02'Openclinica\\Participants\\V1\\GPBMetadata\xea\x02\x1dOpenclinica::Participants::V1b\x06proto3"
 
 var (
@@ -583,41 +686,47 @@ func file_openclinica_participants_v1_participant_service_proto_rawDescGZIP() []
 	return file_openclinica_participants_v1_participant_service_proto_rawDescData
 }
 
-var file_openclinica_participants_v1_participant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_openclinica_participants_v1_participant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_openclinica_participants_v1_participant_service_proto_goTypes = []any{
-	(*UpsertParticipantRequest)(nil),  // 0: openclinica.participants.v1.UpsertParticipantRequest
-	(*UpsertParticipantResponse)(nil), // 1: openclinica.participants.v1.UpsertParticipantResponse
-	(*GetParticipantRequest)(nil),     // 2: openclinica.participants.v1.GetParticipantRequest
-	(*ListParticipantsRequest)(nil),   // 3: openclinica.participants.v1.ListParticipantsRequest
-	(*ListParticipantsResponse)(nil),  // 4: openclinica.participants.v1.ListParticipantsResponse
-	(*StudyScope)(nil),                // 5: openclinica.participants.v1.StudyScope
-	(*SiteScope)(nil),                 // 6: openclinica.participants.v1.SiteScope
-	(*ParticipantContact)(nil),        // 7: openclinica.participants.v1.ParticipantContact
-	(*Participant)(nil),               // 8: openclinica.participants.v1.Participant
-	(ParticipantStatus)(0),            // 9: openclinica.participants.v1.ParticipantStatus
+	(*ImportResult)(nil),              // 0: openclinica.participants.v1.ImportResult
+	(*UpsertParticipantRequest)(nil),  // 1: openclinica.participants.v1.UpsertParticipantRequest
+	(*UpsertParticipantResponse)(nil), // 2: openclinica.participants.v1.UpsertParticipantResponse
+	(*GetParticipantRequest)(nil),     // 3: openclinica.participants.v1.GetParticipantRequest
+	(*ListParticipantsRequest)(nil),   // 4: openclinica.participants.v1.ListParticipantsRequest
+	(*ListParticipantsResponse)(nil),  // 5: openclinica.participants.v1.ListParticipantsResponse
+	(*status.Status)(nil),             // 6: google.rpc.Status
+	(*StudyScope)(nil),                // 7: openclinica.participants.v1.StudyScope
+	(*SiteScope)(nil),                 // 8: openclinica.participants.v1.SiteScope
+	(*ParticipantContact)(nil),        // 9: openclinica.participants.v1.ParticipantContact
+	(*Participant)(nil),               // 10: openclinica.participants.v1.Participant
+	(ParticipantStatus)(0),            // 11: openclinica.participants.v1.ParticipantStatus
 }
 var file_openclinica_participants_v1_participant_service_proto_depIdxs = []int32{
-	5,  // 0: openclinica.participants.v1.UpsertParticipantRequest.study:type_name -> openclinica.participants.v1.StudyScope
-	6,  // 1: openclinica.participants.v1.UpsertParticipantRequest.site:type_name -> openclinica.participants.v1.SiteScope
-	7,  // 2: openclinica.participants.v1.UpsertParticipantRequest.contact:type_name -> openclinica.participants.v1.ParticipantContact
-	8,  // 3: openclinica.participants.v1.UpsertParticipantResponse.participant:type_name -> openclinica.participants.v1.Participant
-	5,  // 4: openclinica.participants.v1.GetParticipantRequest.study:type_name -> openclinica.participants.v1.StudyScope
-	6,  // 5: openclinica.participants.v1.GetParticipantRequest.site:type_name -> openclinica.participants.v1.SiteScope
-	5,  // 6: openclinica.participants.v1.ListParticipantsRequest.study:type_name -> openclinica.participants.v1.StudyScope
-	6,  // 7: openclinica.participants.v1.ListParticipantsRequest.site:type_name -> openclinica.participants.v1.SiteScope
-	9,  // 8: openclinica.participants.v1.ListParticipantsRequest.status:type_name -> openclinica.participants.v1.ParticipantStatus
-	8,  // 9: openclinica.participants.v1.ListParticipantsResponse.participants:type_name -> openclinica.participants.v1.Participant
-	0,  // 10: openclinica.participants.v1.ParticipantService.UpsertParticipant:input_type -> openclinica.participants.v1.UpsertParticipantRequest
-	2,  // 11: openclinica.participants.v1.ParticipantService.GetParticipant:input_type -> openclinica.participants.v1.GetParticipantRequest
-	3,  // 12: openclinica.participants.v1.ParticipantService.ListParticipants:input_type -> openclinica.participants.v1.ListParticipantsRequest
-	1,  // 13: openclinica.participants.v1.ParticipantService.UpsertParticipant:output_type -> openclinica.participants.v1.UpsertParticipantResponse
-	8,  // 14: openclinica.participants.v1.ParticipantService.GetParticipant:output_type -> openclinica.participants.v1.Participant
-	4,  // 15: openclinica.participants.v1.ParticipantService.ListParticipants:output_type -> openclinica.participants.v1.ListParticipantsResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	2,  // 0: openclinica.participants.v1.ImportResult.response:type_name -> openclinica.participants.v1.UpsertParticipantResponse
+	6,  // 1: openclinica.participants.v1.ImportResult.error:type_name -> google.rpc.Status
+	7,  // 2: openclinica.participants.v1.UpsertParticipantRequest.study:type_name -> openclinica.participants.v1.StudyScope
+	8,  // 3: openclinica.participants.v1.UpsertParticipantRequest.site:type_name -> openclinica.participants.v1.SiteScope
+	9,  // 4: openclinica.participants.v1.UpsertParticipantRequest.contact:type_name -> openclinica.participants.v1.ParticipantContact
+	10, // 5: openclinica.participants.v1.UpsertParticipantResponse.participant:type_name -> openclinica.participants.v1.Participant
+	7,  // 6: openclinica.participants.v1.GetParticipantRequest.study:type_name -> openclinica.participants.v1.StudyScope
+	8,  // 7: openclinica.participants.v1.GetParticipantRequest.site:type_name -> openclinica.participants.v1.SiteScope
+	7,  // 8: openclinica.participants.v1.ListParticipantsRequest.study:type_name -> openclinica.participants.v1.StudyScope
+	8,  // 9: openclinica.participants.v1.ListParticipantsRequest.site:type_name -> openclinica.participants.v1.SiteScope
+	11, // 10: openclinica.participants.v1.ListParticipantsRequest.status:type_name -> openclinica.participants.v1.ParticipantStatus
+	10, // 11: openclinica.participants.v1.ListParticipantsResponse.participants:type_name -> openclinica.participants.v1.Participant
+	1,  // 12: openclinica.participants.v1.ParticipantService.UpsertParticipant:input_type -> openclinica.participants.v1.UpsertParticipantRequest
+	3,  // 13: openclinica.participants.v1.ParticipantService.GetParticipant:input_type -> openclinica.participants.v1.GetParticipantRequest
+	4,  // 14: openclinica.participants.v1.ParticipantService.ListParticipants:input_type -> openclinica.participants.v1.ListParticipantsRequest
+	1,  // 15: openclinica.participants.v1.ParticipantService.ImportParticipants:input_type -> openclinica.participants.v1.UpsertParticipantRequest
+	2,  // 16: openclinica.participants.v1.ParticipantService.UpsertParticipant:output_type -> openclinica.participants.v1.UpsertParticipantResponse
+	10, // 17: openclinica.participants.v1.ParticipantService.GetParticipant:output_type -> openclinica.participants.v1.Participant
+	5,  // 18: openclinica.participants.v1.ParticipantService.ListParticipants:output_type -> openclinica.participants.v1.ListParticipantsResponse
+	0,  // 19: openclinica.participants.v1.ParticipantService.ImportParticipants:output_type -> openclinica.participants.v1.ImportResult
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_openclinica_participants_v1_participant_service_proto_init() }
@@ -627,14 +736,18 @@ func file_openclinica_participants_v1_participant_service_proto_init() {
 	}
 	file_openclinica_participants_v1_participant_proto_init()
 	file_openclinica_participants_v1_participant_service_proto_msgTypes[0].OneofWrappers = []any{
+		(*ImportResult_Response)(nil),
+		(*ImportResult_Error)(nil),
+	}
+	file_openclinica_participants_v1_participant_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*UpsertParticipantRequest_Study)(nil),
 		(*UpsertParticipantRequest_Site)(nil),
 	}
-	file_openclinica_participants_v1_participant_service_proto_msgTypes[2].OneofWrappers = []any{
+	file_openclinica_participants_v1_participant_service_proto_msgTypes[3].OneofWrappers = []any{
 		(*GetParticipantRequest_Study)(nil),
 		(*GetParticipantRequest_Site)(nil),
 	}
-	file_openclinica_participants_v1_participant_service_proto_msgTypes[3].OneofWrappers = []any{
+	file_openclinica_participants_v1_participant_service_proto_msgTypes[4].OneofWrappers = []any{
 		(*ListParticipantsRequest_Study)(nil),
 		(*ListParticipantsRequest_Site)(nil),
 	}
@@ -644,7 +757,7 @@ func file_openclinica_participants_v1_participant_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_openclinica_participants_v1_participant_service_proto_rawDesc), len(file_openclinica_participants_v1_participant_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ParticipantService_UpsertParticipant_FullMethodName = "/openclinica.participants.v1.ParticipantService/UpsertParticipant"
-	ParticipantService_GetParticipant_FullMethodName    = "/openclinica.participants.v1.ParticipantService/GetParticipant"
-	ParticipantService_ListParticipants_FullMethodName  = "/openclinica.participants.v1.ParticipantService/ListParticipants"
+	ParticipantService_UpsertParticipant_FullMethodName  = "/openclinica.participants.v1.ParticipantService/UpsertParticipant"
+	ParticipantService_GetParticipant_FullMethodName     = "/openclinica.participants.v1.ParticipantService/GetParticipant"
+	ParticipantService_ListParticipants_FullMethodName   = "/openclinica.participants.v1.ParticipantService/ListParticipants"
+	ParticipantService_ImportParticipants_FullMethodName = "/openclinica.participants.v1.ParticipantService/ImportParticipants"
 )
 
 // ParticipantServiceClient is the client API for ParticipantService service.
@@ -50,6 +51,13 @@ type ParticipantServiceClient interface {
 	// Allowed to every role within its reach, with GetParticipant's contact masking. The order is
 	// stable while Participants are added: a page never repeats or skips one.
 	ListParticipants(ctx context.Context, in *ListParticipantsRequest, opts ...grpc.CallOption) (*ListParticipantsResponse, error)
+	// Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+	// ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+	// row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+	// error and never stops the stream. The call is not cut by the server's per-call timeout, only
+	// by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+	// re-sending a stream after a failure writes nothing twice.
+	ImportParticipants(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UpsertParticipantRequest, ImportResult], error)
 }
 
 type participantServiceClient struct {
@@ -90,6 +98,19 @@ func (c *participantServiceClient) ListParticipants(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *participantServiceClient) ImportParticipants(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[UpsertParticipantRequest, ImportResult], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ParticipantService_ServiceDesc.Streams[0], ParticipantService_ImportParticipants_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UpsertParticipantRequest, ImportResult]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ParticipantService_ImportParticipantsClient = grpc.BidiStreamingClient[UpsertParticipantRequest, ImportResult]
+
 // ParticipantServiceServer is the server API for ParticipantService service.
 // All implementations must embed UnimplementedParticipantServiceServer
 // for forward compatibility.
@@ -116,6 +137,13 @@ type ParticipantServiceServer interface {
 	// Allowed to every role within its reach, with GetParticipant's contact masking. The order is
 	// stable while Participants are added: a page never repeats or skips one.
 	ListParticipants(context.Context, *ListParticipantsRequest) (*ListParticipantsResponse, error)
+	// Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+	// ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+	// row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+	// error and never stops the stream. The call is not cut by the server's per-call timeout, only
+	// by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+	// re-sending a stream after a failure writes nothing twice.
+	ImportParticipants(grpc.BidiStreamingServer[UpsertParticipantRequest, ImportResult]) error
 	mustEmbedUnimplementedParticipantServiceServer()
 }
 
@@ -134,6 +162,9 @@ func (UnimplementedParticipantServiceServer) GetParticipant(context.Context, *Ge
 }
 func (UnimplementedParticipantServiceServer) ListParticipants(context.Context, *ListParticipantsRequest) (*ListParticipantsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListParticipants not implemented")
+}
+func (UnimplementedParticipantServiceServer) ImportParticipants(grpc.BidiStreamingServer[UpsertParticipantRequest, ImportResult]) error {
+	return status.Error(codes.Unimplemented, "method ImportParticipants not implemented")
 }
 func (UnimplementedParticipantServiceServer) mustEmbedUnimplementedParticipantServiceServer() {}
 func (UnimplementedParticipantServiceServer) testEmbeddedByValue()                            {}
@@ -210,6 +241,13 @@ func _ParticipantService_ListParticipants_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ParticipantService_ImportParticipants_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ParticipantServiceServer).ImportParticipants(&grpc.GenericServerStream[UpsertParticipantRequest, ImportResult]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ParticipantService_ImportParticipantsServer = grpc.BidiStreamingServer[UpsertParticipantRequest, ImportResult]
+
 // ParticipantService_ServiceDesc is the grpc.ServiceDesc for ParticipantService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -230,6 +268,13 @@ var ParticipantService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ParticipantService_ListParticipants_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ImportParticipants",
+			Handler:       _ParticipantService_ImportParticipants_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "openclinica/participants/v1/participant_service.proto",
 }

@@ -1,3 +1,4 @@
+from google.rpc import status_pb2 as _status_pb2
 from openclinica.participants.v1 import participant_pb2 as _participant_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -6,6 +7,16 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ImportResult(_message.Message):
+    __slots__ = ("index", "response", "error")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    response: UpsertParticipantResponse
+    error: _status_pb2.Status
+    def __init__(self, index: _Optional[int] = ..., response: _Optional[_Union[UpsertParticipantResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class UpsertParticipantRequest(_message.Message):
     __slots__ = ("study", "site", "subject_key", "secondary_id", "contact", "register", "request_id", "validate_only", "etag", "reason_for_change")

@@ -58,6 +58,11 @@ class ParticipantServiceStub:
                 request_serializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsRequest.SerializeToString,
                 response_deserializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsResponse.FromString,
                 _registered_method=True)
+        self.ImportParticipants = channel.stream_stream(
+                '/openclinica.participants.v1.ParticipantService/ImportParticipants',
+                request_serializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.UpsertParticipantRequest.SerializeToString,
+                response_deserializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ImportResult.FromString,
+                _registered_method=True)
 
 
 class ParticipantServiceServicer:
@@ -99,6 +104,18 @@ class ParticipantServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportParticipants(self, request_iterator, context):
+        """Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+        ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+        row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+        error and never stops the stream. The call is not cut by the server's per-call timeout, only
+        by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+        re-sending a stream after a failure writes nothing twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ParticipantServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +133,11 @@ def add_ParticipantServiceServicer_to_server(servicer, server):
                     servicer.ListParticipants,
                     request_deserializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsRequest.FromString,
                     response_serializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsResponse.SerializeToString,
+            ),
+            'ImportParticipants': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportParticipants,
+                    request_deserializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.UpsertParticipantRequest.FromString,
+                    response_serializer=openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ImportResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -207,6 +229,33 @@ class ParticipantService:
             '/openclinica.participants.v1.ParticipantService/ListParticipants',
             openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsRequest.SerializeToString,
             openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ListParticipantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportParticipants(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/openclinica.participants.v1.ParticipantService/ImportParticipants',
+            openclinica_dot_participants_dot_v1_dot_participant__service__pb2.UpsertParticipantRequest.SerializeToString,
+            openclinica_dot_participants_dot_v1_dot_participant__service__pb2.ImportResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,14 @@ class ParticipantServiceStub:
     Allowed to every role within its reach, with GetParticipant's contact masking. The order is
     stable while Participants are added: a page never repeats or skips one.
     """
+    ImportParticipants: _grpc.StreamStreamMultiCallable[_participant_service_pb2.UpsertParticipantRequest, _participant_service_pb2.ImportResult]
+    """Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+    ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+    row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+    error and never stops the stream. The call is not cut by the server's per-call timeout, only
+    by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+    re-sending a stream after a failure writes nothing twice.
+    """
 
 @_typing.type_check_only
 class ParticipantServiceAsyncStub(ParticipantServiceStub):
@@ -87,6 +95,14 @@ class ParticipantServiceAsyncStub(ParticipantServiceStub):
     """Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
     Allowed to every role within its reach, with GetParticipant's contact masking. The order is
     stable while Participants are added: a page never repeats or skips one.
+    """
+    ImportParticipants: _aio.StreamStreamMultiCallable[_participant_service_pb2.UpsertParticipantRequest, _participant_service_pb2.ImportResult]  # type: ignore[assignment]
+    """Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+    ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+    row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+    error and never stops the stream. The call is not cut by the server's per-call timeout, only
+    by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+    re-sending a stream after a failure writes nothing twice.
     """
 
 class ParticipantServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -132,6 +148,20 @@ class ParticipantServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists the Participants of a study or a site, a page at a time, oldest first (AIP-132).
         Allowed to every role within its reach, with GetParticipant's contact masking. The order is
         stable while Participants are added: a page never repeats or skips one.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportParticipants(
+        self,
+        request_iterator: _MaybeAsyncIterator[_participant_service_pb2.UpsertParticipantRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_participant_service_pb2.ImportResult], _abc.AsyncIterator[_participant_service_pb2.ImportResult]]:
+        """Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+        ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+        row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+        error and never stops the stream. The call is not cut by the server's per-call timeout, only
+        by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+        re-sending a stream after a failure writes nothing twice.
         """
 
 def add_ParticipantServiceServicer_to_server(servicer: ParticipantServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Status } from "../../../google/rpc/status_pb.js";
+import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
 import type { Participant, ParticipantContact, ParticipantSchema, ParticipantStatus, SiteScope, StudyScope } from "./participant_pb.js";
 import { file_openclinica_participants_v1_participant } from "./participant_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,51 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file openclinica/participants/v1/participant_service.proto.
  */
 export const file_openclinica_participants_v1_participant_service: GenFile = /*@__PURE__*/
-  fileDesc("CjVvcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvdjEvcGFydGljaXBhbnRfc2VydmljZS5wcm90bxIbb3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxIv4CChhVcHNlcnRQYXJ0aWNpcGFudFJlcXVlc3QSOAoFc3R1ZHkYASABKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU3R1ZHlTY29wZUgAEjYKBHNpdGUYAiABKAsyJi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU2l0ZVNjb3BlSAASEwoLc3ViamVjdF9rZXkYAyABKAkSGQoMc2Vjb25kYXJ5X2lkGAQgASgJSAGIAQESQAoHY29udGFjdBgFIAEoCzIvLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudENvbnRhY3QSEAoIcmVnaXN0ZXIYBiABKAgSEgoKcmVxdWVzdF9pZBgHIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAggASgIEgwKBGV0YWcYCSABKAkSGQoRcmVhc29uX2Zvcl9jaGFuZ2UYCiABKAlCBwoFc2NvcGVCDwoNX3NlY29uZGFyeV9pZCKAAQoZVXBzZXJ0UGFydGljaXBhbnRSZXNwb25zZRI9CgtwYXJ0aWNpcGFudBgBIAEoCzIoLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudBIPCgdjcmVhdGVkGAIgASgIEhMKC2FjY2Vzc19jb2RlGAMgASgJIqcBChVHZXRQYXJ0aWNpcGFudFJlcXVlc3QSOAoFc3R1ZHkYASABKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU3R1ZHlTY29wZUgAEjYKBHNpdGUYAiABKAsyJi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU2l0ZVNjb3BlSAASEwoLc3ViamVjdF9rZXkYAyABKAlCBwoFc2NvcGUiiwIKF0xpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0EjgKBXN0dWR5GAEgASgLMicub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlN0dWR5U2NvcGVIABI2CgRzaXRlGAIgASgLMiYub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlNpdGVTY29wZUgAEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEkMKBnN0YXR1cxgFIAEoDjIuLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudFN0YXR1c0gBiAEBQgcKBXNjb3BlQgkKB19zdGF0dXMicwoYTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlEj4KDHBhcnRpY2lwYW50cxgBIAMoCzIoLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyigMKElBhcnRpY2lwYW50U2VydmljZRKCAQoRVXBzZXJ0UGFydGljaXBhbnQSNS5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuVXBzZXJ0UGFydGljaXBhbnRSZXF1ZXN0GjYub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlVwc2VydFBhcnRpY2lwYW50UmVzcG9uc2USbgoOR2V0UGFydGljaXBhbnQSMi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuR2V0UGFydGljaXBhbnRSZXF1ZXN0Gigub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlBhcnRpY2lwYW50En8KEExpc3RQYXJ0aWNpcGFudHMSNC5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuTGlzdFBhcnRpY2lwYW50c1JlcXVlc3QaNS5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlQqQCCh9jb20ub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxQhdQYXJ0aWNpcGFudFNlcnZpY2VQcm90b1ABWlpnaXRodWIuY29tL29wZW5jbGluaWNhL3BhcnRpY2lwYW50cy9zZGtzL2dvL2dlbi9vcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvdjE7cGFydGljaXBhbnRzdjGiAgNPUFiqAhtPcGVuY2xpbmljYS5QYXJ0aWNpcGFudHMuVjHKAhtPcGVuY2xpbmljYVxQYXJ0aWNpcGFudHNcVjHiAidPcGVuY2xpbmljYVxQYXJ0aWNpcGFudHNcVjFcR1BCTWV0YWRhdGHqAh1PcGVuY2xpbmljYTo6UGFydGljaXBhbnRzOjpWMWIGcHJvdG8z", [file_openclinica_participants_v1_participant]);
+  fileDesc("CjVvcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvdjEvcGFydGljaXBhbnRfc2VydmljZS5wcm90bxIbb3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxIpkBCgxJbXBvcnRSZXN1bHQSDQoFaW5kZXgYASABKAMSSgoIcmVzcG9uc2UYAiABKAsyNi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuVXBzZXJ0UGFydGljaXBhbnRSZXNwb25zZUgAEiMKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIJCgdvdXRjb21lIv4CChhVcHNlcnRQYXJ0aWNpcGFudFJlcXVlc3QSOAoFc3R1ZHkYASABKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU3R1ZHlTY29wZUgAEjYKBHNpdGUYAiABKAsyJi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU2l0ZVNjb3BlSAASEwoLc3ViamVjdF9rZXkYAyABKAkSGQoMc2Vjb25kYXJ5X2lkGAQgASgJSAGIAQESQAoHY29udGFjdBgFIAEoCzIvLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudENvbnRhY3QSEAoIcmVnaXN0ZXIYBiABKAgSEgoKcmVxdWVzdF9pZBgHIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAggASgIEgwKBGV0YWcYCSABKAkSGQoRcmVhc29uX2Zvcl9jaGFuZ2UYCiABKAlCBwoFc2NvcGVCDwoNX3NlY29uZGFyeV9pZCKAAQoZVXBzZXJ0UGFydGljaXBhbnRSZXNwb25zZRI9CgtwYXJ0aWNpcGFudBgBIAEoCzIoLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudBIPCgdjcmVhdGVkGAIgASgIEhMKC2FjY2Vzc19jb2RlGAMgASgJIqcBChVHZXRQYXJ0aWNpcGFudFJlcXVlc3QSOAoFc3R1ZHkYASABKAsyJy5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU3R1ZHlTY29wZUgAEjYKBHNpdGUYAiABKAsyJi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuU2l0ZVNjb3BlSAASEwoLc3ViamVjdF9rZXkYAyABKAlCBwoFc2NvcGUiiwIKF0xpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0EjgKBXN0dWR5GAEgASgLMicub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlN0dWR5U2NvcGVIABI2CgRzaXRlGAIgASgLMiYub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlNpdGVTY29wZUgAEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEkMKBnN0YXR1cxgFIAEoDjIuLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudFN0YXR1c0gBiAEBQgcKBXNjb3BlQgkKB19zdGF0dXMicwoYTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlEj4KDHBhcnRpY2lwYW50cxgBIAMoCzIoLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5QYXJ0aWNpcGFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyhgQKElBhcnRpY2lwYW50U2VydmljZRKCAQoRVXBzZXJ0UGFydGljaXBhbnQSNS5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuVXBzZXJ0UGFydGljaXBhbnRSZXF1ZXN0GjYub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlVwc2VydFBhcnRpY2lwYW50UmVzcG9uc2USbgoOR2V0UGFydGljaXBhbnQSMi5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuR2V0UGFydGljaXBhbnRSZXF1ZXN0Gigub3BlbmNsaW5pY2EucGFydGljaXBhbnRzLnYxLlBhcnRpY2lwYW50En8KEExpc3RQYXJ0aWNpcGFudHMSNC5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuTGlzdFBhcnRpY2lwYW50c1JlcXVlc3QaNS5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlEnoKEkltcG9ydFBhcnRpY2lwYW50cxI1Lm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MS5VcHNlcnRQYXJ0aWNpcGFudFJlcXVlc3QaKS5vcGVuY2xpbmljYS5wYXJ0aWNpcGFudHMudjEuSW1wb3J0UmVzdWx0KAEwAUKkAgofY29tLm9wZW5jbGluaWNhLnBhcnRpY2lwYW50cy52MUIXUGFydGljaXBhbnRTZXJ2aWNlUHJvdG9QAVpaZ2l0aHViLmNvbS9vcGVuY2xpbmljYS9wYXJ0aWNpcGFudHMvc2Rrcy9nby9nZW4vb3BlbmNsaW5pY2EvcGFydGljaXBhbnRzL3YxO3BhcnRpY2lwYW50c3YxogIDT1BYqgIbT3BlbmNsaW5pY2EuUGFydGljaXBhbnRzLlYxygIbT3BlbmNsaW5pY2FcUGFydGljaXBhbnRzXFYx4gInT3BlbmNsaW5pY2FcUGFydGljaXBhbnRzXFYxXEdQQk1ldGFkYXRh6gIdT3BlbmNsaW5pY2E6OlBhcnRpY2lwYW50czo6VjFiBnByb3RvMw", [file_google_rpc_status, file_openclinica_participants_v1_participant]);
+
+/**
+ * The answer for one row of ImportParticipants.
+ *
+ * @generated from message openclinica.participants.v1.ImportResult
+ */
+export type ImportResult = Message<"openclinica.participants.v1.ImportResult"> & {
+  /**
+   * The row's 0-based position in the request stream.
+   *
+   * @generated from field: int64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * What UpsertParticipant would have answered for this row.
+   *
+   * @generated from oneof openclinica.participants.v1.ImportResult.outcome
+   */
+  outcome: {
+    /**
+     * The row was written (or validated, for `validate_only`).
+     *
+     * @generated from field: openclinica.participants.v1.UpsertParticipantResponse response = 2;
+     */
+    value: UpsertParticipantResponse;
+    case: "response";
+  } | {
+    /**
+     * The row was refused: the same status, with the same details, as a unary call.
+     *
+     * @generated from field: google.rpc.Status error = 3;
+     */
+    value: Status;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message openclinica.participants.v1.ImportResult.
+ * Use `create(ImportResultSchema)` to create a new message.
+ */
+export const ImportResultSchema: GenMessage<ImportResult> = /*@__PURE__*/
+  messageDesc(file_openclinica_participants_v1_participant_service, 0);
 
 /**
  * Adds or updates one Participant (the REST body of `POST .../participants?register=y|n`).
@@ -112,7 +158,7 @@ export type UpsertParticipantRequest = Message<"openclinica.participants.v1.Upse
  * Use `create(UpsertParticipantRequestSchema)` to create a new message.
  */
 export const UpsertParticipantRequestSchema: GenMessage<UpsertParticipantRequest> = /*@__PURE__*/
-  messageDesc(file_openclinica_participants_v1_participant_service, 0);
+  messageDesc(file_openclinica_participants_v1_participant_service, 1);
 
 /**
  * The result of UpsertParticipant.
@@ -148,7 +194,7 @@ export type UpsertParticipantResponse = Message<"openclinica.participants.v1.Ups
  * Use `create(UpsertParticipantResponseSchema)` to create a new message.
  */
 export const UpsertParticipantResponseSchema: GenMessage<UpsertParticipantResponse> = /*@__PURE__*/
-  messageDesc(file_openclinica_participants_v1_participant_service, 1);
+  messageDesc(file_openclinica_participants_v1_participant_service, 2);
 
 /**
  * Reads one Participant.
@@ -193,7 +239,7 @@ export type GetParticipantRequest = Message<"openclinica.participants.v1.GetPart
  * Use `create(GetParticipantRequestSchema)` to create a new message.
  */
 export const GetParticipantRequestSchema: GenMessage<GetParticipantRequest> = /*@__PURE__*/
-  messageDesc(file_openclinica_participants_v1_participant_service, 2);
+  messageDesc(file_openclinica_participants_v1_participant_service, 3);
 
 /**
  * Lists Participants.
@@ -254,7 +300,7 @@ export type ListParticipantsRequest = Message<"openclinica.participants.v1.ListP
  * Use `create(ListParticipantsRequestSchema)` to create a new message.
  */
 export const ListParticipantsRequestSchema: GenMessage<ListParticipantsRequest> = /*@__PURE__*/
-  messageDesc(file_openclinica_participants_v1_participant_service, 3);
+  messageDesc(file_openclinica_participants_v1_participant_service, 4);
 
 /**
  * One page of Participants.
@@ -282,7 +328,7 @@ export type ListParticipantsResponse = Message<"openclinica.participants.v1.List
  * Use `create(ListParticipantsResponseSchema)` to create a new message.
  */
 export const ListParticipantsResponseSchema: GenMessage<ListParticipantsResponse> = /*@__PURE__*/
-  messageDesc(file_openclinica_participants_v1_participant_service, 4);
+  messageDesc(file_openclinica_participants_v1_participant_service, 5);
 
 /**
  * Adds Participants to a study site or to the study level, updates their contact data, and
@@ -333,6 +379,21 @@ export const ParticipantService: GenService<{
     methodKind: "unary";
     input: typeof ListParticipantsRequestSchema;
     output: typeof ListParticipantsResponseSchema;
+  },
+  /**
+   * Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+   * ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+   * row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+   * error and never stops the stream. The call is not cut by the server's per-call timeout, only
+   * by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+   * re-sending a stream after a failure writes nothing twice.
+   *
+   * @generated from rpc openclinica.participants.v1.ParticipantService.ImportParticipants
+   */
+  importParticipants: {
+    methodKind: "bidi_streaming";
+    input: typeof UpsertParticipantRequestSchema;
+    output: typeof ImportResultSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_openclinica_participants_v1_participant_service, 0);

@@ -114,6 +114,37 @@ public final class ParticipantServiceGrpc {
     return getListParticipantsMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<com.openclinica.participants.v1.UpsertParticipantRequest,
+      com.openclinica.participants.v1.ImportResult> getImportParticipantsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "ImportParticipants",
+      requestType = com.openclinica.participants.v1.UpsertParticipantRequest.class,
+      responseType = com.openclinica.participants.v1.ImportResult.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.BIDI_STREAMING)
+  public static io.grpc.MethodDescriptor<com.openclinica.participants.v1.UpsertParticipantRequest,
+      com.openclinica.participants.v1.ImportResult> getImportParticipantsMethod() {
+    io.grpc.MethodDescriptor<com.openclinica.participants.v1.UpsertParticipantRequest, com.openclinica.participants.v1.ImportResult> getImportParticipantsMethod;
+    if ((getImportParticipantsMethod = ParticipantServiceGrpc.getImportParticipantsMethod) == null) {
+      synchronized (ParticipantServiceGrpc.class) {
+        if ((getImportParticipantsMethod = ParticipantServiceGrpc.getImportParticipantsMethod) == null) {
+          ParticipantServiceGrpc.getImportParticipantsMethod = getImportParticipantsMethod =
+              io.grpc.MethodDescriptor.<com.openclinica.participants.v1.UpsertParticipantRequest, com.openclinica.participants.v1.ImportResult>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.BIDI_STREAMING)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "ImportParticipants"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  com.openclinica.participants.v1.UpsertParticipantRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  com.openclinica.participants.v1.ImportResult.getDefaultInstance()))
+              .setSchemaDescriptor(new ParticipantServiceMethodDescriptorSupplier("ImportParticipants"))
+              .build();
+        }
+      }
+    }
+    return getImportParticipantsMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -221,6 +252,21 @@ public final class ParticipantServiceGrpc {
         io.grpc.stub.StreamObserver<com.openclinica.participants.v1.ListParticipantsResponse> responseObserver) {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListParticipantsMethod(), responseObserver);
     }
+
+    /**
+     * <pre>
+     * Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+     * ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+     * row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+     * error and never stops the stream. The call is not cut by the server's per-call timeout, only
+     * by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+     * re-sending a stream after a failure writes nothing twice.
+     * </pre>
+     */
+    default io.grpc.stub.StreamObserver<com.openclinica.participants.v1.UpsertParticipantRequest> importParticipants(
+        io.grpc.stub.StreamObserver<com.openclinica.participants.v1.ImportResult> responseObserver) {
+      return io.grpc.stub.ServerCalls.asyncUnimplementedStreamingCall(getImportParticipantsMethod(), responseObserver);
+    }
   }
 
   /**
@@ -306,6 +352,22 @@ public final class ParticipantServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getListParticipantsMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+     * ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+     * row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+     * error and never stops the stream. The call is not cut by the server's per-call timeout, only
+     * by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+     * re-sending a stream after a failure writes nothing twice.
+     * </pre>
+     */
+    public io.grpc.stub.StreamObserver<com.openclinica.participants.v1.UpsertParticipantRequest> importParticipants(
+        io.grpc.stub.StreamObserver<com.openclinica.participants.v1.ImportResult> responseObserver) {
+      return io.grpc.stub.ClientCalls.asyncBidiStreamingCall(
+          getChannel().newCall(getImportParticipantsMethod(), getCallOptions()), responseObserver);
+    }
   }
 
   /**
@@ -367,6 +429,23 @@ public final class ParticipantServiceGrpc {
     public com.openclinica.participants.v1.ListParticipantsResponse listParticipants(com.openclinica.participants.v1.ListParticipantsRequest request) throws io.grpc.StatusException {
       return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
           getChannel(), getListParticipantsMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Adds or updates many Participants: one UpsertParticipantRequest per row in, one
+     * ImportResult per row out, as rows commit (not necessarily in input order; `index` says which
+     * row). Every row has exactly the rules of UpsertParticipant; a refused row is answered with its
+     * error and never stops the stream. The call is not cut by the server's per-call timeout, only
+     * by a client that stays silent past the idle timeout. Give every row a `request_id` so that
+     * re-sending a stream after a failure writes nothing twice.
+     * </pre>
+     */
+    @io.grpc.ExperimentalApi("https://github.com/grpc/grpc-java/issues/10918")
+    public io.grpc.stub.BlockingClientCall<com.openclinica.participants.v1.UpsertParticipantRequest, com.openclinica.participants.v1.ImportResult>
+        importParticipants() {
+      return io.grpc.stub.ClientCalls.blockingBidiStreamingCall(
+          getChannel(), getImportParticipantsMethod(), getCallOptions());
     }
   }
 
@@ -500,6 +579,7 @@ public final class ParticipantServiceGrpc {
   private static final int METHODID_UPSERT_PARTICIPANT = 0;
   private static final int METHODID_GET_PARTICIPANT = 1;
   private static final int METHODID_LIST_PARTICIPANTS = 2;
+  private static final int METHODID_IMPORT_PARTICIPANTS = 3;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -540,6 +620,9 @@ public final class ParticipantServiceGrpc {
     public io.grpc.stub.StreamObserver<Req> invoke(
         io.grpc.stub.StreamObserver<Resp> responseObserver) {
       switch (methodId) {
+        case METHODID_IMPORT_PARTICIPANTS:
+          return (io.grpc.stub.StreamObserver<Req>) serviceImpl.importParticipants(
+              (io.grpc.stub.StreamObserver<com.openclinica.participants.v1.ImportResult>) responseObserver);
         default:
           throw new AssertionError();
       }
@@ -569,6 +652,13 @@ public final class ParticipantServiceGrpc {
               com.openclinica.participants.v1.ListParticipantsRequest,
               com.openclinica.participants.v1.ListParticipantsResponse>(
                 service, METHODID_LIST_PARTICIPANTS)))
+        .addMethod(
+          getImportParticipantsMethod(),
+          io.grpc.stub.ServerCalls.asyncBidiStreamingCall(
+            new MethodHandlers<
+              com.openclinica.participants.v1.UpsertParticipantRequest,
+              com.openclinica.participants.v1.ImportResult>(
+                service, METHODID_IMPORT_PARTICIPANTS)))
         .build();
   }
 
@@ -620,6 +710,7 @@ public final class ParticipantServiceGrpc {
               .addMethod(getUpsertParticipantMethod())
               .addMethod(getGetParticipantMethod())
               .addMethod(getListParticipantsMethod())
+              .addMethod(getImportParticipantsMethod())
               .build();
         }
       }

@@ -27,6 +27,11 @@ public final class ParticipantServiceProto extends com.google.protobuf.Generated
         (com.google.protobuf.ExtensionRegistryLite) registry);
   }
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_openclinica_participants_v1_ImportResult_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_openclinica_participants_v1_ImportResult_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_openclinica_participants_v1_UpsertParticipantRequest_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -62,95 +67,111 @@ public final class ParticipantServiceProto extends com.google.protobuf.Generated
     java.lang.String[] descriptorData = {
       "\n5openclinica/participants/v1/participan" +
       "t_service.proto\022\033openclinica.participant" +
-      "s.v1\032-openclinica/participants/v1/partic" +
-      "ipant.proto\"\347\003\n\030UpsertParticipantRequest" +
-      "\022?\n\005study\030\001 \001(\0132\'.openclinica.participan" +
-      "ts.v1.StudyScopeH\000R\005study\022<\n\004site\030\002 \001(\0132" +
-      "&.openclinica.participants.v1.SiteScopeH" +
-      "\000R\004site\022\037\n\013subject_key\030\003 \001(\tR\nsubjectKey" +
-      "\022&\n\014secondary_id\030\004 \001(\tH\001R\013secondaryId\210\001\001" +
-      "\022I\n\007contact\030\005 \001(\0132/.openclinica.particip" +
-      "ants.v1.ParticipantContactR\007contact\022\032\n\010r" +
-      "egister\030\006 \001(\010R\010register\022\035\n\nrequest_id\030\007 " +
-      "\001(\tR\trequestId\022#\n\rvalidate_only\030\010 \001(\010R\014v" +
-      "alidateOnly\022\022\n\004etag\030\t \001(\tR\004etag\022*\n\021reaso" +
-      "n_for_change\030\n \001(\tR\017reasonForChangeB\007\n\005s" +
-      "copeB\017\n\r_secondary_id\"\242\001\n\031UpsertParticip" +
-      "antResponse\022J\n\013participant\030\001 \001(\0132(.openc" +
-      "linica.participants.v1.ParticipantR\013part" +
-      "icipant\022\030\n\007created\030\002 \001(\010R\007created\022\037\n\013acc" +
-      "ess_code\030\003 \001(\tR\naccessCode\"\300\001\n\025GetPartic" +
-      "ipantRequest\022?\n\005study\030\001 \001(\0132\'.openclinic" +
-      "a.participants.v1.StudyScopeH\000R\005study\022<\n" +
-      "\004site\030\002 \001(\0132&.openclinica.participants.v" +
-      "1.SiteScopeH\000R\004site\022\037\n\013subject_key\030\003 \001(\t" +
-      "R\nsubjectKeyB\007\n\005scope\"\265\002\n\027ListParticipan" +
-      "tsRequest\022?\n\005study\030\001 \001(\0132\'.openclinica.p" +
-      "articipants.v1.StudyScopeH\000R\005study\022<\n\004si" +
-      "te\030\002 \001(\0132&.openclinica.participants.v1.S" +
-      "iteScopeH\000R\004site\022\033\n\tpage_size\030\003 \001(\005R\010pag" +
-      "eSize\022\035\n\npage_token\030\004 \001(\tR\tpageToken\022K\n\006" +
-      "status\030\005 \001(\0162..openclinica.participants." +
-      "v1.ParticipantStatusH\001R\006status\210\001\001B\007\n\005sco" +
-      "peB\t\n\007_status\"\220\001\n\030ListParticipantsRespon" +
-      "se\022L\n\014participants\030\001 \003(\0132(.openclinica.p" +
-      "articipants.v1.ParticipantR\014participants" +
-      "\022&\n\017next_page_token\030\002 \001(\tR\rnextPageToken" +
-      "2\212\003\n\022ParticipantService\022\202\001\n\021UpsertPartic" +
-      "ipant\0225.openclinica.participants.v1.Upse" +
-      "rtParticipantRequest\0326.openclinica.parti" +
-      "cipants.v1.UpsertParticipantResponse\022n\n\016" +
-      "GetParticipant\0222.openclinica.participant" +
-      "s.v1.GetParticipantRequest\032(.openclinica" +
-      ".participants.v1.Participant\022\177\n\020ListPart" +
-      "icipants\0224.openclinica.participants.v1.L" +
-      "istParticipantsRequest\0325.openclinica.par" +
-      "ticipants.v1.ListParticipantsResponseB\244\002" +
-      "\n\037com.openclinica.participants.v1B\027Parti" +
-      "cipantServiceProtoP\001ZZgithub.com/opencli" +
-      "nica/participants/sdks/go/gen/openclinic" +
-      "a/participants/v1;participantsv1\242\002\003OPX\252\002" +
-      "\033Openclinica.Participants.V1\312\002\033Openclini" +
-      "ca\\Participants\\V1\342\002\'Openclinica\\Partici" +
-      "pants\\V1\\GPBMetadata\352\002\035Openclinica::Part" +
-      "icipants::V1b\006proto3"
+      "s.v1\032\027google/rpc/status.proto\032-openclini" +
+      "ca/participants/v1/participant.proto\"\261\001\n" +
+      "\014ImportResult\022\024\n\005index\030\001 \001(\003R\005index\022T\n\010r" +
+      "esponse\030\002 \001(\01326.openclinica.participants" +
+      ".v1.UpsertParticipantResponseH\000R\010respons" +
+      "e\022*\n\005error\030\003 \001(\0132\022.google.rpc.StatusH\000R\005" +
+      "errorB\t\n\007outcome\"\347\003\n\030UpsertParticipantRe" +
+      "quest\022?\n\005study\030\001 \001(\0132\'.openclinica.parti" +
+      "cipants.v1.StudyScopeH\000R\005study\022<\n\004site\030\002" +
+      " \001(\0132&.openclinica.participants.v1.SiteS" +
+      "copeH\000R\004site\022\037\n\013subject_key\030\003 \001(\tR\nsubje" +
+      "ctKey\022&\n\014secondary_id\030\004 \001(\tH\001R\013secondary" +
+      "Id\210\001\001\022I\n\007contact\030\005 \001(\0132/.openclinica.par" +
+      "ticipants.v1.ParticipantContactR\007contact" +
+      "\022\032\n\010register\030\006 \001(\010R\010register\022\035\n\nrequest_" +
+      "id\030\007 \001(\tR\trequestId\022#\n\rvalidate_only\030\010 \001" +
+      "(\010R\014validateOnly\022\022\n\004etag\030\t \001(\tR\004etag\022*\n\021" +
+      "reason_for_change\030\n \001(\tR\017reasonForChange" +
+      "B\007\n\005scopeB\017\n\r_secondary_id\"\242\001\n\031UpsertPar" +
+      "ticipantResponse\022J\n\013participant\030\001 \001(\0132(." +
+      "openclinica.participants.v1.ParticipantR" +
+      "\013participant\022\030\n\007created\030\002 \001(\010R\007created\022\037" +
+      "\n\013access_code\030\003 \001(\tR\naccessCode\"\300\001\n\025GetP" +
+      "articipantRequest\022?\n\005study\030\001 \001(\0132\'.openc" +
+      "linica.participants.v1.StudyScopeH\000R\005stu" +
+      "dy\022<\n\004site\030\002 \001(\0132&.openclinica.participa" +
+      "nts.v1.SiteScopeH\000R\004site\022\037\n\013subject_key\030" +
+      "\003 \001(\tR\nsubjectKeyB\007\n\005scope\"\265\002\n\027ListParti" +
+      "cipantsRequest\022?\n\005study\030\001 \001(\0132\'.openclin" +
+      "ica.participants.v1.StudyScopeH\000R\005study\022" +
+      "<\n\004site\030\002 \001(\0132&.openclinica.participants" +
+      ".v1.SiteScopeH\000R\004site\022\033\n\tpage_size\030\003 \001(\005" +
+      "R\010pageSize\022\035\n\npage_token\030\004 \001(\tR\tpageToke" +
+      "n\022K\n\006status\030\005 \001(\0162..openclinica.particip" +
+      "ants.v1.ParticipantStatusH\001R\006status\210\001\001B\007" +
+      "\n\005scopeB\t\n\007_status\"\220\001\n\030ListParticipantsR" +
+      "esponse\022L\n\014participants\030\001 \003(\0132(.openclin" +
+      "ica.participants.v1.ParticipantR\014partici" +
+      "pants\022&\n\017next_page_token\030\002 \001(\tR\rnextPage" +
+      "Token2\206\004\n\022ParticipantService\022\202\001\n\021UpsertP" +
+      "articipant\0225.openclinica.participants.v1" +
+      ".UpsertParticipantRequest\0326.openclinica." +
+      "participants.v1.UpsertParticipantRespons" +
+      "e\022n\n\016GetParticipant\0222.openclinica.partic" +
+      "ipants.v1.GetParticipantRequest\032(.opencl" +
+      "inica.participants.v1.Participant\022\177\n\020Lis" +
+      "tParticipants\0224.openclinica.participants" +
+      ".v1.ListParticipantsRequest\0325.openclinic" +
+      "a.participants.v1.ListParticipantsRespon" +
+      "se\022z\n\022ImportParticipants\0225.openclinica.p" +
+      "articipants.v1.UpsertParticipantRequest\032" +
+      ").openclinica.participants.v1.ImportResu" +
+      "lt(\0010\001B\244\002\n\037com.openclinica.participants." +
+      "v1B\027ParticipantServiceProtoP\001ZZgithub.co" +
+      "m/openclinica/participants/sdks/go/gen/o" +
+      "penclinica/participants/v1;participantsv" +
+      "1\242\002\003OPX\252\002\033Openclinica.Participants.V1\312\002\033" +
+      "Openclinica\\Participants\\V1\342\002\'Openclinic" +
+      "a\\Participants\\V1\\GPBMetadata\352\002\035Openclin" +
+      "ica::Participants::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
+          com.google.rpc.StatusProto.getDescriptor(),
           com.openclinica.participants.v1.ParticipantProto.getDescriptor(),
         });
-    internal_static_openclinica_participants_v1_UpsertParticipantRequest_descriptor =
+    internal_static_openclinica_participants_v1_ImportResult_descriptor =
       getDescriptor().getMessageType(0);
+    internal_static_openclinica_participants_v1_ImportResult_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_openclinica_participants_v1_ImportResult_descriptor,
+        new java.lang.String[] { "Index", "Response", "Error", "Outcome", });
+    internal_static_openclinica_participants_v1_UpsertParticipantRequest_descriptor =
+      getDescriptor().getMessageType(1);
     internal_static_openclinica_participants_v1_UpsertParticipantRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_openclinica_participants_v1_UpsertParticipantRequest_descriptor,
         new java.lang.String[] { "Study", "Site", "SubjectKey", "SecondaryId", "Contact", "Register", "RequestId", "ValidateOnly", "Etag", "ReasonForChange", "Scope", });
     internal_static_openclinica_participants_v1_UpsertParticipantResponse_descriptor =
-      getDescriptor().getMessageType(1);
+      getDescriptor().getMessageType(2);
     internal_static_openclinica_participants_v1_UpsertParticipantResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_openclinica_participants_v1_UpsertParticipantResponse_descriptor,
         new java.lang.String[] { "Participant", "Created", "AccessCode", });
     internal_static_openclinica_participants_v1_GetParticipantRequest_descriptor =
-      getDescriptor().getMessageType(2);
+      getDescriptor().getMessageType(3);
     internal_static_openclinica_participants_v1_GetParticipantRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_openclinica_participants_v1_GetParticipantRequest_descriptor,
         new java.lang.String[] { "Study", "Site", "SubjectKey", "Scope", });
     internal_static_openclinica_participants_v1_ListParticipantsRequest_descriptor =
-      getDescriptor().getMessageType(3);
+      getDescriptor().getMessageType(4);
     internal_static_openclinica_participants_v1_ListParticipantsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_openclinica_participants_v1_ListParticipantsRequest_descriptor,
         new java.lang.String[] { "Study", "Site", "PageSize", "PageToken", "Status", "Scope", });
     internal_static_openclinica_participants_v1_ListParticipantsResponse_descriptor =
-      getDescriptor().getMessageType(4);
+      getDescriptor().getMessageType(5);
     internal_static_openclinica_participants_v1_ListParticipantsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_openclinica_participants_v1_ListParticipantsResponse_descriptor,
         new java.lang.String[] { "Participants", "NextPageToken", });
     descriptor.resolveAllFeaturesImmutable();
+    com.google.rpc.StatusProto.getDescriptor();
     com.openclinica.participants.v1.ParticipantProto.getDescriptor();
   }
 

@@ -32,11 +32,13 @@ import java.util.function.Supplier;
  * A blocking ParticipantService and AuditService client that authenticates every call with a
  * bearer token and throws {@link ParticipantsException} (with the typed reason, errorCode and field
  * violations) instead of a bare {@code StatusRuntimeException}. {@link #listAllParticipants} and
- * {@link #listAllAuditEvents} stream every item of a list, fetching one page at a time.
+ * {@link #listAllAuditEvents} stream every item of a list, fetching one page at a time;
+ * {@link #importParticipants} streams rows to ImportParticipants and one result per row back.
  */
 public final class ParticipantsClient implements AutoCloseable {
   private final ManagedChannel owned;
   private final ParticipantServiceGrpc.ParticipantServiceBlockingStub stub;
+  private final ParticipantServiceGrpc.ParticipantServiceStub asyncStub;
   private final AuditServiceGrpc.AuditServiceBlockingStub auditStub;
   private final Duration timeout;
 
@@ -44,6 +46,7 @@ public final class ParticipantsClient implements AutoCloseable {
     this.owned = owned;
     Channel authenticated = ClientInterceptors.intercept(channel, new BearerTokenInterceptor(token));
     this.stub = ParticipantServiceGrpc.newBlockingStub(authenticated);
+    this.asyncStub = ParticipantServiceGrpc.newStub(authenticated);
     this.auditStub = AuditServiceGrpc.newBlockingStub(authenticated);
     this.timeout = timeout;
   }
@@ -102,6 +105,45 @@ public final class ParticipantsClient implements AutoCloseable {
           ListParticipantsResponse page = listParticipants(request.toBuilder().setPageToken(token).build());
           return new Page<>(page.getParticipantsList(), page.getNextPageToken());
         });
+  }
+
+  /**
+   * Streams {@code rows} to ImportParticipants and returns one {@link ImportRowResult} per row, as
+   * the server commits them (not necessarily in input order: see {@link ImportRowResult#index()}):
+   *
+   * <pre>{@code
+   * try (Stream<ImportRowResult> results = client.importParticipants(rows)) {
+   *   results.filter(r -> !r.ok()).forEach(r -> System.out.println(r.index() + " " + r.error().reasonName()));
+   * }
+   * }</pre>
+   *
+   * <p>The call starts at once. A row is taken from {@code rows} (on a gRPC thread) only when the
+   * transport is ready for it, and results are requested from the server only as the stream is
+   * consumed, so a large input (a lazy iterator over a file) is never held in memory. A refused row
+   * is a result with its {@link ParticipantsException}, and the stream goes on; a failure of the
+   * whole call (no token, the server going away) throws {@link ParticipantsException} from the
+   * stream after the results already returned, and an exception thrown by {@code rows} itself
+   * cancels the call and is rethrown as is. Give every row a {@code request_id} so that re-sending
+   * the input after such a failure writes nothing twice. The call has no deadline (the server cuts a
+   * client that stays silent instead). Closing the stream before its end cancels the call; rows the
+   * server had already committed stay written.
+   */
+  public Stream<ImportRowResult> importParticipants(Iterator<UpsertParticipantRequest> rows) {
+    ImportCall call = new ImportCall(rows);
+    asyncStub.importParticipants(call);
+    return StreamSupport.stream(
+            Spliterators.spliteratorUnknownSize(call, Spliterator.ORDERED | Spliterator.NONNULL), false)
+        .onClose(call::cancel);
+  }
+
+  /** {@link #importParticipants(Iterator)} over an {@link Iterable}, e.g. a {@code List}. */
+  public Stream<ImportRowResult> importParticipants(Iterable<UpsertParticipantRequest> rows) {
+    return importParticipants(rows.iterator());
+  }
+
+  /** {@link #importParticipants(Iterator)} over a (lazy) {@link Stream}; closing the results closes it. */
+  public Stream<ImportRowResult> importParticipants(Stream<UpsertParticipantRequest> rows) {
+    return importParticipants(rows.iterator()).onClose(rows::close);
   }
 
   /** One page of audit events (oldest first). */

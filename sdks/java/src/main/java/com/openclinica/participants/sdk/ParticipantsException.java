@@ -99,6 +99,18 @@ public final class ParticipantsException extends RuntimeException {
   }
 
   /**
+   * Decodes a {@code google.rpc.Status} message, such as the {@code error} of an
+   * {@code ImportResult}, into the same exception a failed unary call throws.
+   */
+  public static ParticipantsException fromStatus(com.google.rpc.Status status) {
+    // A code gRPC does not know (a newer or broken server) reads as UNKNOWN, as on a unary call.
+    com.google.rpc.Status known = Status.fromCodeValue(status.getCode()).getCode().value() == status.getCode()
+        ? status
+        : status.toBuilder().setCode(Status.Code.UNKNOWN.value()).build();
+    return from(StatusProto.toStatusRuntimeException(known));
+  }
+
+  /**
    * Maps a reason such as {@code FIRST_NAME_TOO_LONG} to the generated enum; an unknown name (a
    * newer server) gives {@link ErrorReason#ERROR_REASON_UNSPECIFIED}.
    */

@@ -89,14 +89,15 @@ class ConformanceTest {
   private static List<String> runCase(String addr, String token, String domain, JsonObject c, JsonObject outcome)
       throws IOException {
     JsonObject exp = c.getAsJsonObject("expect");
-    String expCode = exp.get("code").getAsString();
-    String request = c.get("request").toString();
-    List<String> problems = new ArrayList<>();
+    String request = c.has("request") ? c.get("request").toString() : "{}";
     Message response;
     boolean allPages = c.has("pages") && c.get("pages").getAsString().equals("all");
     try (ParticipantsClient client = ParticipantsClient.forTarget(addr, token)) {
       try {
         switch (c.get("rpc").getAsString()) {
+          case "ImportParticipants" -> {
+            return runImport(client, domain, c, outcome);
+          }
           case "UpsertParticipant" -> {
             UpsertParticipantRequest.Builder req = UpsertParticipantRequest.newBuilder();
             JsonFormat.parser().merge(request, req);
@@ -130,78 +131,146 @@ class ConformanceTest {
           default -> throw new IllegalArgumentException("unknown rpc " + c.get("rpc"));
         }
       } catch (ParticipantsException e) {
-        List<List<String>> violations = new ArrayList<>();
-        for (ParticipantsException.FieldViolation v : e.fieldViolations()) {
-          violations.add(List.of(v.field(), v.reason().name()));
-        }
-        sortPairs(violations);
-        outcome.addProperty("code", e.code().name());
-        outcome.addProperty("reason", e.reason().name());
-        outcome.addProperty("errorCode", e.errorCode());
-        outcome.add("metadata", GSON.toJsonTree(new TreeMap<>(e.metadata())));
-        outcome.add("fieldViolations", GSON.toJsonTree(violations));
-        if (expCode.equals("OK")) {
-          return List.of("expected OK, got " + e.getMessage());
-        }
-        if (!e.code().name().equals(expCode)) {
-          problems.add("code: expected " + expCode + ", got " + e.code().name() + " (" + e.statusMessage() + ")");
-        }
-        if (!e.domain().equals(domain)) {
-          problems.add("ErrorInfo.domain: expected " + domain + ", got \"" + e.domain() + "\"");
-        }
-        String expReason = exp.get("reason").getAsString();
-        if (!e.reasonName().equals(expReason)) {
-          problems.add("ErrorInfo.reason: expected " + expReason + ", got \"" + e.reasonName() + "\"");
-        }
-        if (e.reason() == ErrorReason.ERROR_REASON_UNSPECIFIED) {
-          problems.add("ErrorInfo.reason \"" + e.reasonName() + "\" is not a known ErrorReason");
-        }
-        String expErrorCode = exp.get("errorCode").getAsString();
-        if (!e.errorCode().equals(expErrorCode)) {
-          problems.add("errorCode: expected " + expErrorCode + ", got \"" + e.errorCode() + "\"");
-        }
-        if (exp.has("metadata")) {
-          for (Map.Entry<String, JsonElement> m : exp.getAsJsonObject("metadata").entrySet()) {
-            String got = e.metadata().get(m.getKey());
-            if (!m.getValue().getAsString().equals(got)) {
-              problems.add("metadata." + m.getKey() + ": expected " + m.getValue() + ", got " + got);
-            }
-          }
-        }
-        if (exp.has("fieldViolations")) {
-          List<List<String>> want = new ArrayList<>();
-          for (JsonElement v : exp.getAsJsonArray("fieldViolations")) {
-            want.add(List.of(v.getAsJsonObject().get("field").getAsString(), v.getAsJsonObject().get("reason").getAsString()));
-          }
-          List<List<String>> got = new ArrayList<>();
-          for (ParticipantsException.FieldViolation v : e.fieldViolations()) {
-            got.add(List.of(v.field(), v.reasonName()));
-            if (v.reason() == ErrorReason.ERROR_REASON_UNSPECIFIED) {
-              problems.add("field violation reason \"" + v.reasonName() + "\" is not a known ErrorReason");
-            }
-            if (v.description().isEmpty()) {
-              problems.add("field violation " + v.field() + " has no description");
-            }
-          }
-          sortPairs(want);
-          sortPairs(got);
-          if (!want.equals(got)) {
-            problems.add("field violations: expected " + want + ", got " + got);
-          }
-        }
-        if (exp.has("noEcho")) {
-          for (JsonElement secret : exp.getAsJsonArray("noEcho")) {
-            List<String> texts = new ArrayList<>();
-            texts.add(e.statusMessage());
-            e.fieldViolations().forEach(v -> texts.add(v.description()));
-            if (texts.stream().anyMatch(t -> t.contains(secret.getAsString()))) {
-              problems.add("personal data " + secret + " echoed in the error");
-            }
-          }
-        }
-        return problems;
+        return checkError(exp, e, domain, outcome);
       }
     }
+    return checkOk(exp, response, outcome);
+  }
+
+  /** Streams the case's rows through importParticipants; checks each row's result by its index. */
+  private static List<String> runImport(ParticipantsClient client, String domain, JsonObject c, JsonObject outcome)
+      throws IOException {
+    List<UpsertParticipantRequest> rows = new ArrayList<>();
+    for (JsonElement row : c.getAsJsonArray("requests")) {
+      UpsertParticipantRequest.Builder req = UpsertParticipantRequest.newBuilder();
+      JsonFormat.parser().merge(row.toString(), req);
+      rows.add(req.build());
+    }
+    Map<Long, JsonObject> wanted = new TreeMap<>();
+    JsonObject exp = c.getAsJsonObject("expect");
+    if (exp.has("results")) {
+      for (JsonElement r : exp.getAsJsonArray("results")) {
+        wanted.put(r.getAsJsonObject().get("index").getAsLong(), r.getAsJsonObject());
+      }
+    }
+    Map<Long, JsonObject> outcomes = new TreeMap<>();
+    List<String> problems = new ArrayList<>();
+    try (Stream<ImportRowResult> results = client.importParticipants(rows)) {
+      for (ImportRowResult r : (Iterable<ImportRowResult>) results::iterator) {
+        if (outcomes.containsKey(r.index()) || r.index() < 0 || r.index() >= rows.size()) {
+          problems.add("row " + r.index() + ": answered twice or not a row");
+          continue;
+        }
+        JsonObject want = wanted.getOrDefault(r.index(), new JsonObject());
+        if (!want.has("code")) {
+          want.addProperty("code", "?");
+        }
+        JsonObject row = new JsonObject();
+        row.addProperty("index", r.index());
+        List<String> rowProblems = r.ok() ? checkOk(want, r.response(), row) : checkError(want, r.error(), domain, row);
+        outcomes.put(r.index(), row);
+        rowProblems.forEach(p -> problems.add("row " + r.index() + ": " + p));
+      }
+    }
+    List<Long> missing = new ArrayList<>();
+    for (long i = 0; i < rows.size(); i++) {
+      if (!outcomes.containsKey(i)) {
+        missing.add(i);
+      }
+    }
+    if (!missing.isEmpty()) {
+      problems.add("rows never answered: " + missing);
+    }
+    JsonArray results = new JsonArray();
+    outcomes.values().forEach(results::add);
+    outcome.addProperty("code", "OK");
+    outcome.add("results", results);
+    if (!exp.get("code").getAsString().equals("OK")) {
+      problems.add("expected the stream to fail with " + exp.get("code").getAsString() + ", it ended OK");
+    }
+    return problems;
+  }
+
+  /** The normalized outcome of a failed call (or refused import row), and the unmet expectations. */
+  private static List<String> checkError(JsonObject exp, ParticipantsException e, String domain, JsonObject outcome) {
+    String expCode = exp.get("code").getAsString();
+    List<String> problems = new ArrayList<>();
+    List<List<String>> violations = new ArrayList<>();
+    for (ParticipantsException.FieldViolation v : e.fieldViolations()) {
+      violations.add(List.of(v.field(), v.reason().name()));
+    }
+    sortPairs(violations);
+    outcome.addProperty("code", e.code().name());
+    outcome.addProperty("reason", e.reason().name());
+    outcome.addProperty("errorCode", e.errorCode());
+    outcome.add("metadata", GSON.toJsonTree(new TreeMap<>(e.metadata())));
+    outcome.add("fieldViolations", GSON.toJsonTree(violations));
+    if (expCode.equals("OK")) {
+      return List.of("expected OK, got " + e.getMessage());
+    }
+    if (!e.code().name().equals(expCode)) {
+      problems.add("code: expected " + expCode + ", got " + e.code().name() + " (" + e.statusMessage() + ")");
+    }
+    if (!e.domain().equals(domain)) {
+      problems.add("ErrorInfo.domain: expected " + domain + ", got \"" + e.domain() + "\"");
+    }
+    String expReason = exp.get("reason").getAsString();
+    if (!e.reasonName().equals(expReason)) {
+      problems.add("ErrorInfo.reason: expected " + expReason + ", got \"" + e.reasonName() + "\"");
+    }
+    if (e.reason() == ErrorReason.ERROR_REASON_UNSPECIFIED) {
+      problems.add("ErrorInfo.reason \"" + e.reasonName() + "\" is not a known ErrorReason");
+    }
+    String expErrorCode = exp.get("errorCode").getAsString();
+    if (!e.errorCode().equals(expErrorCode)) {
+      problems.add("errorCode: expected " + expErrorCode + ", got \"" + e.errorCode() + "\"");
+    }
+    if (exp.has("metadata")) {
+      for (Map.Entry<String, JsonElement> m : exp.getAsJsonObject("metadata").entrySet()) {
+        String got = e.metadata().get(m.getKey());
+        if (!m.getValue().getAsString().equals(got)) {
+          problems.add("metadata." + m.getKey() + ": expected " + m.getValue() + ", got " + got);
+        }
+      }
+    }
+    if (exp.has("fieldViolations")) {
+      List<List<String>> want = new ArrayList<>();
+      for (JsonElement v : exp.getAsJsonArray("fieldViolations")) {
+        want.add(List.of(v.getAsJsonObject().get("field").getAsString(), v.getAsJsonObject().get("reason").getAsString()));
+      }
+      List<List<String>> got = new ArrayList<>();
+      for (ParticipantsException.FieldViolation v : e.fieldViolations()) {
+        got.add(List.of(v.field(), v.reasonName()));
+        if (v.reason() == ErrorReason.ERROR_REASON_UNSPECIFIED) {
+          problems.add("field violation reason \"" + v.reasonName() + "\" is not a known ErrorReason");
+        }
+        if (v.description().isEmpty()) {
+          problems.add("field violation " + v.field() + " has no description");
+        }
+      }
+      sortPairs(want);
+      sortPairs(got);
+      if (!want.equals(got)) {
+        problems.add("field violations: expected " + want + ", got " + got);
+      }
+    }
+    if (exp.has("noEcho")) {
+      for (JsonElement secret : exp.getAsJsonArray("noEcho")) {
+        List<String> texts = new ArrayList<>();
+        texts.add(e.statusMessage());
+        e.fieldViolations().forEach(v -> texts.add(v.description()));
+        if (texts.stream().anyMatch(t -> t.contains(secret.getAsString()))) {
+          problems.add("personal data " + secret + " echoed in the error");
+        }
+      }
+    }
+    return problems;
+  }
+
+  /** The normalized outcome of a successful call (or written import row), and the unmet expectations. */
+  private static List<String> checkOk(JsonObject exp, Message response, JsonObject outcome) throws IOException {
+    String expCode = exp.get("code").getAsString();
+    List<String> problems = new ArrayList<>();
     JsonElement actual = JsonParser.parseString(JsonFormat.printer().alwaysPrintFieldsWithNoPresence().print(response));
     outcome.addProperty("code", "OK");
     outcome.add("response", stripVolatile(actual));
