@@ -426,8 +426,8 @@ pub struct ImportArgs {
     /// column, where present, names each row's site).
     #[arg(long)]
     pub site: Option<String>,
-    /// The server.
-    #[arg(long, default_value = "127.0.0.1:50051")]
+    /// The server (the demo prints `export PARTICIPANTS_ADDR=…`).
+    #[arg(long, env = "PARTICIPANTS_ADDR", default_value = "127.0.0.1:50051")]
     pub target: String,
     /// A bearer token (JWT) for the calls.
     #[arg(long, env = "PARTICIPANTS_TOKEN", hide_env_values = true, value_parser = secret)]

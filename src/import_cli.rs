@@ -240,7 +240,10 @@ async fn import(args: ImportArgs) -> Result<u8, String> {
     let reader = || {
         csv::ReaderBuilder::new()
             .has_headers(true)
-            .flexible(true)
+            // A row with more or fewer cells than the header (an unquoted comma in a name, a
+            // cell lost) is refused: taking its cells in order would store values in the wrong
+            // fields.
+            .flexible(false)
             .from_reader(std::io::Cursor::new(bytes.clone()))
     };
     let mut first = reader();
@@ -256,6 +259,12 @@ async fn import(args: ImportArgs) -> Result<u8, String> {
     let (columns, unknown) = map_headers(&headers);
     if !unknown.is_empty() {
         eprintln!("warning: columns ignored (no field has these names): {unknown:?}");
+    }
+    if columns.is_empty() && headers.len() == 1 && headers.iter().any(|h| h.contains(';')) {
+        return Err(format!(
+            "{}: the header line has no comma but has semicolons: save the file as comma-separated CSV (UTF-8)",
+            args.file.display()
+        ));
     }
     if columns.is_empty() {
         return Err(format!(

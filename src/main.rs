@@ -134,9 +134,9 @@ async fn run(command: Command) -> Result<(), String> {
                 },
         } => {
             let cipher = data.cipher()?;
-            let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
-                .await
-                .map_err(|e| e.to_string())?;
+            let config = db.db_config(DEFAULT_DATABASE_URL);
+            existing_sqlite_file(&config.url)?;
+            let store = Store::connect(&config).await.map_err(|e| e.to_string())?;
             store.migrate().await.map_err(|e| e.to_string())?;
             let format = match format {
                 AuditFormat::Jsonl => audit_trail::ExportFormat::Jsonl,
@@ -161,12 +161,28 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-/// `audit verify`: exit 0 when every chain is intact, 1 when one is broken or the check failed.
+/// An inspector's commands read a database that exists: a SQLite URL naming no file is an
+/// error, not a new empty database made on the spot.
+fn existing_sqlite_file(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    Err(format!(
+        "no database at {path}: name it with --database-url sqlite://PATH (`serve --demo` prints its own)"
+    ))
+}
+
+/// `audit verify`: exit 0 when every chain is intact, 1 when one is broken, 2 when the check
+/// could not be made.
 async fn audit_verify(study: Option<&str>, db: &participants::config::DbArgs) -> ExitCode {
     let checked = async {
-        let store = Store::connect(&db.db_config(DEFAULT_DATABASE_URL))
-            .await
-            .map_err(|e| e.to_string())?;
+        let config = db.db_config(DEFAULT_DATABASE_URL);
+        existing_sqlite_file(&config.url)?;
+        let store = Store::connect(&config).await.map_err(|e| e.to_string())?;
         // An inspector's check reads only: a database that lacks migrations is not changed.
         let pending = store
             .pending_migrations()
@@ -194,9 +210,10 @@ async fn audit_verify(study: Option<&str>, db: &participants::config::DbArgs) ->
                 ExitCode::FAILURE
             }
         }
+        // Exit 2, not 1: the check could not be made (1 means a broken chain).
         Err(message) => {
             eprintln!("error: {message}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
@@ -237,6 +254,16 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
             app.admin_addr(),
             &args.jwt.settings(),
         )?;
+        if let Some(url) = demo_dir.as_ref().and(args.db.database_url.as_deref()) {
+            let binary = std::env::current_exe()
+                .map(|path| shell_quote(&path.display().to_string()))
+                .unwrap_or_else(|_| "participants".to_owned());
+            println!(
+                "The demo's database (removed when the demo stops), and its audit trail's check:\n\n\
+                 {binary} audit verify --database-url {}\n",
+                shell_quote(url)
+            );
+        }
     }
     let result = app.run_until(server::shutdown_signal()).await;
     drop(demo_dir);

@@ -701,7 +701,11 @@ async fn audit_verify_and_export_from_the_command_line(backend: Backend) {
     );
 
     let unknown = run(&["audit", "verify", "--study", "S_NOPE"]);
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "the check could not be made"
+    );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("S_NOPE"));
 }
 
@@ -964,10 +968,81 @@ async fn an_import_cut_by_a_killed_server_completes_on_a_rerun(backend: Backend)
     println!("{written} rows written before the kill; {stdout}");
 }
 
+/// A row with more or fewer cells than the header is refused, not stored with its values
+/// shifted into other fields; a semicolon-separated file is named as such. The server is found
+/// through `PARTICIPANTS_ADDR`, as the demo's `export` line sets it.
+#[test]
+fn a_ragged_row_is_refused_not_shifted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/ragged.db?mode=rwc", dir.path().display());
+    let server = Server::start(dir.path(), &["--database-url", &db], &[]);
+    let file = dir.path().join("ragged.csv");
+    std::fs::write(
+        &file,
+        "ParticipantID,LastName,FirstName,City\nSHIFT-1,Smith, Jr.,Ada,Boston\nSHORT-1,Smith\nOK-1,Smith,Ada,Boston\n",
+    )
+    .unwrap();
+    let out = participants(dir.path())
+        .args(["import", "--file", file.to_str().unwrap()])
+        .args(["--study", "S_JUNO(PROD)", "--site", "S_OHI0(TEST)"])
+        .env("PARTICIPANTS_ADDR", &server.addr)
+        .env("PARTICIPANTS_TOKEN", server.token("crc.ohio"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("1 created"), "{stdout}");
+    let results = std::fs::read_to_string(dir.path().join("ragged.csv.results.csv")).unwrap();
+    let lines: Vec<&str> = results.lines().collect();
+    assert!(lines[1].starts_with("1,,failed,CSV_ERROR,"), "{results}");
+    assert!(lines[2].starts_with("2,,failed,CSV_ERROR,"), "{results}");
+    assert!(lines[3].starts_with("3,OK-1,created,"), "{results}");
+    assert!(
+        !results.contains("Smith") && !results.contains("Boston"),
+        "{results}"
+    );
+
+    let semi = dir.path().join("semi.csv");
+    std::fs::write(&semi, "ParticipantID;LastName\nS-1;Smith\n").unwrap();
+    let out = participants(dir.path())
+        .args(["import", "--file", semi.to_str().unwrap()])
+        .args(["--study", "S_JUNO(PROD)", "--site", "S_OHI0(TEST)"])
+        .env("PARTICIPANTS_ADDR", &server.addr)
+        .env("PARTICIPANTS_TOKEN", server.token("crc.ohio"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("comma-separated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 mod import_backends {
     use super::*;
     on_both_backends!(
         import_a_csv_file_and_run_it_again,
         an_import_cut_by_a_killed_server_completes_on_a_rerun,
     );
+}
+
+/// `audit verify` and `audit export` read an existing database: a SQLite URL naming no file is
+/// refused with exit 2 (1 means a broken chain), and no empty database is made on the spot.
+#[test]
+fn audit_commands_do_not_make_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = participants(dir.path())
+        .args(["audit", "verify"])
+        .env_remove("PARTICIPANTS_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no database at"), "{stderr}");
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(made.is_empty(), "nothing is created: {made:?}");
 }
