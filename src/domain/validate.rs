@@ -241,7 +241,10 @@ pub fn normalize_subject_key(raw: &str) -> String {
     use caseless::Caseless;
     let folded: String = raw.trim().nfd().default_case_fold().collect();
     let refolded: String = folded.nfkd().default_case_fold().collect();
-    one_i(&refolded).nfkc().collect()
+    let normal: String = one_i(&refolded).nfkc().collect();
+    // A compatibility character may decompose to white space (U+00A8 is a space and a combining
+    // diaeresis): trimmed again, so the normal form of a normal form is itself.
+    normal.trim().to_owned()
 }
 
 /// In a decomposed, case-folded string, drops a dot above (U+0307) that belongs to an `i` (no
