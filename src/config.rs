@@ -338,6 +338,13 @@ pub struct ServeArgs {
     /// batches better; each costs memory until answered.
     #[arg(long, env = "PARTICIPANTS_IMPORT_WINDOW", default_value_t = defaults().server.import.window)]
     pub import_window: usize,
+    /// ImportParticipants calls open at once on this server; more are refused with
+    /// SERVER_OVERLOADED (each holds an admission slot and a window of rows while it lasts).
+    #[arg(long, env = "PARTICIPANTS_MAX_IMPORTS", default_value_t = defaults().server.import.max_concurrent)]
+    pub max_imports: usize,
+    /// ImportParticipants calls open at once per user.
+    #[arg(long, env = "PARTICIPANTS_MAX_IMPORTS_PER_USER", default_value_t = defaults().server.import.max_per_user)]
+    pub max_imports_per_user: usize,
     /// Group commit: the most upserts one transaction holds.
     #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = defaults().batching.max_batch)]
     pub write_batch_max: usize,
@@ -387,6 +394,8 @@ impl ServeArgs {
                 window: self.import_window.max(1),
                 idle_timeout: self.import_idle_timeout,
                 row_timeout: self.request_timeout,
+                max_concurrent: self.max_imports.max(1),
+                max_per_user: self.max_imports_per_user.max(1),
             },
             ..ServerConfig::default()
         }
@@ -493,6 +502,8 @@ mod tests {
         assert_eq!(g.import.window, w.import.window);
         assert_eq!(g.import.idle_timeout, w.import.idle_timeout);
         assert_eq!(g.import.row_timeout, w.import.row_timeout);
+        assert_eq!(g.import.max_concurrent, w.import.max_concurrent);
+        assert_eq!(g.import.max_per_user, w.import.max_per_user);
         assert_eq!(got.batching.max_batch, want.batching.max_batch);
         assert_eq!(got.batching.max_wait, want.batching.max_wait);
         assert_eq!(got.batching.lanes, want.batching.lanes);

@@ -320,6 +320,18 @@ async fn import(args: ImportArgs) -> Result<u8, String> {
                         request_id,
                         dry_run,
                     );
+                    let size = prost::Message::encoded_len(&req);
+                    if size > MAX_ROW_BYTES {
+                        // The server would end the whole stream on it (MESSAGE_TOO_LARGE), and a
+                        // re-run would stop at the same row: it is refused here instead.
+                        let _ = bad_tx.send((
+                            i,
+                            format!(
+                                "the row is {size} bytes, more than the {MAX_ROW_BYTES} a row may have"
+                            ),
+                        ));
+                        return std::future::ready(None);
+                    }
                     let _ = sent_tx.send((i, req.subject_key.clone()));
                     Some(req)
                 }
@@ -511,19 +523,25 @@ fn write_results(
                 ..Default::default()
             }
         });
+        // The key comes from the file and the server: a spreadsheet must not run it.
         out.write_record([
             (i + 1).to_string().as_str(),
-            &result.subject_key,
+            &crate::csv_safe::cell(&result.subject_key),
             result.outcome,
             &result.reason,
             &result.error_code,
-            &result.message,
+            &crate::csv_safe::cell(&result.message),
         ])
         .map_err(fail)?;
     }
     out.flush()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
+
+/// The largest row sent: under the server's default message limit (64 KiB) with room for the
+/// gRPC framing. Every field has a limit far below it, so only a hostile or broken file has
+/// such a row.
+const MAX_ROW_BYTES: usize = 60 * 1024;
 
 /// How long to wait for the server before giving up on connecting.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod convert;
 pub mod crypto;
+pub mod csv_safe;
 pub mod domain;
 pub mod grpc;
 pub mod import_cli;

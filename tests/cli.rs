@@ -979,7 +979,10 @@ fn a_ragged_row_is_refused_not_shifted() {
     let file = dir.path().join("ragged.csv");
     std::fs::write(
         &file,
-        "ParticipantID,LastName,FirstName,City\nSHIFT-1,Smith, Jr.,Ada,Boston\nSHORT-1,Smith\nOK-1,Smith,Ada,Boston\n",
+        format!(
+            "ParticipantID,LastName,FirstName,City\nSHIFT-1,Smith, Jr.,Ada,Boston\nSHORT-1,Smith\nOK-1,Smith,Ada,Boston\nHUGE-1,Smith,Ada,{}\nOK-2,Smith,Ada,Boston\n",
+            "B".repeat(70_000)
+        ),
     )
     .unwrap();
     let out = participants(dir.path())
@@ -991,12 +994,15 @@ fn a_ragged_row_is_refused_not_shifted() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("1 created"), "{stdout}");
+    assert!(stdout.contains("2 created"), "{stdout}");
     let results = std::fs::read_to_string(dir.path().join("ragged.csv.results.csv")).unwrap();
     let lines: Vec<&str> = results.lines().collect();
     assert!(lines[1].starts_with("1,,failed,CSV_ERROR,"), "{results}");
     assert!(lines[2].starts_with("2,,failed,CSV_ERROR,"), "{results}");
     assert!(lines[3].starts_with("3,OK-1,created,"), "{results}");
+    // A row too large for the server is refused here: it would end the whole stream.
+    assert!(lines[4].starts_with("4,,failed,CSV_ERROR,"), "{results}");
+    assert!(lines[5].starts_with("5,OK-2,created,"), "{results}");
     assert!(
         !results.contains("Smith") && !results.contains("Boston"),
         "{results}"

@@ -22,6 +22,7 @@ pub struct ParticipantApi {
     participants: Participants,
     request_timeout: Duration,
     import: ImportConfig,
+    imports: std::sync::Arc<crate::service::import::ImportGate>,
     draining: Option<watch::Receiver<bool>>,
 }
 
@@ -35,6 +36,7 @@ impl ParticipantApi {
                 row_timeout: request_timeout,
                 ..ImportConfig::default()
             },
+            imports: Default::default(),
             draining: None,
         }
     }
@@ -209,6 +211,13 @@ impl ParticipantService for ParticipantApi {
         mut request: Request<tonic::Streaming<UpsertParticipantRequest>>,
     ) -> Result<Response<Self::ImportParticipantsStream>, Status> {
         let caller = caller(&request)?;
+        // A place among the imports open now, before anything is read or held.
+        let Some(place) = self.imports.enter(&caller.user, &self.import) else {
+            tracing::info!(user = %caller.user, "import refused: too many imports open");
+            return Err(crate::grpc::status::overloaded_status(Duration::from_secs(
+                1,
+            )));
+        };
         let call_deadline = client_deadline(&request);
         // The call counts as in flight (for admission and the drain) until its last answer.
         let permit = request
@@ -247,6 +256,7 @@ impl ParticipantService for ParticipantApi {
                     "import done"
                 );
                 drop(permit);
+                drop(place);
             }
             .instrument(span),
         );

@@ -259,6 +259,8 @@ pub enum ExportFormat {
 const CSV_HEADER: &str = "event_id,study_oid,site_oid,subject_key,type,field,old_value,new_value,user,time,request_id,reason_for_change,chain_position,hash";
 
 fn csv_field(out: &mut String, value: &str) {
+    // IDs, values and reasons come from callers: a spreadsheet must not run them.
+    let value = &*crate::csv_safe::cell(value);
     if value.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));
@@ -396,6 +398,11 @@ mod tests {
         csv_field(&mut s, "a,b");
         s.push('|');
         csv_field(&mut s, "say \"hi\"\nbye");
-        assert_eq!(s, "plain|\"a,b\"|\"say \"\"hi\"\"\nbye\"");
+        s.push('|');
+        csv_field(&mut s, "=HYPERLINK(\"http://e.vil\",\"x\")");
+        assert_eq!(
+            s,
+            "plain|\"a,b\"|\"say \"\"hi\"\"\nbye\"|\"'=HYPERLINK(\"\"http://e.vil\"\",\"\"x\"\")\""
+        );
     }
 }

@@ -35,6 +35,13 @@ pub struct ImportConfig {
     /// Each row's own deadline, as a unary call's: a row whose write has not started by then
     /// answers `REQUEST_TIMED_OUT`.
     pub row_timeout: Duration,
+    /// Imports open at once on this server; more are refused with `SERVER_OVERLOADED`. An import
+    /// holds an admission slot and up to a window of rows for as long as it lasts, so without a
+    /// bound a few callers (even without a role: roles are checked per row) could take every
+    /// slot and the memory of a window each.
+    pub max_concurrent: usize,
+    /// Imports open at once per user.
+    pub max_per_user: usize,
 }
 
 /// Default of `ImportConfig::window`: twice a full write batch, so that one batch forms while
@@ -49,6 +56,61 @@ impl Default for ImportConfig {
             window: DEFAULT_IMPORT_WINDOW,
             idle_timeout: DEFAULT_IMPORT_IDLE_TIMEOUT,
             row_timeout: Duration::from_secs(10),
+            max_concurrent: DEFAULT_MAX_IMPORTS,
+            max_per_user: DEFAULT_MAX_IMPORTS_PER_USER,
+        }
+    }
+}
+
+/// Default of `ImportConfig::max_concurrent`: with 256 rows of at most 64 KiB each, the worst
+/// case is 128 MiB of rows held, within the deployment's memory limit.
+pub const DEFAULT_MAX_IMPORTS: usize = 8;
+/// Default of `ImportConfig::max_per_user`.
+pub const DEFAULT_MAX_IMPORTS_PER_USER: usize = 2;
+
+/// Who is importing now: a place per import, at most `max_concurrent` in all and
+/// `max_per_user` per user.
+#[derive(Debug, Default)]
+pub struct ImportGate {
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// An import's place; given back when dropped.
+#[derive(Debug)]
+pub struct ImportPlace {
+    gate: std::sync::Arc<ImportGate>,
+    user: String,
+}
+
+impl ImportGate {
+    /// A place for `user`'s import, or `None` when the server or the user has no place left.
+    pub fn enter(
+        self: &std::sync::Arc<Self>,
+        user: &str,
+        config: &ImportConfig,
+    ) -> Option<ImportPlace> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = open.values().sum();
+        let mine = open.get(user).copied().unwrap_or(0);
+        if total >= config.max_concurrent.max(1) || mine >= config.max_per_user.max(1) {
+            return None;
+        }
+        open.insert(user.to_owned(), mine + 1);
+        Some(ImportPlace {
+            gate: self.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for ImportPlace {
+    fn drop(&mut self) {
+        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
         }
     }
 }

@@ -364,6 +364,32 @@ async fn clear_values_from_before_sealing_are_sealed_at_start_up(backend: Backen
 
     assert_eq!(app.store.seal_legacy_values(&cipher).await.unwrap(), 2);
     assert_eq!(app.store.seal_legacy_values(&cipher).await.unwrap(), 0);
+    // A clear value planted later, and listed by hand, is not sealed as if it were genuine.
+    let other = app.upsert("crc.ohio", at_ohio("OHIO-77")).await.unwrap();
+    let planted_id = app
+        .scalar("SELECT id FROM participants WHERE subject_key = 'OHIO-77'")
+        .await;
+    app.execute(&format!(
+        "UPDATE participant_contacts SET last_name = 'PLANTED' WHERE participant_id = {planted_id}"
+    ))
+    .await;
+    app.execute(&format!(
+        "INSERT INTO unsealed_legacy (table_name, row_id) VALUES ('participant_contacts', {planted_id})"
+    ))
+    .await;
+    assert_eq!(app.store.seal_legacy_values(&cipher).await.unwrap(), 0);
+    let err = app
+        .get(
+            "dm.juno",
+            get_site(JUNO, OHIO, &other.participant.unwrap().subject_key),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "still refused: {err:?}");
+    app.execute(&format!(
+        "DELETE FROM unsealed_legacy WHERE table_name = 'participant_contacts' AND row_id = {planted_id}"
+    ))
+    .await;
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM participant_contacts WHERE last_name LIKE 'enc:v1:%'")
             .await,
@@ -385,7 +411,8 @@ async fn clear_values_from_before_sealing_are_sealed_at_start_up(backend: Backen
             .any(|e| e.new_value.as_deref() == Some("LEGACY-NAME")),
         "{trail:?}"
     );
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM unsealed_legacy").await, 1);
+    // The legacy audit event, and the marker that the step ran.
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM unsealed_legacy").await, 2);
 }
 
 crate::on_both_backends!(

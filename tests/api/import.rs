@@ -781,7 +781,66 @@ async fn rows_in_small_frames_are_all_answered(backend: Backend) {
     assert_eq!(answered, ROWS);
 }
 
+/// Imports are bounded in number, per user and in all, before any row is read: a caller (here
+/// one with no role at all) cannot take every admission slot by opening silent imports.
+async fn open_imports_are_bounded_per_user_and_in_all(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.catalog = CATALOG;
+    options.server = Some(participants::grpc::server::ServerConfig {
+        max_in_flight: 8,
+        import: participants::service::import::ImportConfig {
+            max_concurrent: 3,
+            max_per_user: 2,
+            // Silent imports end after this, and give their places back.
+            idle_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let app = TestApp::spawn_with(options).await;
+    let open = |user: &'static str| {
+        let app = &app;
+        async move {
+            ParticipantServiceClient::new(app.channel.clone())
+                .import_participants(
+                    app.authed(user, futures::stream::pending::<UpsertParticipantRequest>()),
+                )
+                .await
+        }
+    };
+    let first = open("nobody").await.expect("a first import");
+    let second = open("nobody").await.expect("a second import");
+    let refused = open("nobody").await.expect_err("a third of one user's");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.get_details_retry_info().is_some(), "{refused:?}");
+    let other = open("importer").await.expect("another user's");
+    let full = open("crc.texas").await.expect_err("a fourth in all");
+    assert_eq!(full.code(), Code::ResourceExhausted, "{full:?}");
+    // Unary calls still have their slots.
+    let mut unary = crate::helpers::at_ohio("UNARY-1");
+    unary.scope = site("S_JUNO(PROD)", "S_OHI0(TEST)");
+    app.upsert("importer", unary)
+        .await
+        .expect("a unary call is admitted");
+    // A place is given back when its import ends (here: silent past the idle timeout).
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(r) = open("crc.texas").await {
+            again = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        again.is_some(),
+        "a place freed by an ended import is taken again"
+    );
+    drop((second, other, again));
+}
+
 crate::on_both_backends!(
+    open_imports_are_bounded_per_user_and_in_all,
     rows_in_small_frames_are_all_answered,
     a_client_that_reads_nothing_is_cut_after_the_idle_timeout,
     every_row_is_answered_as_a_unary_call_would_be,
