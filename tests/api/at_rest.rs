@@ -239,24 +239,6 @@ async fn a_clear_legacy_access_code_is_sealed_at_start_up(backend: Backend) {
     );
 }
 
-/// Lifts the audit trail's append-only guards, as someone with database rights could.
-async fn drop_audit_guards(app: &TestApp, backend: Backend) {
-    let statements: &[&str] = match backend {
-        Backend::Sqlite => &[
-            "DROP TRIGGER audit_events_no_update",
-            "DROP TRIGGER audit_events_no_delete",
-            "DROP TRIGGER audit_events_no_replace",
-        ],
-        Backend::Postgres => &[
-            "DROP TRIGGER audit_events_append_only ON audit_events",
-            "DROP TRIGGER audit_events_no_truncate ON audit_events",
-        ],
-    };
-    for sql in statements {
-        app.execute(sql).await;
-    }
-}
-
 /// A byte string as an SQL literal of the backend.
 fn bytes_literal(backend: Backend, bytes: &[u8]) -> String {
     match backend {
@@ -310,7 +292,7 @@ async fn a_value_planted_in_the_clear_is_refused(backend: Backend) {
     assert!(!err.message().contains("PLANTED"), "{err:?}");
 
     // A clear contact value in the trail, in an event that was written sealed.
-    drop_audit_guards(&app, backend).await;
+    crate::helpers::drop_audit_guards(&app, backend).await;
     app.execute(
         "UPDATE audit_events SET new_value = 'PLANTED-EVENT' WHERE field_name = 'last_name'",
     )
@@ -352,7 +334,7 @@ async fn clear_values_from_before_sealing_are_sealed_at_start_up(backend: Backen
     .await;
     app.execute("UPDATE participant_contacts SET last_name = 'LEGACY-NAME'")
         .await;
-    drop_audit_guards(&app, backend).await;
+    crate::helpers::drop_audit_guards(&app, backend).await;
     app.execute("UPDATE audit_events SET new_value = 'LEGACY-NAME' WHERE field_name = 'last_name'")
         .await;
     // ... and has not met migration 13 yet.

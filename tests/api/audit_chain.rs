@@ -68,28 +68,6 @@ async fn app_with_a_trail(backend: Backend) -> TestApp {
     app
 }
 
-/// Lifts the append-only guards, as someone with database rights could.
-async fn drop_guards(app: &TestApp, backend: Backend) {
-    let statements: &[&str] = match backend {
-        Backend::Sqlite => &[
-            "DROP TRIGGER audit_events_no_update",
-            "DROP TRIGGER audit_events_no_delete",
-            "DROP TRIGGER audit_events_no_replace",
-        ],
-        Backend::Postgres => &[
-            "DROP TRIGGER audit_events_append_only ON audit_events",
-            "DROP TRIGGER audit_events_no_truncate ON audit_events",
-        ],
-    };
-    for sql in statements {
-        app.store
-            .connection()
-            .execute_unprepared(sql)
-            .await
-            .expect(sql);
-    }
-}
-
 /// The id of the `n`-th event of the trail (1-based, in id order).
 async fn nth_event(app: &TestApp, n: i64) -> i64 {
     app.scalar(&format!(
@@ -132,7 +110,7 @@ async fn new_events_extend_the_chain_and_the_head(backend: Backend) {
 
 async fn verify_catches_an_edited_event(backend: Backend) {
     let app = app_with_a_trail(backend).await;
-    drop_guards(&app, backend).await;
+    crate::helpers::drop_audit_guards(&app, backend).await;
     let target = nth_event(&app, 4).await;
     app.execute(&format!(
         "UPDATE audit_events SET actor = 'someone.else' WHERE id = {target}"
@@ -147,7 +125,7 @@ async fn verify_catches_an_edited_event(backend: Backend) {
 
 async fn verify_catches_a_deleted_event(backend: Backend) {
     let app = app_with_a_trail(backend).await;
-    drop_guards(&app, backend).await;
+    crate::helpers::drop_audit_guards(&app, backend).await;
     let target = nth_event(&app, 3).await;
     let next = nth_event(&app, 4).await;
     app.execute(&format!("DELETE FROM audit_events WHERE id = {target}"))
@@ -158,7 +136,7 @@ async fn verify_catches_a_deleted_event(backend: Backend) {
 
     // The last event gone: the study's head still counts it.
     let app = app_with_a_trail(backend).await;
-    drop_guards(&app, backend).await;
+    crate::helpers::drop_audit_guards(&app, backend).await;
     app.execute("DELETE FROM audit_events WHERE id = (SELECT MAX(id) FROM audit_events)")
         .await;
     let broken = verify_juno(&app.store).await.broken.expect("broken");
@@ -167,7 +145,7 @@ async fn verify_catches_a_deleted_event(backend: Backend) {
 
 async fn verify_catches_an_inserted_event(backend: Backend) {
     let app = app_with_a_trail(backend).await;
-    drop_guards(&app, backend).await;
+    crate::helpers::drop_audit_guards(&app, backend).await;
     // A copy of a real event, without a place in the chain.
     app.execute(
         "INSERT INTO audit_events (participant_id, study_id, event_type, field_name, old_value, new_value, actor, occurred_at) \
@@ -182,7 +160,7 @@ async fn verify_catches_an_inserted_event(backend: Backend) {
 
     // One given the next position and a hash of its own, without moving the head.
     let app = app_with_a_trail(backend).await;
-    drop_guards(&app, backend).await;
+    crate::helpers::drop_audit_guards(&app, backend).await;
     app.execute(
         "INSERT INTO audit_events (participant_id, study_id, event_type, field_name, new_value, actor, occurred_at, chain_seq, hash) \
          SELECT participant_id, study_id, event_type, field_name, 'forged', actor, occurred_at, chain_seq + 1, hash \
@@ -198,7 +176,7 @@ async fn verify_catches_an_inserted_event(backend: Backend) {
 
 async fn verify_catches_reordered_events(backend: Backend) {
     let app = app_with_a_trail(backend).await;
-    drop_guards(&app, backend).await;
+    crate::helpers::drop_audit_guards(&app, backend).await;
     let (a, b) = (nth_event(&app, 2).await, nth_event(&app, 5).await);
     // Swap the two rows' places in the table (their ids), every value kept.
     for sql in [

@@ -518,3 +518,25 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Lifts the audit trail's append-only guards, as someone with database rights could.
+pub async fn drop_audit_guards(app: &TestApp, backend: Backend) {
+    let statements: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "DROP TRIGGER audit_events_no_update",
+            "DROP TRIGGER audit_events_no_delete",
+            "DROP TRIGGER audit_events_no_replace",
+        ],
+        Backend::Postgres => &[
+            "DROP TRIGGER audit_events_append_only ON audit_events",
+            "DROP TRIGGER audit_events_no_truncate ON audit_events",
+        ],
+    };
+    for sql in statements {
+        app.store
+            .connection()
+            .execute_unprepared(sql)
+            .await
+            .expect(sql);
+    }
+}
