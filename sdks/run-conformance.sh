@@ -371,6 +371,26 @@ stop_server
 
 # --- 8. the conformance suite, once per language, each on a fresh server -------------------------
 CASES=$SDKS/conformance/cases.json
+# Cases a proxy is known to answer otherwise, left out of the runs through it (each with why):
+# - import-unauthenticated through HAProxy: the server refuses the stream while the client may
+#   still be sending, so it ends it and resets it (RST_STREAM NO_ERROR, RFC 9113 8.1); HAProxy
+#   sometimes passes the reset on to the client as CANCEL before the error, and grpc-python
+#   then reports CANCELLED instead of UNAUTHENTICATED (about one run in three).
+NOT_THROUGH_haproxy="import-unauthenticated"
+if [[ -n "${CONFORMANCE_PROXY:-}" ]]; then
+  left_out_var="NOT_THROUGH_${CONFORMANCE_PROXY}"
+  python3 - "$CASES" "$WORK/cases.json" "${!left_out_var:-}" <<'EOF2'
+import json, sys
+cases = json.load(open(sys.argv[1]))
+out = set(sys.argv[3].split())
+for c in cases["cases"]:
+    if c["name"] in out:
+        print(f"  left out through this proxy: {c['name']}")
+cases["cases"] = [c for c in cases["cases"] if c["name"] not in out]
+json.dump(cases, open(sys.argv[2], "w"), indent=2)
+EOF2
+  CASES=$WORK/cases.json
+fi
 TOTAL=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["cases"]))' "$CASES")
 export CONFORMANCE_CASES=$CASES
 
