@@ -42,13 +42,14 @@ haproxy -v | sed -n 1p   # sed reads to the end: no SIGPIPE under pipefail
 PARTICIPANTS_TEST_POSTGRES_URL=$(bash scripts/postgres.sh)
 export PARTICIPANTS_TEST_POSTGRES_URL
 
-# grpcio and protobuf at the versions the generated Python code was made for.
+# grpcio, protobuf and google.rpc (the generated code imports google.rpc.Status) at the versions
+# the generated Python code was made for.
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 VENV=$TARGET/proxies-venv
-if ! "$VENV/bin/python" -c 'import grpc, google.protobuf' 2>/dev/null; then
-  python3 -m venv "$VENV" || { apt_install python3-venv && python3 -m venv "$VENV"; }
+if ! "$VENV/bin/python" -c 'import grpc, google.protobuf, google.rpc.status_pb2' 2>/dev/null; then
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || { apt_install python3-venv && python3 -m venv "$VENV"; }
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    $(grep -E '^(grpcio|protobuf)==' sdks/tools/requirements.txt)
+    $(grep -E '^(grpcio|protobuf|googleapis-common-protos)==' sdks/tools/requirements.txt)
 fi
 export PARTICIPANTS_TEST_PYTHON=$VENV/bin/python PARTICIPANTS_TEST_PROXIES=1
 
