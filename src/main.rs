@@ -255,12 +255,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), String> {
             &args.jwt.settings(),
         )?;
         if let Some(url) = demo_dir.as_ref().and(args.db.database_url.as_deref()) {
-            let binary = std::env::current_exe()
-                .map(|path| shell_quote(&path.display().to_string()))
-                .unwrap_or_else(|_| "participants".to_owned());
             println!(
                 "The demo's database (removed when the demo stops), and its audit trail's check:\n\n\
-                 {binary} audit verify --database-url {}\n",
+                 {} audit verify --database-url {}\n",
+                running_binary(),
                 shell_quote(url)
             );
         }
@@ -283,6 +281,13 @@ fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
+/// The binary that is running, quoted for a shell: printed commands work wherever it started.
+fn running_binary() -> String {
+    std::env::current_exe()
+        .map(|path| shell_quote(&path.display().to_string()))
+        .unwrap_or_else(|_| "participants".to_owned())
+}
+
 fn print_demo_lines(
     addr: std::net::SocketAddr,
     http_addr: Option<std::net::SocketAddr>,
@@ -296,10 +301,7 @@ fn print_demo_lines(
     let upsert = r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"OHIO-5","contact":{"lastName":"ОНІО","emailAddress":"OHIOS@openclinica.com","phoneNumber":"+1 1234567890"},"register":true}"#;
     let get =
         r#"{"site":{"studyOid":"S_JUNO(PROD)","siteOid":"S_OHI0(TEST)"},"subjectKey":"ohio-5"}"#;
-    // The token command names the binary that is running, so it works wherever it was started.
-    let binary = std::env::current_exe()
-        .map(|path| shell_quote(&path.display().to_string()))
-        .unwrap_or_else(|_| "participants".to_owned());
+    let binary = running_binary();
     println!(
         "\nThe participant service is running on {addr} (demo mode: a fresh database in a temporary folder,\n\
          catalog/demo.toml, a fresh development secret and data key).\n\
