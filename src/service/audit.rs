@@ -88,13 +88,13 @@ impl<'a> Audit<'a> {
     }
 
     /// Inserts the write's reason for change once, then the recorded events, which reference
-    /// it, in one statement, each hashed onto the study's chain; then moves the chain's head on
-    /// the study row. `study` is the row read under the study lock in this transaction, so its
-    /// head is the latest (also when several writes of the study share one batch).
+    /// it, in one statement, each hashed onto the study's chain; then moves the chain's head
+    /// on `study`, the batch's copy of the row read under the study lock, so the next write of
+    /// the batch extends it. The batch stores the head once, before it commits (`move_head`).
     pub(crate) async fn write(
         mut self,
         tx: &DatabaseTransaction,
-        study: &study::Model,
+        study: &mut study::Model,
     ) -> Result<(), DbErr> {
         if self.events.is_empty() {
             return Ok(());
@@ -130,33 +130,50 @@ impl<'a> Audit<'a> {
         audit_event::Entity::insert_many(self.events)
             .exec(tx)
             .await?;
-        let backend = tx.get_database_backend();
-        let sql = match backend {
-            DbBackend::Postgres => {
-                "UPDATE studies SET audit_seq = $1, audit_head = $2 WHERE id = $3 AND audit_seq = $4"
-            }
-            _ => "UPDATE studies SET audit_seq = ?, audit_head = ? WHERE id = ? AND audit_seq = ?",
-        };
-        let moved = tx
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [
-                    seq.into(),
-                    hex::encode(head).into(),
-                    study.id.into(),
-                    study.audit_seq.into(),
-                ],
-            ))
-            .await?;
-        if moved.rows_affected() != 1 {
-            return Err(DbErr::Custom(format!(
-                "the audit chain of study {} moved under the study lock",
-                study.id
-            )));
-        }
+        study.audit_seq = seq;
+        study.audit_head = Some(hex::encode(head));
         Ok(())
     }
+}
+
+/// Stores the chain's head of a study as the batch's writes left it (`after`), on the row that
+/// was `before` when the batch locked it; nothing when no write of the batch moved it. The
+/// row must still be as the lock read it: anything else means another writer went around the
+/// lock, and the batch fails rather than fork the chain.
+pub(crate) async fn move_head(
+    tx: &DatabaseTransaction,
+    before: &study::Model,
+    after: &study::Model,
+) -> Result<(), DbErr> {
+    if after.audit_seq == before.audit_seq {
+        return Ok(());
+    }
+    let backend = tx.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE studies SET audit_seq = $1, audit_head = $2 WHERE id = $3 AND audit_seq = $4"
+        }
+        _ => "UPDATE studies SET audit_seq = ?, audit_head = ? WHERE id = ? AND audit_seq = ?",
+    };
+    let moved = tx
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                after.audit_seq.into(),
+                after.audit_head.clone().into(),
+                before.id.into(),
+                before.audit_seq.into(),
+            ],
+        ))
+        .await?;
+    if moved.rows_affected() != 1 {
+        return Err(DbErr::Custom(format!(
+            "the audit chain of study {} moved under the study lock",
+            before.id
+        )));
+    }
+    Ok(())
 }
 
 /// The event as hashed: the values as they are stored.

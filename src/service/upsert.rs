@@ -481,12 +481,13 @@ async fn check_caps(
     Ok(())
 }
 
-/// Makes the next Participant ID from the study's template and advances the counter.
+/// Makes the next Participant ID from the study's template and advances the counter (in the
+/// database and in the batch's rows).
 async fn generate_subject_key(
     tx: &DatabaseTransaction,
-    study: &study::Model,
-    site: Option<&site::Model>,
+    rows: &mut BatchRows,
 ) -> Result<SubjectKey, TxError> {
+    let (study, site) = (&rows.study, rows.site.as_ref());
     let template = template_for(study.participant_id_template.as_deref(), site.is_some())
         .map_err(|e| ServiceError::Internal(format!("study template: {e}")))?;
     let first = site.map_or(study.next_seq, |s| s.next_seq);
@@ -502,36 +503,44 @@ async fn generate_subject_key(
             .await?
             .is_some();
         if !taken {
-            match site {
+            let key = SubjectKey::from_generated(candidate)
+                .map_err(|v| ServiceError::invalid(vec![v]))?;
+            match rows.site.as_mut() {
                 Some(s) => {
                     let mut row = s.clone().into_active_model();
                     row.next_seq = Set(seq + 1);
-                    row.update(tx).await?;
+                    *s = row.update(tx).await?;
                 }
                 None => {
-                    let mut row = study.clone().into_active_model();
+                    let mut row = rows.study.clone().into_active_model();
                     row.next_seq = Set(seq + 1);
-                    row.update(tx).await?;
+                    rows.study = row.update(tx).await?;
                 }
             }
-            return SubjectKey::from_generated(candidate)
-                .map_err(|v| ServiceError::invalid(vec![v]).into());
+            return Ok(key);
         }
     }
     Err(ServiceError::Internal("no free generated Participant ID".into()).into())
 }
 
 /// The subject OID of a new participant: `SS_<base>`, then `_2`, `_3`… (SPEC), the suffix from
-/// a counter per base, so the cost does not grow with the number of keys sharing a base. A
-/// suffix already taken by a row written before the counter existed (or by hand) makes the
-/// counter jump past the chain's highest suffix, read in one statement: each such row is
-/// skipped once, and the counter only moves forward.
-async fn pick_subject_oid(tx: &DatabaseTransaction, key: &SubjectKey) -> Result<String, TxError> {
+/// a counter per base, so the cost does not grow with the number of keys sharing a base.
+///
+/// On the first attempt the counter's suffix is used as it is: the unique index over subject
+/// OIDs is the check, and a suffix already taken by a row written before the counter existed
+/// (or by hand) fails the insert, which runs the command again (`first` false). Then each
+/// suffix is probed, and a taken one makes the counter jump past the chain's highest suffix,
+/// read in one statement: each such row costs one retry, and the counter only moves forward.
+async fn pick_subject_oid(
+    tx: &DatabaseTransaction,
+    key: &SubjectKey,
+    first: bool,
+) -> Result<String, TxError> {
     let base = subject_oid_base(key.as_str());
     for _ in 0..4 {
         let n = queries::next_subject_oid_suffix(tx, &base).await?;
         let candidate = subject_oid_candidate(&base, n);
-        if !queries::subject_oid_taken(tx, &candidate).await? {
+        if first || !queries::subject_oid_taken(tx, &candidate).await? {
             return Ok(candidate);
         }
         let highest = queries::subject_oids_of_base(tx, &base)
@@ -564,30 +573,76 @@ async fn pick_access_code(
     Err(ServiceError::Internal("no free access code".into()).into())
 }
 
-/// Runs one upsert inside `tx`: idempotency re-check, lookup, cap, write, audit, and the
-/// remembered response. The caller commits (or, for `validate_only`, rolls back).
+/// The rows a command of a batch acts on, as the batch sees them. The batch locks and reads
+/// its studies once, reads a site at its first command there, and carries both from command to
+/// command: a later command sees what earlier ones changed (the audit chain's head, the next
+/// generated ID) without reading them again. A command that is rolled back leaves them as they
+/// were.
+#[derive(Debug, Clone)]
+pub struct BatchRows {
+    /// The command's study, read under the batch's study lock.
+    pub study: study::Model,
+    /// The command's site, for a site-level command.
+    pub site: Option<site::Model>,
+}
+
+/// How `execute` ended without an error.
+#[derive(Debug)]
+pub enum Executed {
+    /// The command ran: committed unless it is `validate_only`.
+    Written(UpsertOutcome),
+    /// The request id was used before: the first answer, and nothing of this run is kept.
+    Replayed(UpsertOutcome),
+}
+
+/// Runs one upsert inside `tx`: lookup, cap, write, audit, and the remembered response. The
+/// caller commits (or, for `validate_only` and a replay, rolls back).
+///
+/// A concurrent twin with the same request id may have committed since `prepare` looked. The
+/// first attempt leaves that to the unique index over (user, request id): the remembered
+/// response is inserted last, a twin makes it fail, and the retry (`first` false) looks the
+/// request id up before anything else. A rejection on the first attempt looks it up too, since
+/// the twin's own write may be what the rejection saw (an etag it moved, a cap it filled).
 pub async fn execute(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
-) -> Result<UpsertOutcome, TxError> {
-    let study = queries::lock_study(tx, cmd.study_id).await?;
-    // A concurrent call with the same key may have completed while this one waited for the lock.
+    rows: &mut BatchRows,
+    first: bool,
+) -> Result<Executed, TxError> {
     if let Some(rid) = &cmd.request_id
+        && (!first || cmd.validate_only)
         && let Some(response) = replay(tx, &cmd.cipher, &cmd.user, rid, &cmd.request_hash).await?
     {
-        return Ok(response);
+        return Ok(Executed::Replayed(response));
     }
-    let site = match cmd.site_id {
-        Some(id) => Some(
-            queries::site_by_id(tx, id)
-                .await?
-                .ok_or_else(|| DbErr::RecordNotFound(format!("site {id}")))?,
-        ),
-        None => None,
-    };
+    match run(tx, cmd, rows, first).await {
+        Err(TxError::Rejected(rejection)) if first && !cmd.validate_only => {
+            if let Some(rid) = &cmd.request_id
+                && let Some(response) =
+                    replay(tx, &cmd.cipher, &cmd.user, rid, &cmd.request_hash).await?
+            {
+                return Ok(Executed::Replayed(response));
+            }
+            Err(TxError::Rejected(rejection))
+        }
+        other => other.map(Executed::Written),
+    }
+}
 
+async fn run(
+    tx: &DatabaseTransaction,
+    cmd: &UpsertCommand,
+    rows: &mut BatchRows,
+    first: bool,
+) -> Result<UpsertOutcome, TxError> {
+    if rows.study.id != cmd.study_id || rows.site.as_ref().map(|s| s.id) != cmd.site_id {
+        return Err(ServiceError::Internal(
+            "the batch gave a command another study or site".into(),
+        )
+        .into());
+    }
     let existing = match &cmd.subject_key {
-        Some(key) => queries::participant_by_key(tx, study.id, &key.normalized()).await?,
+        Some(key) => queries::participant_by_key(tx, cmd.study_id, &key.normalized()).await?,
         None => None,
     };
     let (row, contact, created) = match existing {
@@ -610,10 +665,10 @@ pub async fn execute(
                     "etag is not the participant's current etag: read it again and retry",
                 ));
             }
-            update(tx, cmd, &study, found).await?
+            update(tx, cmd, rows, found).await?
         }
         None => {
-            if cmd.subject_key.is_some() && study.participant_id_method == "system" {
+            if cmd.subject_key.is_some() && rows.study.participant_id_method == "system" {
                 return Err(rejected(
                     Reason::ParticipantNotFound,
                     "no participant has this ID in this study: leave subject_key empty to create one with a generated ID",
@@ -625,8 +680,8 @@ pub async fn execute(
                     "etag was given but the participant does not exist yet",
                 ));
             }
-            check_caps(tx, &study, site.as_ref()).await?;
-            create(tx, cmd, &study, site.as_ref()).await?
+            check_caps(tx, &rows.study, rows.site.as_ref()).await?;
+            create(tx, cmd, rows, first).await?
         }
     };
 
@@ -637,8 +692,8 @@ pub async fn execute(
 
     let response = UpsertOutcome {
         participant: super::participant_view(
-            &study.oid,
-            site.as_ref().map(|s| s.oid.as_str()),
+            &rows.study.oid,
+            rows.site.as_ref().map(|s| s.oid.as_str()),
             &row,
             contact.as_ref(),
         ),
@@ -677,14 +732,15 @@ type Written = (participant::Model, Option<participant_contact::Model>, bool);
 async fn create(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
-    study: &study::Model,
-    site: Option<&site::Model>,
+    rows: &mut BatchRows,
+    first: bool,
 ) -> Result<Written, TxError> {
     let key = match &cmd.subject_key {
         Some(key) => key.clone(),
-        None => generate_subject_key(tx, study, site).await?,
+        None => generate_subject_key(tx, rows).await?,
     };
-    let subject_oid = pick_subject_oid(tx, &key).await?;
+    let subject_oid = pick_subject_oid(tx, &key, first).await?;
+    let (study, site) = (&rows.study, rows.site.as_ref());
     let secondary_id = cmd
         .secondary_id
         .clone()
@@ -756,14 +812,14 @@ async fn create(
     if cmd.register {
         audit.registered();
     }
-    audit.write(tx, study).await?;
+    audit.write(tx, &mut rows.study).await?;
     Ok((row, contact, true))
 }
 
 async fn update(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
-    study: &study::Model,
+    rows: &mut BatchRows,
     found: participant::Model,
 ) -> Result<Written, TxError> {
     let mut changes = Vec::new();
@@ -858,6 +914,6 @@ async fn update(
     if register_now {
         audit.registered();
     }
-    audit.write(tx, study).await?;
+    audit.write(tx, &mut rows.study).await?;
     Ok((row, contact, false))
 }

@@ -7,14 +7,21 @@
 //! answers every caller. A failed commit answers every caller of the batch with the error (or
 //! runs the whole batch again when the database asks for a retry): never a partial success.
 //!
+//! The batch locks and reads its studies once, and a site at its first command there; the
+//! commands carry those rows from one to the next (the audit chain's head moves in memory and is
+//! stored once per study before the commit). A command trusts the unique indexes where they can
+//! answer (a twin's request id, a subject OID taken by a legacy row) and checks only when one
+//! fails, on its retry.
+//!
 //! SQLite has one lane (one writer per database, as SQLite allows). PostgreSQL has several,
 //! chosen by study, so that different studies commit in parallel; a batch locks its studies'
 //! rows in id order before any command runs, so batches of several replicas never deadlock.
 
 use std::{
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -25,8 +32,10 @@ use tokio::{
     time::Instant,
 };
 
-use super::upsert::{TxError, UpsertCommand, execute};
+use super::audit;
+use super::upsert::{BatchRows, Executed, TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
+use crate::store::entity::{site, study};
 use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
 /// Group-commit settings.
@@ -268,19 +277,35 @@ fn copy_error(e: &ServiceError) -> ServiceError {
 async fn try_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Answer>, sea_orm::DbErr> {
     let write = store.begin_write().await?;
     // Every study of the batch is locked up front, in id order (PostgreSQL; SQLite's write
-    // transaction already excludes every other writer).
-    let mut studies: Vec<i64> = jobs.iter().map(|j| j.command.study_id).collect();
-    studies.sort_unstable();
-    studies.dedup();
-    for id in studies {
-        queries::lock_study(&write.tx, id).await?;
+    // transaction already excludes every other writer), and read once: the commands carry the
+    // rows from one to the next (see `BatchRows`).
+    let mut ids: Vec<i64> = jobs.iter().map(|j| j.command.study_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut rows = Rows::default();
+    for id in ids {
+        rows.studies
+            .insert(id, queries::lock_study(&write.tx, id).await?);
     }
+    let locked = rows.studies.clone();
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
-        answers.push(run_one(&write.tx, &job.command).await?);
+        answers.push(run_one(&write.tx, &job.command, &mut rows).await?);
+    }
+    for (id, study) in &rows.studies {
+        if let Some(before) = locked.get(id) {
+            audit::move_head(&write.tx, before, study).await?;
+        }
     }
     write.tx.commit().await?;
     Ok(answers)
+}
+
+/// The studies and sites of a batch as its commands left them so far.
+#[derive(Default)]
+struct Rows {
+    studies: BTreeMap<i64, study::Model>,
+    sites: HashMap<i64, site::Model>,
 }
 
 /// Runs one command under a savepoint: kept when it succeeded (and wrote for real), rolled
@@ -289,37 +314,77 @@ async fn try_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Answer>, sea_orm::
 async fn run_one(
     tx: &DatabaseTransaction,
     command: &UpsertCommand,
+    rows: &mut Rows,
 ) -> Result<Answer, sea_orm::DbErr> {
-    match retry::on_conflict(|| attempt_one(tx, command)).await {
-        Ok(answer) => Ok(answer),
+    let study = rows
+        .studies
+        .get(&command.study_id)
+        .cloned()
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("study {}", command.study_id)))?;
+    let site = command.site_id.and_then(|id| rows.sites.get(&id).cloned());
+    let attempts = AtomicUsize::new(0);
+    let result = retry::on_conflict(|| {
+        let first = attempts.fetch_add(1, Ordering::Relaxed) == 0;
+        attempt_one(tx, command, study.clone(), site.clone(), first)
+    })
+    .await;
+    match result {
+        Ok((answer, after)) => {
+            if let Some(site) = after.site {
+                rows.sites.insert(site.id, site);
+            }
+            rows.studies.insert(after.study.id, after.study);
+            Ok(answer)
+        }
         Err(e) if classify(&e) == DbFailure::Unavailable => Err(e),
         Err(e) => Ok(Err(to_service_error(e))),
     }
 }
 
-/// One attempt of one command, under its own savepoint.
+/// One attempt of one command, under its own savepoint: its answer, and the batch's rows as
+/// the command leaves them (changed only when it was kept).
 async fn attempt_one(
     tx: &DatabaseTransaction,
     command: &UpsertCommand,
-) -> Result<Answer, sea_orm::DbErr> {
+    study: study::Model,
+    site: Option<site::Model>,
+    first: bool,
+) -> Result<(Answer, BatchRows), sea_orm::DbErr> {
     let savepoint = tx.begin().await?;
-    let result = execute(&savepoint, command).await;
+    let site = match (command.site_id, site) {
+        (Some(_), Some(site)) => Ok(Some(site)),
+        (Some(id), None) => queries::site_by_id(&savepoint, id)
+            .await
+            .and_then(|s| s.ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("site {id}"))))
+            .map(Some),
+        (None, _) => Ok(None),
+    };
+    let site = match site {
+        Ok(site) => site,
+        Err(e) => {
+            savepoint.rollback().await?;
+            return Err(e);
+        }
+    };
+    let read = BatchRows { study, site };
+    let mut rows = read.clone();
+    let result = execute(&savepoint, command, &mut rows, first).await;
     #[cfg(feature = "fault-injection")]
     if let super::Fault::SlowCommit(delay) = command.fault {
         tokio::time::sleep(delay).await;
     }
     match result {
-        Ok(response) if !command.validate_only => {
+        Ok(Executed::Written(response)) if !command.validate_only => {
             savepoint.commit().await?;
-            Ok(Ok(response))
+            Ok((Ok(response), rows))
         }
-        Ok(response) => {
+        Ok(Executed::Written(response) | Executed::Replayed(response)) => {
             savepoint.rollback().await?;
-            Ok(Ok(response))
+            Ok((Ok(response), read))
         }
         Err(TxError::Rejected(e)) => {
             savepoint.rollback().await?;
-            Ok(Err(e))
+            Ok((Err(e), read))
         }
         Err(TxError::Db(e)) => {
             savepoint.rollback().await?;
