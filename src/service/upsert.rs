@@ -481,12 +481,12 @@ async fn check_caps(
     Ok(())
 }
 
-/// Makes the next Participant ID from the study's template and advances the counter (in the
-/// database and in the batch's rows).
-async fn generate_subject_key(
+/// The next free Participant ID from the study's template, and the sequence number it used;
+/// reads only.
+async fn next_free_key(
     tx: &DatabaseTransaction,
-    rows: &mut BatchRows,
-) -> Result<SubjectKey, TxError> {
+    rows: &BatchRows,
+) -> Result<(SubjectKey, i64), TxError> {
     let (study, site) = (&rows.study, rows.site.as_ref());
     let template = template_for(study.participant_id_template.as_deref(), site.is_some())
         .map_err(|e| ServiceError::Internal(format!("study template: {e}")))?;
@@ -505,22 +505,32 @@ async fn generate_subject_key(
         if !taken {
             let key = SubjectKey::from_generated(candidate)
                 .map_err(|v| ServiceError::invalid(vec![v]))?;
-            match rows.site.as_mut() {
-                Some(s) => {
-                    let mut row = s.clone().into_active_model();
-                    row.next_seq = Set(seq + 1);
-                    *s = row.update(tx).await?;
-                }
-                None => {
-                    let mut row = rows.study.clone().into_active_model();
-                    row.next_seq = Set(seq + 1);
-                    rows.study = row.update(tx).await?;
-                }
-            }
-            return Ok(key);
+            return Ok((key, seq));
         }
     }
     Err(ServiceError::Internal("no free generated Participant ID".into()).into())
+}
+
+/// Moves the generated-ID counter (of the site, or of the study for a study-level
+/// participant) past `seq`, in the database and in the batch's rows.
+async fn advance_seq(
+    tx: &DatabaseTransaction,
+    rows: &mut BatchRows,
+    seq: i64,
+) -> Result<(), DbErr> {
+    match rows.site.as_mut() {
+        Some(s) => {
+            let mut row = s.clone().into_active_model();
+            row.next_seq = Set(seq + 1);
+            *s = row.update(tx).await?;
+        }
+        None => {
+            let mut row = rows.study.clone().into_active_model();
+            row.next_seq = Set(seq + 1);
+            rows.study = row.update(tx).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The subject OID of a new participant: `SS_<base>`, then `_2`, `_3`… (SPEC), the suffix from
@@ -535,7 +545,7 @@ async fn pick_subject_oid(
     tx: &DatabaseTransaction,
     key: &SubjectKey,
     first: bool,
-) -> Result<String, TxError> {
+) -> Result<String, DbErr> {
     let base = subject_oid_base(key.as_str());
     for _ in 0..4 {
         let n = queries::next_subject_oid_suffix(tx, &base).await?;
@@ -551,7 +561,7 @@ async fn pick_subject_oid(
             .unwrap_or(n);
         queries::skip_subject_oid_suffixes(tx, &base, highest).await?;
     }
-    Err(ServiceError::Internal("no free subject OID".into()).into())
+    Err(DbErr::Custom("no free subject OID".into()))
 }
 
 /// A new access code, free in the study: (plain, sealed, lookup hash). Uniqueness is checked
@@ -561,7 +571,7 @@ async fn pick_access_code(
     cipher: &DataCipher,
     study_id: i64,
     subject_oid: &str,
-) -> Result<(String, String, String), TxError> {
+) -> Result<(String, String, String), DbErr> {
     for _ in 0..100 {
         // The thread-local CSPRNG is not Send: draw before the next await.
         let code = access_code(&mut rand::rng());
@@ -570,7 +580,7 @@ async fn pick_access_code(
             return Ok((code, sealed, hash));
         }
     }
-    Err(ServiceError::Internal("no free access code".into()).into())
+    Err(DbErr::Custom("no free access code".into()))
 }
 
 /// The rows a command of a batch acts on, as the batch sees them. The batch locks and reads
@@ -629,12 +639,48 @@ pub async fn execute(
     }
 }
 
+/// What a command will write, decided from reads alone. Every refusal of a command comes
+/// from `decide`; `apply` only writes, and fails only with a database error. So a command that
+/// is refused has written nothing, and a batch may run commands without a savepoint each (see
+/// `writer`).
+enum Plan {
+    Create {
+        key: SubjectKey,
+        /// For a generated ID: the sequence number it used, which the counter moves past.
+        generated: Option<i64>,
+    },
+    Update(Box<UpdatePlan>),
+}
+
+struct UpdatePlan {
+    found: participant::Model,
+    secondary_id: Option<String>,
+    changes: Vec<Change>,
+    /// The contact data after the update (plain), for a site-level participant.
+    contact: Option<participant_contact::Model>,
+    contact_row_exists: bool,
+    contact_changed: bool,
+    register_now: bool,
+    /// The stored access code, opened.
+    stored_code: Option<String>,
+}
+
 async fn run(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
     rows: &mut BatchRows,
     first: bool,
 ) -> Result<UpsertOutcome, TxError> {
+    let plan = decide(tx, cmd, rows).await?;
+    Ok(apply(tx, cmd, rows, plan, first).await?)
+}
+
+/// Reads what the command needs and refuses it when a rule says so; writes nothing.
+async fn decide(
+    tx: &DatabaseTransaction,
+    cmd: &UpsertCommand,
+    rows: &BatchRows,
+) -> Result<Plan, TxError> {
     if rows.study.id != cmd.study_id || rows.site.as_ref().map(|s| s.id) != cmd.site_id {
         return Err(ServiceError::Internal(
             "the batch gave a command another study or site".into(),
@@ -645,7 +691,7 @@ async fn run(
         Some(key) => queries::participant_by_key(tx, cmd.study_id, &key.normalized()).await?,
         None => None,
     };
-    let (row, contact, created) = match existing {
+    match existing {
         Some(found) => {
             if found.site_id != cmd.site_id {
                 return Err(rejected(
@@ -665,7 +711,7 @@ async fn run(
                     "etag is not the participant's current etag: read it again and retry",
                 ));
             }
-            update(tx, cmd, rows, found).await?
+            Ok(Plan::Update(Box::new(plan_update(tx, cmd, found).await?)))
         }
         None => {
             if cmd.subject_key.is_some() && rows.study.participant_id_method == "system" {
@@ -681,13 +727,46 @@ async fn run(
                 ));
             }
             check_caps(tx, &rows.study, rows.site.as_ref()).await?;
-            create(tx, cmd, rows, first).await?
+            Ok(match &cmd.subject_key {
+                Some(key) => Plan::Create {
+                    key: key.clone(),
+                    generated: None,
+                },
+                None => {
+                    let (key, seq) = next_free_key(tx, rows).await?;
+                    Plan::Create {
+                        key,
+                        generated: Some(seq),
+                    }
+                }
+            })
         }
+    }
+}
+
+/// Writes what `decide` planned, its audit events and the remembered response.
+async fn apply(
+    tx: &DatabaseTransaction,
+    cmd: &UpsertCommand,
+    rows: &mut BatchRows,
+    plan: Plan,
+    first: bool,
+) -> Result<UpsertOutcome, DbErr> {
+    let (row, contact, created) = match plan {
+        Plan::Create { key, generated } => {
+            if let Some(seq) = generated {
+                advance_seq(tx, rows, seq).await?;
+            }
+            create(tx, cmd, rows, key, first).await?
+        }
+        Plan::Update(plan) => update(tx, cmd, rows, *plan).await?,
     };
 
     #[cfg(feature = "fault-injection")]
     if cmd.fault == super::Fault::AfterAudit {
-        return Err(DbErr::Custom("injected fault after the audit insert".into()).into());
+        return Err(DbErr::Custom(
+            "injected fault after the audit insert".into(),
+        ));
     }
 
     let response = UpsertOutcome {
@@ -733,12 +812,9 @@ async fn create(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
     rows: &mut BatchRows,
+    key: SubjectKey,
     first: bool,
-) -> Result<Written, TxError> {
-    let key = match &cmd.subject_key {
-        Some(key) => key.clone(),
-        None => generate_subject_key(tx, rows).await?,
-    };
+) -> Result<Written, DbErr> {
     let subject_oid = pick_subject_oid(tx, &key, first).await?;
     let (study, site) = (&rows.study, rows.site.as_ref());
     let secondary_id = cmd
@@ -816,12 +892,12 @@ async fn create(
     Ok((row, contact, true))
 }
 
-async fn update(
+/// What an update of `found` changes, from reads alone.
+async fn plan_update(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
-    rows: &mut BatchRows,
     found: participant::Model,
-) -> Result<Written, TxError> {
+) -> Result<UpdatePlan, TxError> {
     let mut changes = Vec::new();
     let secondary_id = cmd
         .secondary_id
@@ -871,7 +947,34 @@ async fn update(
         .map_err(|e| {
             ServiceError::Internal(format!("access code of participant {}: {e}", found.id))
         })?;
+    Ok(UpdatePlan {
+        found,
+        secondary_id,
+        changes,
+        contact,
+        contact_row_exists,
+        contact_changed,
+        register_now,
+        stored_code,
+    })
+}
 
+async fn update(
+    tx: &DatabaseTransaction,
+    cmd: &UpsertCommand,
+    rows: &mut BatchRows,
+    plan: UpdatePlan,
+) -> Result<Written, DbErr> {
+    let UpdatePlan {
+        found,
+        secondary_id,
+        changes,
+        contact,
+        contact_row_exists,
+        contact_changed,
+        register_now,
+        stored_code,
+    } = plan;
     if changes.is_empty() && !register_now {
         // A no-op writes nothing and keeps etag and update_time.
         let mut found = found;

@@ -251,10 +251,24 @@ async fn run_lane(
     }
 }
 
-/// Runs the batch in one transaction, each command under a savepoint, and commits once. The
-/// answers are in the batch's order; on a failed commit every answer is that failure.
+/// Runs the batch in one transaction and commits once. The answers are in the batch's order;
+/// on a failed commit every answer is that failure.
+///
+/// The batch first runs its commands one after the other without a savepoint each: a command
+/// that is refused has written nothing (every refusal comes before its first write), so only a
+/// database error needs a command undone. On such an error the transaction is rolled back and
+/// the batch runs again with a savepoint per command, where the error stays with its command
+/// (and a conflict is retried) while its neighbours commit. `validate_only` commands always run
+/// under a savepoint, which they roll back.
 async fn commit_batch(store: &Store, jobs: &[Job]) -> Vec<Answer> {
-    match retry::on_conflict(|| try_batch(store, jobs)).await {
+    let result = match try_batch(store, jobs, Mode::Together).await {
+        Err(e) if classify(&e) != DbFailure::Unavailable => {
+            tracing::debug!(error = %describe_db_err(&e), "a command failed; running the batch again with a savepoint each");
+            retry::on_conflict(|| try_batch(store, jobs, Mode::Savepoints)).await
+        }
+        other => other,
+    };
+    match result {
         Ok(answers) => answers,
         Err(e) => {
             tracing::warn!(error = %describe_db_err(&e), commands = jobs.len(), "batch failed; nothing of it was written");
@@ -262,6 +276,15 @@ async fn commit_batch(store: &Store, jobs: &[Job]) -> Vec<Answer> {
             jobs.iter().map(|_| Err(copy_error(&error))).collect()
         }
     }
+}
+
+/// How a batch runs its commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One after the other in the batch's transaction; any database error fails the attempt.
+    Together,
+    /// Each under its own savepoint.
+    Savepoints,
 }
 
 /// The same failure for every caller of a batch.
@@ -274,7 +297,7 @@ fn copy_error(e: &ServiceError) -> ServiceError {
     }
 }
 
-async fn try_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Answer>, sea_orm::DbErr> {
+async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer>, sea_orm::DbErr> {
     let write = store.begin_write().await?;
     // Every study of the batch is locked up front, in id order (PostgreSQL; SQLite's write
     // transaction already excludes every other writer), and read once: the commands carry the
@@ -290,7 +313,13 @@ async fn try_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Answer>, sea_orm::
     let locked = rows.studies.clone();
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
-        answers.push(run_one(&write.tx, &job.command, &mut rows).await?);
+        let answer = match mode {
+            Mode::Together if !job.command.validate_only => {
+                run_together(&write.tx, &job.command, &mut rows).await?
+            }
+            _ => run_one(&write.tx, &job.command, &mut rows).await?,
+        };
+        answers.push(answer);
     }
     for (id, study) in &rows.studies {
         if let Some(before) = locked.get(id) {
@@ -306,6 +335,45 @@ async fn try_batch(store: &Store, jobs: &[Job]) -> Result<Vec<Answer>, sea_orm::
 struct Rows {
     studies: BTreeMap<i64, study::Model>,
     sites: HashMap<i64, site::Model>,
+}
+
+/// Runs one command in the batch's transaction, without a savepoint: see `commit_batch`.
+async fn run_together(
+    tx: &DatabaseTransaction,
+    command: &UpsertCommand,
+    rows: &mut Rows,
+) -> Result<Answer, sea_orm::DbErr> {
+    let study = rows
+        .studies
+        .get(&command.study_id)
+        .cloned()
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("study {}", command.study_id)))?;
+    let site = match command.site_id {
+        Some(id) => Some(match rows.sites.get(&id) {
+            Some(site) => site.clone(),
+            None => queries::site_by_id(tx, id)
+                .await?
+                .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("site {id}")))?,
+        }),
+        None => None,
+    };
+    let mut after = BatchRows { study, site };
+    let result = execute(tx, command, &mut after, true).await;
+    #[cfg(feature = "fault-injection")]
+    if let super::Fault::SlowCommit(delay) = command.fault {
+        tokio::time::sleep(delay).await;
+    }
+    let answer = match result {
+        Ok(Executed::Written(response) | Executed::Replayed(response)) => Ok(response),
+        Err(TxError::Rejected(e)) => Err(e),
+        Err(TxError::Db(e)) => return Err(e),
+    };
+    // A refused or replayed command changed nothing; the rows are as they were read.
+    if let Some(site) = after.site {
+        rows.sites.insert(site.id, site);
+    }
+    rows.studies.insert(after.study.id, after.study);
+    Ok(answer)
 }
 
 /// Runs one command under a savepoint: kept when it succeeded (and wrote for real), rolled

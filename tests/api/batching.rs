@@ -204,7 +204,75 @@ async fn twins_of_one_request_id_in_one_batch_get_one_answer(backend: Backend) {
     app.assert_counters_match().await;
 }
 
+/// A batch first runs its commands without a savepoint each; a database error in one (here a
+/// subject OID taken by a row written outside the service, which the first attempt trusts the
+/// unique index to find) undoes the attempt, and the batch runs again with a savepoint per
+/// command: the colliding creation is retried alone and every neighbour is written once.
+async fn a_database_error_in_a_batch_is_undone_alone(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.batching = Some(BatchConfig {
+        max_batch: 64,
+        max_wait: Duration::from_millis(300),
+        lanes: 1,
+    });
+    let app = TestApp::spawn_with(options).await;
+    app.execute(
+        "INSERT INTO participants (study_id, site_id, subject_key, subject_key_norm, subject_oid, \
+         status, participate_status, etag, create_time, update_time) VALUES \
+         ((SELECT id FROM studies WHERE oid = 'S_CAPPED'), (SELECT id FROM sites WHERE oid = 'S_CAPPED_A'), \
+         'OLD-LEG', 'old-leg', 'SS_LEG', 'available', '', 'e', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')",
+    )
+    .await;
+    let before = app.participants.batch_stats();
+    let calls: Vec<_> = ["N-1", "LEG", "N-2"]
+        .into_iter()
+        .map(|key| {
+            let mut client = app.client.clone();
+            let mut req = capped("S_CAPPED_A", key);
+            req.request_id = format!("undo-{key}");
+            let req = app.authed("dm.capped", req);
+            tokio::spawn(async move { client.upsert_participant(req).await })
+        })
+        .collect();
+    let mut oids = Vec::new();
+    for call in calls {
+        let answer = call
+            .await
+            .expect("task")
+            .expect("every creation succeeds")
+            .into_inner();
+        assert!(answer.created);
+        oids.push(answer.participant.unwrap().subject_oid);
+    }
+    let after = app.participants.batch_stats();
+    assert!(
+        after.largest >= 3,
+        "the creations shared a transaction: {before:?} -> {after:?}"
+    );
+    assert_eq!(oids, ["SS_N1", "SS_LEG_2", "SS_N2"]);
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM participants WHERE subject_key_norm IN ('n-1', 'leg', 'n-2')"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE request_id LIKE 'undo-%'")
+            .await,
+        3,
+        "one creation event each: the undone attempt left none"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM idempotency_records WHERE request_id LIKE 'undo-%'")
+            .await,
+        3
+    );
+    app.assert_counters_match().await;
+}
+
 crate::on_both_backends!(
     a_mixed_batch_answers_each_caller_as_if_alone,
     twins_of_one_request_id_in_one_batch_get_one_answer,
+    a_database_error_in_a_batch_is_undone_alone,
 );
