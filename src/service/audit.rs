@@ -91,10 +91,12 @@ impl<'a> Audit<'a> {
     /// it, in one statement, each hashed onto the study's chain; then moves the chain's head
     /// on `study`, the batch's copy of the row read under the study lock, so the next write of
     /// the batch extends it. The batch stores the head once, before it commits (`move_head`).
+    /// With `deferred`, the events are left there for the batch to insert with its others.
     pub(crate) async fn write(
         mut self,
         tx: &DatabaseTransaction,
         study: &mut study::Model,
+        deferred: Option<&mut Vec<audit_event::ActiveModel>>,
     ) -> Result<(), DbErr> {
         if self.events.is_empty() {
             return Ok(());
@@ -127,9 +129,14 @@ impl<'a> Audit<'a> {
             event.chain_seq = Set(Some(seq));
             event.hash = Set(Some(hex::encode(head)));
         }
-        audit_event::Entity::insert_many(self.events)
-            .exec(tx)
-            .await?;
+        match deferred {
+            Some(deferred) => deferred.append(&mut self.events),
+            None => {
+                audit_event::Entity::insert_many(self.events)
+                    .exec(tx)
+                    .await?;
+            }
+        }
         study.audit_seq = seq;
         study.audit_head = Some(hex::encode(head));
         Ok(())

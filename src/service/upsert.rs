@@ -33,7 +33,7 @@ use crate::domain::{
 };
 use crate::store::{
     access_codes,
-    entity::{idempotency_record, participant, participant_contact, site, study},
+    entity::{audit_event, idempotency_record, participant, participant_contact, site, study},
     queries, to_service_error,
 };
 
@@ -594,6 +594,17 @@ pub struct BatchRows {
     pub study: study::Model,
     /// The command's site, for a site-level command.
     pub site: Option<site::Model>,
+    /// Where the command leaves the rows that nothing later in the batch reads (its audit
+    /// events and its remembered response), for the batch to insert together before it
+    /// commits; `None` inserts them at once.
+    pub deferred: Option<Deferred>,
+}
+
+/// Rows a batch inserts together, one statement per table, just before its commit.
+#[derive(Debug, Clone, Default)]
+pub struct Deferred {
+    pub audit_events: Vec<audit_event::ActiveModel>,
+    pub remembered: Vec<idempotency_record::ActiveModel>,
 }
 
 /// How `execute` ended without an error.
@@ -787,7 +798,7 @@ async fn apply(
     if let Some(rid) = &cmd.request_id
         && !cmd.validate_only
     {
-        idempotency_record::ActiveModel {
+        let record = idempotency_record::ActiveModel {
             user_name: Set(cmd.user.clone()),
             request_id: Set(rid.as_str().to_owned()),
             request_hash: Set(cmd.request_hash.current().to_owned()),
@@ -798,9 +809,13 @@ async fn apply(
             )),
             created_at: Set(cmd.now),
             ..Default::default()
+        };
+        match rows.deferred.as_mut() {
+            Some(deferred) => deferred.remembered.push(record),
+            None => {
+                record.insert(tx).await?;
+            }
         }
-        .insert(tx)
-        .await?;
     }
     Ok(response)
 }
@@ -888,7 +903,13 @@ async fn create(
     if cmd.register {
         audit.registered();
     }
-    audit.write(tx, &mut rows.study).await?;
+    audit
+        .write(
+            tx,
+            &mut rows.study,
+            rows.deferred.as_mut().map(|d| &mut d.audit_events),
+        )
+        .await?;
     Ok((row, contact, true))
 }
 
@@ -1017,6 +1038,12 @@ async fn update(
     if register_now {
         audit.registered();
     }
-    audit.write(tx, &mut rows.study).await?;
+    audit
+        .write(
+            tx,
+            &mut rows.study,
+            rows.deferred.as_mut().map(|d| &mut d.audit_events),
+        )
+        .await?;
     Ok((row, contact, false))
 }

@@ -26,16 +26,16 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::{DatabaseTransaction, DbBackend, TransactionTrait};
+use sea_orm::{DatabaseTransaction, DbBackend, EntityTrait, TransactionTrait};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
 };
 
 use super::audit;
-use super::upsert::{BatchRows, Executed, TxError, UpsertCommand, execute};
+use super::upsert::{BatchRows, Deferred, Executed, TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
-use crate::store::entity::{site, study};
+use crate::store::entity::{audit_event, idempotency_record, site, study};
 use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
 /// Group-commit settings.
@@ -321,6 +321,7 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
         };
         answers.push(answer);
     }
+    insert_deferred(&write.tx, std::mem::take(&mut rows.deferred)).await?;
     for (id, study) in &rows.studies {
         if let Some(before) = locked.get(id) {
             audit::move_head(&write.tx, before, study).await?;
@@ -335,6 +336,38 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
 struct Rows {
     studies: BTreeMap<i64, study::Model>,
     sites: HashMap<i64, site::Model>,
+    /// What the commands run together left for the batch to insert.
+    deferred: Deferred,
+}
+
+/// Rows per INSERT statement: well under the bind-parameter limits of both databases (32,766
+/// in SQLite, 65,535 in PostgreSQL) for the widest of these tables (14 columns).
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// Inserts what the commands run together deferred: their audit events (in the batch's order,
+/// so ids follow the chain) and their remembered responses, a statement per table. A twin's
+/// request id fails the remembered insert here, and the batch then runs with savepoints.
+async fn insert_deferred(
+    tx: &DatabaseTransaction,
+    deferred: Deferred,
+) -> Result<(), sea_orm::DbErr> {
+    let Deferred {
+        mut audit_events,
+        mut remembered,
+    } = deferred;
+    while !audit_events.is_empty() {
+        let rest = audit_events.split_off(audit_events.len().min(ROWS_PER_INSERT));
+        audit_event::Entity::insert_many(std::mem::replace(&mut audit_events, rest))
+            .exec(tx)
+            .await?;
+    }
+    while !remembered.is_empty() {
+        let rest = remembered.split_off(remembered.len().min(ROWS_PER_INSERT));
+        idempotency_record::Entity::insert_many(std::mem::replace(&mut remembered, rest))
+            .exec(tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Runs one command in the batch's transaction, without a savepoint: see `commit_batch`.
@@ -357,7 +390,11 @@ async fn run_together(
         }),
         None => None,
     };
-    let mut after = BatchRows { study, site };
+    let mut after = BatchRows {
+        study,
+        site,
+        deferred: Some(Deferred::default()),
+    };
     let result = execute(tx, command, &mut after, true).await;
     #[cfg(feature = "fault-injection")]
     if let super::Fault::SlowCommit(delay) = command.fault {
@@ -369,6 +406,12 @@ async fn run_together(
         Err(TxError::Db(e)) => return Err(e),
     };
     // A refused or replayed command changed nothing; the rows are as they were read.
+    if let Some(mut deferred) = after.deferred {
+        rows.deferred
+            .audit_events
+            .append(&mut deferred.audit_events);
+        rows.deferred.remembered.append(&mut deferred.remembered);
+    }
     if let Some(site) = after.site {
         rows.sites.insert(site.id, site);
     }
@@ -434,7 +477,11 @@ async fn attempt_one(
             return Err(e);
         }
     };
-    let read = BatchRows { study, site };
+    let read = BatchRows {
+        study,
+        site,
+        deferred: None,
+    };
     let mut rows = read.clone();
     let result = execute(&savepoint, command, &mut rows, first).await;
     #[cfg(feature = "fault-injection")]
