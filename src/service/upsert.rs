@@ -598,6 +598,11 @@ pub struct BatchRows {
     /// events and its remembered response), for the batch to insert together before it
     /// commits; `None` inserts them at once.
     pub deferred: Option<Deferred>,
+    /// The participant with the command's key as the batch knows it (the row as stored, or
+    /// `None` when there is none), read for the whole batch at once; `None` reads it here.
+    pub known: Option<Option<participant::Model>>,
+    /// The participant row as this command stored it, for the batch to know.
+    pub written: Option<participant::Model>,
 }
 
 /// Rows a batch inserts together, one statement per table, just before its commit.
@@ -698,9 +703,12 @@ async fn decide(
         )
         .into());
     }
-    let existing = match &cmd.subject_key {
-        Some(key) => queries::participant_by_key(tx, cmd.study_id, &key.normalized()).await?,
-        None => None,
+    let existing = match (&cmd.subject_key, &rows.known) {
+        (Some(_), Some(known)) => known.clone(),
+        (Some(key), None) => {
+            queries::participant_by_key(tx, cmd.study_id, &key.normalized()).await?
+        }
+        (None, _) => None,
     };
     match existing {
         Some(found) => {
@@ -865,6 +873,7 @@ async fn create(
     }
     .insert(tx)
     .await?;
+    rows.written = Some(row.clone());
     // The caller answers with the plain code; only the sealed one is stored.
     row.access_code = plain_code;
 
@@ -1018,6 +1027,7 @@ async fn update(
     row.etag = Set(new_etag());
     row.update_time = Set(cmd.now);
     let mut row = row.update(tx).await?;
+    rows.written = Some(row.clone());
     row.access_code = match new_code {
         Some((plain, _, _)) => Some(plain),
         None => stored_code,

@@ -35,7 +35,7 @@ use tokio::{
 use super::audit;
 use super::upsert::{BatchRows, Deferred, Executed, TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
-use crate::store::entity::{audit_event, idempotency_record, site, study};
+use crate::store::entity::{audit_event, idempotency_record, participant, site, study};
 use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
 /// Group-commit settings.
@@ -311,6 +311,9 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
             .insert(id, queries::lock_study(&write.tx, id).await?);
     }
     let locked = rows.studies.clone();
+    if mode == Mode::Together {
+        rows.known = known_participants(&write.tx, jobs).await?;
+    }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
         let answer = match mode {
@@ -338,6 +341,38 @@ struct Rows {
     sites: HashMap<i64, site::Model>,
     /// What the commands run together left for the batch to insert.
     deferred: Deferred,
+    /// The participants with the keys of the commands run together, by (study, normalized
+    /// key): read once when the batch starts, then as its commands leave them.
+    known: HashMap<(i64, String), Option<participant::Model>>,
+}
+
+/// Reads the participants with the keys of the batch's commands, one statement per study.
+async fn known_participants(
+    tx: &DatabaseTransaction,
+    jobs: &[Job],
+) -> Result<HashMap<(i64, String), Option<participant::Model>>, sea_orm::DbErr> {
+    let mut keys: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for job in jobs {
+        if let Some(key) = &job.command.subject_key {
+            keys.entry(job.command.study_id)
+                .or_default()
+                .push(key.normalized());
+        }
+    }
+    let mut known = HashMap::new();
+    for (study_id, mut norms) in keys {
+        norms.sort_unstable();
+        norms.dedup();
+        for chunk in norms.chunks(ROWS_PER_INSERT) {
+            for norm in chunk {
+                known.insert((study_id, norm.clone()), None);
+            }
+            for row in queries::participants_by_keys(tx, study_id, chunk).await? {
+                known.insert((study_id, row.subject_key_norm.clone()), Some(row));
+            }
+        }
+    }
+    Ok(known)
 }
 
 /// Rows per INSERT statement: well under the bind-parameter limits of both databases (32,766
@@ -390,10 +425,17 @@ async fn run_together(
         }),
         None => None,
     };
+    let known = command.subject_key.as_ref().and_then(|key| {
+        rows.known
+            .get(&(command.study_id, key.normalized()))
+            .cloned()
+    });
     let mut after = BatchRows {
         study,
         site,
         deferred: Some(Deferred::default()),
+        known,
+        written: None,
     };
     let result = execute(tx, command, &mut after, true).await;
     #[cfg(feature = "fault-injection")]
@@ -406,6 +448,12 @@ async fn run_together(
         Err(TxError::Db(e)) => return Err(e),
     };
     // A refused or replayed command changed nothing; the rows are as they were read.
+    if let Some(written) = after.written {
+        rows.known.insert(
+            (written.study_id, written.subject_key_norm.clone()),
+            Some(written),
+        );
+    }
     if let Some(mut deferred) = after.deferred {
         rows.deferred
             .audit_events
@@ -481,6 +529,8 @@ async fn attempt_one(
         study,
         site,
         deferred: None,
+        known: None,
+        written: None,
     };
     let mut rows = read.clone();
     let result = execute(&savepoint, command, &mut rows, first).await;

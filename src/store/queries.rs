@@ -39,6 +39,22 @@ pub async fn participant_by_key(
 
 /// One keyset page of a study's (or one site's) Participants in id order: those after `after`,
 /// at most `limit`, with `status` when given.
+/// The participants of a study with any of these normalized keys.
+pub async fn participants_by_keys(
+    c: &impl ConnectionTrait,
+    study_id: i64,
+    subject_key_norms: &[String],
+) -> Result<Vec<participant::Model>, DbErr> {
+    if subject_key_norms.is_empty() {
+        return Ok(Vec::new());
+    }
+    participant::Entity::find()
+        .filter(participant::Column::StudyId.eq(study_id))
+        .filter(participant::Column::SubjectKeyNorm.is_in(subject_key_norms.iter().cloned()))
+        .all(c)
+        .await
+}
+
 pub async fn participants_page(
     c: &impl ConnectionTrait,
     study_id: i64,

@@ -271,8 +271,71 @@ async fn a_database_error_in_a_batch_is_undone_alone(backend: Backend) {
     app.assert_counters_match().await;
 }
 
+/// A batch reads the participants with its commands' keys once, when it starts; what its
+/// commands write must reach the commands after them. A generated ID, then the same ID given
+/// (in another letter case) in the same batch: the second finds the first and updates it.
+async fn a_later_command_of_a_batch_finds_what_an_earlier_one_created(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.batching = Some(BatchConfig {
+        max_batch: 64,
+        max_wait: Duration::from_millis(400),
+        lanes: 1,
+    });
+    let app = TestApp::spawn_with(options).await;
+    let before = app.participants.batch_stats();
+    let send = |user: &str, req: UpsertParticipantRequest| {
+        let mut client = app.client.clone();
+        let req = app.authed(user, req);
+        tokio::spawn(async move { client.upsert_participant(req).await })
+    };
+    // In this order: each call waits a little so that the batch holds them as sent.
+    let generated = send(
+        "dm.vega",
+        UpsertParticipantRequest {
+            scope: crate::helpers::site("S_VEGA", "S_VEGA_BOS"),
+            ..Default::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let given = send(
+        "dm.vega",
+        UpsertParticipantRequest {
+            scope: crate::helpers::site("S_VEGA", "S_VEGA_BOS"),
+            subject_key: "s_vega_bos-0001".into(),
+            contact: crate::helpers::contact(|c| c.city = Some("Boston".into())),
+            ..Default::default()
+        },
+    );
+    // (A key given twice in one batch is the mixed test's: there the unique index would also
+    // catch a batch that forgot the first creation.)
+
+    let generated = generated
+        .await
+        .expect("task")
+        .expect("generated")
+        .into_inner();
+    let given = given.await.expect("task").expect("given").into_inner();
+    let after = app.participants.batch_stats();
+    assert!(
+        after.largest >= 2,
+        "the calls shared a transaction: {before:?} -> {after:?}"
+    );
+    assert!(generated.created);
+    assert!(
+        !given.created,
+        "the given ID is the generated one: an update"
+    );
+    assert_eq!(
+        given.participant.as_ref().unwrap().subject_oid,
+        generated.participant.as_ref().unwrap().subject_oid
+    );
+    assert_eq!(app.participant_count().await, 1);
+    app.assert_counters_match().await;
+}
+
 crate::on_both_backends!(
     a_mixed_batch_answers_each_caller_as_if_alone,
     twins_of_one_request_id_in_one_batch_get_one_answer,
     a_database_error_in_a_batch_is_undone_alone,
+    a_later_command_of_a_batch_finds_what_an_earlier_one_created,
 );
