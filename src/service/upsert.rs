@@ -594,9 +594,8 @@ pub struct BatchRows {
     pub study: study::Model,
     /// The command's site, for a site-level command.
     pub site: Option<site::Model>,
-    /// Where the command leaves the rows that nothing later in the batch reads (its audit
-    /// events and its remembered response), for the batch to insert together before it
-    /// commits; `None` inserts them at once.
+    /// Where the command leaves rows for the batch to insert together (its contact data, audit
+    /// events and remembered response); `None` inserts them at once.
     pub deferred: Option<Deferred>,
     /// The participant with the command's key as the batch knows it (the row as stored, or
     /// `None` when there is none), read for the whole batch at once; `None` reads it here.
@@ -608,6 +607,9 @@ pub struct BatchRows {
 /// Rows a batch inserts together, one statement per table, just before its commit.
 #[derive(Debug, Clone, Default)]
 pub struct Deferred {
+    /// Contact data of creations (sealed); the batch inserts it before any command that may
+    /// read it.
+    pub contacts: Vec<participant_contact::ActiveModel>,
     pub audit_events: Vec<audit_event::ActiveModel>,
     pub remembered: Vec<idempotency_record::ActiveModel>,
 }
@@ -899,11 +901,15 @@ async fn create(
                 ..Default::default()
             };
             let (contact, changes) = apply_contact(&empty, &cmd.contact);
-            seal_contact(&cmd.cipher, &contact)
+            let sealed = seal_contact(&cmd.cipher, &contact)
                 .into_active_model()
-                .reset_all()
-                .insert(tx)
-                .await?;
+                .reset_all();
+            match rows.deferred.as_mut() {
+                Some(deferred) => deferred.contacts.push(sealed),
+                None => {
+                    sealed.insert(tx).await?;
+                }
+            }
             audit.changed(changes);
             Some(contact)
         }

@@ -18,7 +18,7 @@
 //! rows in id order before any command runs, so batches of several replicas never deadlock.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -35,7 +35,7 @@ use tokio::{
 use super::audit;
 use super::upsert::{BatchRows, Deferred, Executed, TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
-use crate::store::entity::{audit_event, idempotency_record, participant, site, study};
+use crate::store::entity::{participant, site, study};
 use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
 /// Group-commit settings.
@@ -77,12 +77,15 @@ pub struct BatchStats {
     pub commands: u64,
     /// The most commands one transaction held.
     pub largest: u64,
+    /// Batches that ran again with a savepoint per command after a database error.
+    pub fallbacks: u64,
 }
 
 struct Counters {
     batches: AtomicU64,
     commands: AtomicU64,
     largest: AtomicU64,
+    fallbacks: AtomicU64,
     /// Commands per transaction, for the metrics endpoint.
     sizes: prometheus_client::metrics::histogram::Histogram,
 }
@@ -93,6 +96,7 @@ impl Default for Counters {
             batches: AtomicU64::default(),
             commands: AtomicU64::default(),
             largest: AtomicU64::default(),
+            fallbacks: AtomicU64::default(),
             sizes: prometheus_client::metrics::histogram::Histogram::new(
                 crate::telemetry::BATCH_BUCKETS,
             ),
@@ -158,6 +162,7 @@ impl Writer {
             batches: self.counters.batches.load(Ordering::Relaxed),
             commands: self.counters.commands.load(Ordering::Relaxed),
             largest: self.counters.largest.load(Ordering::Relaxed),
+            fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
         }
     }
 
@@ -244,7 +249,7 @@ async fn run_lane(
         }
         counters.record(ready.len());
         tracing::trace!(commands = ready.len(), "write batch");
-        let answers = commit_batch(&store, &ready).await;
+        let answers = commit_batch(&store, &ready, &counters).await;
         for (job, answer) in ready.into_iter().zip(answers) {
             let _ = job.reply.send(answer);
         }
@@ -260,9 +265,10 @@ async fn run_lane(
 /// the batch runs again with a savepoint per command, where the error stays with its command
 /// (and a conflict is retried) while its neighbours commit. `validate_only` commands always run
 /// under a savepoint, which they roll back.
-async fn commit_batch(store: &Store, jobs: &[Job]) -> Vec<Answer> {
+async fn commit_batch(store: &Store, jobs: &[Job], counters: &Counters) -> Vec<Answer> {
     let result = match try_batch(store, jobs, Mode::Together).await {
         Err(e) if classify(&e) != DbFailure::Unavailable => {
+            counters.fallbacks.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(error = %describe_db_err(&e), "a command failed; running the batch again with a savepoint each");
             retry::on_conflict(|| try_batch(store, jobs, Mode::Savepoints)).await
         }
@@ -320,7 +326,10 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
             Mode::Together if !job.command.validate_only => {
                 run_together(&write.tx, &job.command, &mut rows).await?
             }
-            _ => run_one(&write.tx, &job.command, &mut rows).await?,
+            _ => {
+                insert_pending_contacts(&write.tx, &mut rows).await?;
+                run_one(&write.tx, &job.command, &mut rows).await?
+            }
         };
         answers.push(answer);
     }
@@ -344,6 +353,8 @@ struct Rows {
     /// The participants with the keys of the commands run together, by (study, normalized
     /// key): read once when the batch starts, then as its commands leave them.
     known: HashMap<(i64, String), Option<participant::Model>>,
+    /// Participants whose contact data is in `deferred`, not yet in the database.
+    pending_contacts: HashSet<i64>,
 }
 
 /// Reads the participants with the keys of the batch's commands, one statement per study.
@@ -379,30 +390,48 @@ async fn known_participants(
 /// in SQLite, 65,535 in PostgreSQL) for the widest of these tables (14 columns).
 const ROWS_PER_INSERT: usize = 1_000;
 
-/// Inserts what the commands run together deferred: their audit events (in the batch's order,
-/// so ids follow the chain) and their remembered responses, a statement per table. A twin's
-/// request id fails the remembered insert here, and the batch then runs with savepoints.
+/// Inserts what the commands run together deferred: their contact data, their audit events (in
+/// the batch's order, so ids follow the chain) and their remembered responses, a statement per
+/// table. A twin's request id fails the remembered insert here, and the batch then runs with
+/// savepoints.
 async fn insert_deferred(
     tx: &DatabaseTransaction,
     deferred: Deferred,
 ) -> Result<(), sea_orm::DbErr> {
     let Deferred {
-        mut audit_events,
-        mut remembered,
+        contacts,
+        audit_events,
+        remembered,
     } = deferred;
-    while !audit_events.is_empty() {
-        let rest = audit_events.split_off(audit_events.len().min(ROWS_PER_INSERT));
-        audit_event::Entity::insert_many(std::mem::replace(&mut audit_events, rest))
-            .exec(tx)
-            .await?;
-    }
-    while !remembered.is_empty() {
-        let rest = remembered.split_off(remembered.len().min(ROWS_PER_INSERT));
-        idempotency_record::Entity::insert_many(std::mem::replace(&mut remembered, rest))
+    insert_rows(tx, contacts).await?;
+    insert_rows(tx, audit_events).await?;
+    insert_rows(tx, remembered).await
+}
+
+/// Inserts `rows` in statements of at most `ROWS_PER_INSERT` rows.
+async fn insert_rows<A>(tx: &DatabaseTransaction, mut rows: Vec<A>) -> Result<(), sea_orm::DbErr>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(ROWS_PER_INSERT));
+        <A::Entity as EntityTrait>::insert_many(std::mem::replace(&mut rows, rest))
             .exec(tx)
             .await?;
     }
     Ok(())
+}
+
+/// Inserts the contact data deferred so far, before a command that may read it.
+async fn insert_pending_contacts(
+    tx: &DatabaseTransaction,
+    rows: &mut Rows,
+) -> Result<(), sea_orm::DbErr> {
+    if rows.pending_contacts.is_empty() {
+        return Ok(());
+    }
+    rows.pending_contacts.clear();
+    insert_rows(tx, std::mem::take(&mut rows.deferred.contacts)).await
 }
 
 /// Runs one command in the batch's transaction, without a savepoint: see `commit_batch`.
@@ -430,6 +459,12 @@ async fn run_together(
             .get(&(command.study_id, key.normalized()))
             .cloned()
     });
+    // An update reads the participant's contact data: it must be in the database by then.
+    if let Some(Some(found)) = &known
+        && rows.pending_contacts.contains(&found.id)
+    {
+        insert_pending_contacts(tx, rows).await?;
+    }
     let mut after = BatchRows {
         study,
         site,
@@ -455,6 +490,12 @@ async fn run_together(
         );
     }
     if let Some(mut deferred) = after.deferred {
+        for contact in &deferred.contacts {
+            if let sea_orm::ActiveValue::Set(id) = contact.participant_id {
+                rows.pending_contacts.insert(id);
+            }
+        }
+        rows.deferred.contacts.append(&mut deferred.contacts);
         rows.deferred
             .audit_events
             .append(&mut deferred.audit_events);

@@ -251,6 +251,11 @@ async fn a_database_error_in_a_batch_is_undone_alone(backend: Backend) {
     );
     assert_eq!(oids, ["SS_N1", "SS_LEG_2", "SS_N2"]);
     assert_eq!(
+        after.fallbacks,
+        before.fallbacks + 1,
+        "the batch ran again with savepoints"
+    );
+    assert_eq!(
         app.scalar(
             "SELECT COUNT(*) FROM participants WHERE subject_key_norm IN ('n-1', 'leg', 'n-2')"
         )
@@ -333,9 +338,69 @@ async fn a_later_command_of_a_batch_finds_what_an_earlier_one_created(backend: B
     app.assert_counters_match().await;
 }
 
+/// A creation and then an update of the same participant in one batch: the creation's contact
+/// data, which the batch inserts with its others before the commit, is in the database before
+/// the update reads it, so the update sees it and the batch needs no second run.
+async fn an_update_in_a_batch_sees_the_contact_data_of_a_creation_before_it(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.batching = Some(BatchConfig {
+        max_batch: 64,
+        max_wait: Duration::from_millis(400),
+        lanes: 1,
+    });
+    let app = TestApp::spawn_with(options).await;
+    let before = app.participants.batch_stats();
+    let send = |req: UpsertParticipantRequest| {
+        let mut client = app.client.clone();
+        let req = app.authed("dm.capped", req);
+        tokio::spawn(async move { client.upsert_participant(req).await })
+    };
+    let mut create = capped("S_CAPPED_A", "CU-1");
+    create.contact = crate::helpers::contact(|c| {
+        c.city = Some("Dayton".into());
+        c.last_name = Some("Kim".into());
+    });
+    let created = send(create);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let mut change = capped("S_CAPPED_A", "cu-1");
+    change.contact = crate::helpers::contact(|c| c.city = Some("Lyon".into()));
+    let changed = send(change);
+    let created = created.await.expect("task").expect("created").into_inner();
+    let changed = changed.await.expect("task").expect("changed").into_inner();
+    let after = app.participants.batch_stats();
+    assert!(after.largest >= 2, "one batch: {before:?} -> {after:?}");
+    assert_eq!(
+        after.fallbacks, before.fallbacks,
+        "no second run of the batch"
+    );
+    assert!(created.created);
+    assert!(!changed.created);
+    let contact = changed.participant.unwrap().contact.unwrap();
+    assert_eq!(contact.city.as_deref(), Some("Lyon"));
+    assert_eq!(
+        contact.last_name.as_deref(),
+        Some("Kim"),
+        "kept from the creation"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE field_name = 'city'")
+            .await,
+        2,
+        "the city set at creation, then changed once"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_events WHERE field_name = 'last_name'")
+            .await,
+        1,
+        "the update did not record the last name again"
+    );
+    app.assert_counters_match().await;
+}
+
 crate::on_both_backends!(
     a_mixed_batch_answers_each_caller_as_if_alone,
     twins_of_one_request_id_in_one_batch_get_one_answer,
     a_database_error_in_a_batch_is_undone_alone,
     a_later_command_of_a_batch_finds_what_an_earlier_one_created,
+    an_update_in_a_batch_sees_the_contact_data_of_a_creation_before_it,
 );
