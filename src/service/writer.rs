@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::{DatabaseTransaction, DbBackend, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue, DatabaseTransaction, DbBackend, EntityTrait, TransactionTrait};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -316,6 +316,11 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
     }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
+        // A command that repeats a request id remembered earlier in the batch must find it
+        // where it looks (the database): after a refusal, or as a dry run.
+        if mode == Mode::Together && remembered_in(&rows.deferred, &job.command) {
+            insert_deferred(&write.tx, std::mem::take(&mut rows.deferred)).await?;
+        }
         let answer = match mode {
             Mode::Together if !job.command.validate_only => {
                 run_together(&write.tx, &job.command, &mut rows).await?
@@ -403,6 +408,17 @@ async fn insert_deferred(
             .await?;
     }
     Ok(())
+}
+
+/// Whether `deferred` holds a remembered response for the command's user and request id.
+fn remembered_in(deferred: &Deferred, command: &UpsertCommand) -> bool {
+    let Some(rid) = &command.request_id else {
+        return false;
+    };
+    deferred.remembered.iter().any(|r| {
+        matches!(&r.user_name, ActiveValue::Set(u) if *u == command.user)
+            && matches!(&r.request_id, ActiveValue::Set(id) if id == rid.as_str())
+    })
 }
 
 /// Runs one command in the batch's transaction, without a savepoint: see `commit_batch`.
