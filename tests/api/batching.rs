@@ -469,6 +469,56 @@ async fn a_dry_run_reusing_a_request_id_of_its_batch_is_refused(backend: Backend
     app.assert_counters_match().await;
 }
 
+/// A request id reused for another write, and one key at a site and at the study level, in
+/// one batch: the answers of the same calls one at a time (REQUEST_ID_REUSED, then
+/// PARTICIPANT_ID_ALREADY_EXISTS), and one audit chain.
+async fn a_reused_request_id_and_a_key_at_two_levels_in_one_batch(backend: Backend) {
+    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
+    let mut first = capped("S_CAPPED_A", "RR-1");
+    first.request_id = "reused-write".into();
+    let mut other = capped("S_CAPPED_A", "RR-2");
+    other.request_id = "reused-write".into();
+    let at_site = capped("S_CAPPED_A", "LV-1");
+    let at_study = UpsertParticipantRequest {
+        scope: crate::helpers::study("S_CAPPED"),
+        subject_key: "lv-1".into(),
+        ..Default::default()
+    };
+    let before = app.participants.batch_stats();
+    let answers = send_in_order(
+        &app,
+        vec![
+            ("dm.capped", first),
+            ("dm.capped", other),
+            ("dm.capped", at_site),
+            ("dm.capped", at_study),
+        ],
+    )
+    .await;
+    let after = app.participants.batch_stats();
+    assert!(
+        after.largest >= 4,
+        "the calls shared a transaction: {before:?} -> {after:?}"
+    );
+    // The batch holds the calls as they arrive: either of each pair may come first.
+    for (pair, reason) in [
+        (&answers[0..2], "REQUEST_ID_REUSED"),
+        (&answers[2..4], "PARTICIPANT_ID_ALREADY_EXISTS"),
+    ] {
+        let created: Vec<_> = pair.iter().filter_map(|a| a.as_ref().ok()).collect();
+        assert_eq!(created.len(), 1, "{pair:?}");
+        assert!(created[0].created);
+        let refused = pair.iter().find_map(|a| a.as_ref().err()).unwrap();
+        assert_eq!(failure(refused).reason, reason);
+    }
+    assert_eq!(app.participant_count().await, 2);
+    let reports = participants::service::audit_trail::verify(&app.store, Some("S_CAPPED"))
+        .await
+        .unwrap();
+    assert!(reports[0].broken.is_none(), "{}", reports[0]);
+    app.assert_counters_match().await;
+}
+
 crate::on_both_backends!(
     a_mixed_batch_answers_each_caller_as_if_alone,
     twins_of_one_request_id_in_one_batch_get_one_answer,
@@ -477,4 +527,5 @@ crate::on_both_backends!(
     generated_study_level_ids_in_one_batch_keep_the_audit_chain,
     an_etag_twin_alone_in_a_batch_gets_the_first_answer,
     a_dry_run_reusing_a_request_id_of_its_batch_is_refused,
+    a_reused_request_id_and_a_key_at_two_levels_in_one_batch,
 );
