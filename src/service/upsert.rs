@@ -512,7 +512,9 @@ async fn next_free_key(
 }
 
 /// Moves the generated-ID counter (of the site, or of the study for a study-level
-/// participant) past `seq`, in the database and in the batch's rows.
+/// participant) past `seq`, in the database and in the batch's rows. Only the counter is
+/// taken over: the study row as stored lags the batch's copy (its audit chain's head is
+/// stored once, before the commit), so the row the UPDATE returns must not replace it.
 async fn advance_seq(
     tx: &DatabaseTransaction,
     rows: &mut BatchRows,
@@ -522,12 +524,12 @@ async fn advance_seq(
         Some(s) => {
             let mut row = s.clone().into_active_model();
             row.next_seq = Set(seq + 1);
-            *s = row.update(tx).await?;
+            s.next_seq = row.update(tx).await?.next_seq;
         }
         None => {
             let mut row = rows.study.clone().into_active_model();
             row.next_seq = Set(seq + 1);
-            rows.study = row.update(tx).await?;
+            rows.study.next_seq = row.update(tx).await?.next_seq;
         }
     }
     Ok(())

@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::{DatabaseTransaction, DbBackend, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue, DatabaseTransaction, DbBackend, EntityTrait, TransactionTrait};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -322,6 +322,11 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
     }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
+        // A command that repeats a request id remembered earlier in the batch must find it
+        // where it looks (the database): after a refusal, or as a dry run.
+        if mode == Mode::Together && remembered_in(&rows.deferred, &job.command) {
+            insert_deferred(&write.tx, &mut rows).await?;
+        }
         let answer = match mode {
             Mode::Together if !job.command.validate_only => {
                 run_together(&write.tx, &job.command, &mut rows).await?
@@ -333,7 +338,7 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
         };
         answers.push(answer);
     }
-    insert_deferred(&write.tx, std::mem::take(&mut rows.deferred)).await?;
+    insert_deferred(&write.tx, &mut rows).await?;
     for (id, study) in &rows.studies {
         if let Some(before) = locked.get(id) {
             audit::move_head(&write.tx, before, study).await?;
@@ -394,15 +399,13 @@ const ROWS_PER_INSERT: usize = 1_000;
 /// the batch's order, so ids follow the chain) and their remembered responses, a statement per
 /// table. A twin's request id fails the remembered insert here, and the batch then runs with
 /// savepoints.
-async fn insert_deferred(
-    tx: &DatabaseTransaction,
-    deferred: Deferred,
-) -> Result<(), sea_orm::DbErr> {
+async fn insert_deferred(tx: &DatabaseTransaction, rows: &mut Rows) -> Result<(), sea_orm::DbErr> {
+    rows.pending_contacts.clear();
     let Deferred {
         contacts,
         audit_events,
         remembered,
-    } = deferred;
+    } = std::mem::take(&mut rows.deferred);
     insert_rows(tx, contacts).await?;
     insert_rows(tx, audit_events).await?;
     insert_rows(tx, remembered).await
@@ -432,6 +435,17 @@ async fn insert_pending_contacts(
     }
     rows.pending_contacts.clear();
     insert_rows(tx, std::mem::take(&mut rows.deferred.contacts)).await
+}
+
+/// Whether `deferred` holds a remembered response for the command's user and request id.
+fn remembered_in(deferred: &Deferred, command: &UpsertCommand) -> bool {
+    let Some(rid) = &command.request_id else {
+        return false;
+    };
+    deferred.remembered.iter().any(|r| {
+        matches!(&r.user_name, ActiveValue::Set(u) if *u == command.user)
+            && matches!(&r.request_id, ActiveValue::Set(id) if id == rid.as_str())
+    })
 }
 
 /// Runs one command in the batch's transaction, without a savepoint: see `commit_batch`.
