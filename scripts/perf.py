@@ -284,16 +284,21 @@ transaction per write.
 
 ## What bounds these figures
 
-Profiled with `perf record -g` on the server at 64 creations in flight on SQLite: about half of
-the server's samples are thread hand-offs (`finish_task_switch` 32 %, `try_to_wake_up` 14 %,
-under `flume` channel sends and receives), and SQLite's own `sqlite3VdbeExec` is under 2 %.
-sqlx's SQLite driver runs each connection on a worker thread and sends every statement there
-and back, and a creation still runs about 14 statements one after the other. Group commit
-removed the durable commit per write (compare the last column), the in-memory catalog four reads
-per call, and the enrolled counters the count that grew with the study (the big-study line).
-The next levers: a writer that runs a whole batch on its own thread with a synchronous driver,
-and multi-row statements per batch (one INSERT for a batch's participants, one for their
-contacts, one for their audit events).
+A creation with contact data and a request id costs the writer two statements of its own (the
+subject-OID counter and the participant row) and its share of the batch's: the study lock, one
+read of the batch's keys, one insert per table for the batch's contact data, audit events and
+remembered responses, the chain heads and the commit. The commands of a batch run without a
+savepoint each, and run again with one each only when a database error needs a command undone.
+Profiled with `perf record -g` on the server at 64 creations in flight on SQLite, about half of
+the server's samples are still thread hand-offs (`finish_task_switch` 24 %): sqlx's SQLite
+driver runs each connection on a worker thread and sends every statement there and back, the
+writer's and the reads of the request path alike, and SQLite's own `sqlite3VdbeExec` is under
+2 %. On PostgreSQL, sqlx 0.9.0 no longer sets TCP_NODELAY (launchbadge/sqlx#4335, fixed
+upstream, not released), and multi-row statements waited on delayed acknowledgements, so they
+are kept to 8 rows; over a Unix socket, where Nagle does not apply, the same build made about
+2,400 creations/s at 64 in flight (measured apart from this run). The next levers: one writer
+thread that runs a whole SQLite batch with a synchronous driver, the batch's participant rows
+in one statement (their ids feed the audit chain), and TCP_NODELAY once sqlx ships it.
 """
     with open(args.out, "w") as f:
         f.write(doc)
