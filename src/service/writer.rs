@@ -364,6 +364,16 @@ struct Rows {
     pending_contacts: HashSet<i64>,
 }
 
+impl Rows {
+    /// The command's study as the batch's commands left it.
+    fn study_of(&self, command: &UpsertCommand) -> Result<study::Model, sea_orm::DbErr> {
+        self.studies
+            .get(&command.study_id)
+            .cloned()
+            .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("study {}", command.study_id)))
+    }
+}
+
 /// Reads the participants with the keys of the batch's commands, one statement per study.
 async fn known_participants(
     tx: &DatabaseTransaction,
@@ -468,11 +478,7 @@ async fn run_together(
     command: &UpsertCommand,
     rows: &mut Rows,
 ) -> Result<Answer, sea_orm::DbErr> {
-    let study = rows
-        .studies
-        .get(&command.study_id)
-        .cloned()
-        .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("study {}", command.study_id)))?;
+    let study = rows.study_of(command)?;
     let site = match command.site_id {
         Some(id) => Some(match rows.sites.get(&id) {
             Some(site) => site.clone(),
@@ -544,11 +550,7 @@ async fn run_one(
     command: &UpsertCommand,
     rows: &mut Rows,
 ) -> Result<Answer, sea_orm::DbErr> {
-    let study = rows
-        .studies
-        .get(&command.study_id)
-        .cloned()
-        .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("study {}", command.study_id)))?;
+    let study = rows.study_of(command)?;
     let site = command.site_id.and_then(|id| rows.sites.get(&id).cloned());
     let attempts = AtomicUsize::new(0);
     let result = retry::on_conflict(|| {

@@ -131,13 +131,7 @@ async fn a_mixed_batch_answers_each_caller_as_if_alone(backend: Backend) {
 /// generated ID has no key to find). The batch checks the request id only after a refusal or
 /// a unique-key conflict, so both paths are exercised here.
 async fn twins_of_one_request_id_in_one_batch_get_one_answer(backend: Backend) {
-    let mut options = AppOptions::new(backend);
-    options.batching = Some(BatchConfig {
-        max_batch: 64,
-        max_wait: Duration::from_millis(300),
-        lanes: 1,
-    });
-    let app = TestApp::spawn_with(options).await;
+    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
     let existing = app
         .upsert("dm.capped", capped("S_CAPPED_A", "TW-1"))
         .await
@@ -209,13 +203,7 @@ async fn twins_of_one_request_id_in_one_batch_get_one_answer(backend: Backend) {
 /// unique index to find) undoes the attempt, and the batch runs again with a savepoint per
 /// command: the colliding creation is retried alone and every neighbour is written once.
 async fn a_database_error_in_a_batch_is_undone_alone(backend: Backend) {
-    let mut options = AppOptions::new(backend);
-    options.batching = Some(BatchConfig {
-        max_batch: 64,
-        max_wait: Duration::from_millis(300),
-        lanes: 1,
-    });
-    let app = TestApp::spawn_with(options).await;
+    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
     app.execute(
         "INSERT INTO participants (study_id, site_id, subject_key, subject_key_norm, subject_oid, \
          status, participate_status, etag, create_time, update_time) VALUES \
@@ -275,13 +263,7 @@ async fn a_database_error_in_a_batch_is_undone_alone(backend: Backend) {
 /// commands write must reach the commands after them. A generated ID, then the same ID given
 /// (in another letter case) in the same batch: the second finds the first and updates it.
 async fn a_later_command_of_a_batch_finds_what_an_earlier_one_created(backend: Backend) {
-    let mut options = AppOptions::new(backend);
-    options.batching = Some(BatchConfig {
-        max_batch: 64,
-        max_wait: Duration::from_millis(400),
-        lanes: 1,
-    });
-    let app = TestApp::spawn_with(options).await;
+    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
     let before = app.participants.batch_stats();
     let send = |user: &str, req: UpsertParticipantRequest| {
         let mut client = app.client.clone();
@@ -523,13 +505,7 @@ async fn a_reused_request_id_and_a_key_at_two_levels_in_one_batch(backend: Backe
 /// data, which the batch inserts with its others before the commit, is in the database before
 /// the update reads it, so the update sees it and the batch needs no second run.
 async fn an_update_in_a_batch_sees_the_contact_data_of_a_creation_before_it(backend: Backend) {
-    let mut options = AppOptions::new(backend);
-    options.batching = Some(BatchConfig {
-        max_batch: 64,
-        max_wait: Duration::from_millis(400),
-        lanes: 1,
-    });
-    let app = TestApp::spawn_with(options).await;
+    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
     let before = app.participants.batch_stats();
     let send = |req: UpsertParticipantRequest| {
         let mut client = app.client.clone();
