@@ -263,56 +263,72 @@ async fn a_database_error_in_a_batch_is_undone_alone(backend: Backend) {
 /// commands write must reach the commands after them. A generated ID, then the same ID given
 /// (in another letter case) in the same batch: the second finds the first and updates it.
 async fn a_later_command_of_a_batch_finds_what_an_earlier_one_created(backend: Backend) {
-    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
-    let before = app.participants.batch_stats();
-    let send = |user: &str, req: UpsertParticipantRequest| {
-        let mut client = app.client.clone();
-        let req = app.authed(user, req);
-        tokio::spawn(async move { client.upsert_participant(req).await })
-    };
-    // In this order: each call waits a little so that the batch holds them as sent.
-    let generated = send(
-        "dm.vega",
-        UpsertParticipantRequest {
-            scope: crate::helpers::site("S_VEGA", "S_VEGA_BOS"),
-            ..Default::default()
-        },
+    // Sent 60 ms apart, the calls usually reach the batch in that order; under load the given
+    // ID may come first and is then refused (nothing had that ID yet). Such a round proves
+    // nothing: it is run again on a fresh server, up to three times.
+    for _round in 0..3 {
+        let app = TestApp::spawn_with(one_lane_batches(backend)).await;
+        let before = app.participants.batch_stats();
+        let send = |user: &str, req: UpsertParticipantRequest| {
+            let mut client = app.client.clone();
+            let req = app.authed(user, req);
+            tokio::spawn(async move { client.upsert_participant(req).await })
+        };
+        let generated = send(
+            "dm.vega",
+            UpsertParticipantRequest {
+                scope: crate::helpers::site("S_VEGA", "S_VEGA_BOS"),
+                ..Default::default()
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let given = send(
+            "dm.vega",
+            UpsertParticipantRequest {
+                scope: crate::helpers::site("S_VEGA", "S_VEGA_BOS"),
+                subject_key: "s_vega_bos-0001".into(),
+                contact: crate::helpers::contact(|c| c.city = Some("Boston".into())),
+                ..Default::default()
+            },
+        );
+        // (A key given twice in one batch is the mixed test's: there the unique index would
+        // also catch a batch that forgot the first creation.)
+        let generated = generated
+            .await
+            .expect("task")
+            .expect("generated")
+            .into_inner();
+        let given = match given.await.expect("task") {
+            Ok(given) => given.into_inner(),
+            Err(s) if failure(&s).reason == "PARTICIPANT_NOT_FOUND" => {
+                let p = generated.participant.as_ref().unwrap();
+                assert_eq!(p.subject_key, "S_VEGA_BOS-0001", "the given ID was refused");
+                continue;
+            }
+            Err(s) => panic!("the given ID: {s:?}"),
+        };
+        let after = app.participants.batch_stats();
+        assert!(
+            after.largest >= 2,
+            "the calls shared a transaction: {before:?} -> {after:?}"
+        );
+        assert!(generated.created);
+        assert!(
+            !given.created,
+            "the given ID is the generated one: an update"
+        );
+        assert_eq!(
+            given.participant.as_ref().unwrap().subject_oid,
+            generated.participant.as_ref().unwrap().subject_oid
+        );
+        assert_eq!(app.participant_count().await, 1);
+        app.assert_counters_match().await;
+        return;
+    }
+    panic!(
+        "the given ID was refused in three rounds: the calls never reached the batch in the order \
+         sent, or the batch forgot what its earlier command created"
     );
-    tokio::time::sleep(Duration::from_millis(60)).await;
-    let given = send(
-        "dm.vega",
-        UpsertParticipantRequest {
-            scope: crate::helpers::site("S_VEGA", "S_VEGA_BOS"),
-            subject_key: "s_vega_bos-0001".into(),
-            contact: crate::helpers::contact(|c| c.city = Some("Boston".into())),
-            ..Default::default()
-        },
-    );
-    // (A key given twice in one batch is the mixed test's: there the unique index would also
-    // catch a batch that forgot the first creation.)
-
-    let generated = generated
-        .await
-        .expect("task")
-        .expect("generated")
-        .into_inner();
-    let given = given.await.expect("task").expect("given").into_inner();
-    let after = app.participants.batch_stats();
-    assert!(
-        after.largest >= 2,
-        "the calls shared a transaction: {before:?} -> {after:?}"
-    );
-    assert!(generated.created);
-    assert!(
-        !given.created,
-        "the given ID is the generated one: an update"
-    );
-    assert_eq!(
-        given.participant.as_ref().unwrap().subject_oid,
-        generated.participant.as_ref().unwrap().subject_oid
-    );
-    assert_eq!(app.participant_count().await, 1);
-    app.assert_counters_match().await;
 }
 
 /// Spawns the calls at once (in this order, a few milliseconds apart so that the batch holds
@@ -530,15 +546,18 @@ async fn an_update_in_a_batch_sees_the_contact_data_of_a_creation_before_it(back
         after.fallbacks, before.fallbacks,
         "no second run of the batch"
     );
-    assert!(created.created);
-    assert!(!changed.created);
-    let contact = changed.participant.unwrap().contact.unwrap();
-    assert_eq!(contact.city.as_deref(), Some("Lyon"));
-    assert_eq!(
-        contact.last_name.as_deref(),
-        Some("Kim"),
-        "kept from the creation"
-    );
+    // Sent 60 ms apart, they usually arrive in that order; under load the second may come
+    // first and create the participant the first then updates. Either way one creates, the
+    // other updates what the batch's earlier command left, contact data included.
+    assert_ne!(created.created, changed.created, "one creation, one update");
+    let (later, city) = if created.created {
+        (changed, "Lyon")
+    } else {
+        (created, "Dayton")
+    };
+    let contact = later.participant.unwrap().contact.unwrap();
+    assert_eq!(contact.city.as_deref(), Some(city));
+    assert_eq!(contact.last_name.as_deref(), Some("Kim"));
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM audit_events WHERE field_name = 'city'")
             .await,
@@ -549,7 +568,7 @@ async fn an_update_in_a_batch_sees_the_contact_data_of_a_creation_before_it(back
         app.scalar("SELECT COUNT(*) FROM audit_events WHERE field_name = 'last_name'")
             .await,
         1,
-        "the update did not record the last name again"
+        "the last name recorded once"
     );
     app.assert_counters_match().await;
 }
