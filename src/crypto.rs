@@ -38,6 +38,9 @@ pub struct DataCipher {
     others: HashMap<String, XChaCha20Poly1305>,
     /// The key of `lookup_hash`, derived from the current data key.
     lookup_key: Zeroizing<[u8; 32]>,
+    /// The lookup keys of the previous data keys, by key id, so that `lookup_hash_matches`
+    /// recognises a hash made before a rotation.
+    previous_lookup_keys: HashMap<String, Zeroizing<[u8; 32]>>,
     /// The current data key, from which `subkey` derives keys for other purposes.
     current_key: Zeroizing<[u8; 32]>,
 }
@@ -97,6 +100,18 @@ pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The keyed digest behind `lookup_hash`: the context's length, the context, then the value.
+fn keyed_digest(key: &[u8; 32], value: &str, context: &str) -> [u8; 32] {
+    hmac(
+        key,
+        &[
+            &(context.len() as u64).to_be_bytes(),
+            context.as_bytes(),
+            value.as_bytes(),
+        ],
+    )
+}
+
 /// The lookup-hash key: HMAC of a fixed label under the data key (HKDF-Expand with one block),
 /// so it is independent of the sealing key although derived from it.
 fn lookup_key(data_key: &[u8; 32]) -> [u8; 32] {
@@ -108,13 +123,16 @@ impl DataCipher {
     /// borrowed, so no copy is left behind; the cipher wipes its own when dropped.
     pub fn new<'a>(current: &[u8; 32], previous: impl IntoIterator<Item = &'a [u8; 32]>) -> Self {
         let mut others = HashMap::new();
+        let mut previous_lookup_keys = HashMap::new();
         for key in previous {
             others.insert(key_id(key), XChaCha20Poly1305::new(key.into()));
+            previous_lookup_keys.insert(key_id(key), Zeroizing::new(lookup_key(key)));
         }
         Self {
             current: (key_id(current), XChaCha20Poly1305::new(current.into())),
             others,
             lookup_key: Zeroizing::new(lookup_key(current)),
+            previous_lookup_keys,
             current_key: Zeroizing::new(*current),
         }
     }
@@ -133,15 +151,27 @@ impl DataCipher {
     /// stored values under the new key before serving (`Store::seal_access_codes` does so for
     /// access codes at start-up); until then equal values under different keys are not detected.
     pub fn lookup_hash(&self, value: &str, context: &str) -> String {
-        let digest = hmac(
-            &self.lookup_key,
-            &[
-                &(context.len() as u64).to_be_bytes(),
-                context.as_bytes(),
-                value.as_bytes(),
-            ],
-        );
-        format!("{}:{}", self.current.0, hex::encode(digest))
+        format!(
+            "{}:{}",
+            self.current.0,
+            hex::encode(keyed_digest(&self.lookup_key, value, context))
+        )
+    }
+
+    /// Whether `stored` is `lookup_hash(value, context)` under the current data key or under
+    /// one of the previous ones (so a hash stored before a rotation still matches).
+    pub fn lookup_hash_matches(&self, stored: &str, value: &str, context: &str) -> bool {
+        let Some((kid, digest)) = stored.split_once(':') else {
+            return false;
+        };
+        let key = if kid == self.current.0 {
+            &self.lookup_key
+        } else if let Some(key) = self.previous_lookup_keys.get(kid) {
+            key
+        } else {
+            return false;
+        };
+        hex::encode(keyed_digest(key, value, context)) == digest
     }
 
     /// Whether `stored` was made by `lookup_hash` under the current key.

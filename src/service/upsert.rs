@@ -99,7 +99,7 @@ async fn replay(
     let Some(record) = queries::idempotency_record(c, user, request_id.as_str()).await? else {
         return Ok(None);
     };
-    if !request_hash.matches(record.response_format, &record.request_hash) {
+    if !request_hash.matches(record.response_format, &record.request_hash, cipher) {
         return Err(ServiceError::rejected(
             Reason::RequestIdReused,
             "request_id was already used for a different request",
@@ -303,7 +303,7 @@ impl Participants {
 
         // A repeat is answered only to a caller who may still act here: a revoked role gets no
         // remembered answer (with its contact data and access code) back.
-        let request_hash = RequestHash::of(&req);
+        let request_hash = RequestHash::of(&req, &self.cipher, &caller.user);
         let remembered = RequestId::parse(&req.request_id).ok().flatten();
         if let Some(rid) = &remembered
             && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)

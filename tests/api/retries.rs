@@ -140,7 +140,85 @@ crate::on_both_backends!(
     failed_and_validate_only_calls_are_not_remembered,
     remembered_answers_expire_after_the_retention,
     answers_remembered_as_protobuf_are_still_replayed,
+    the_stored_request_hash_is_keyed_and_survives_a_key_rotation,
 );
+
+/// The stored request hash of a call with contact data cannot be recomputed without the data
+/// key (else whoever reads the table confirms a guessed date of birth), and a retry after a
+/// key rotation still replays; a row hashed before the hash was keyed still matches.
+async fn the_stored_request_hash_is_keyed_and_survives_a_key_rotation(backend: Backend) {
+    use participants::crypto::DataCipher;
+    use participants::service::{Caller, Participants, model::UpsertInput};
+    use participants::store::entity::idempotency_record::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use sha2::{Digest, Sha256};
+    use std::{sync::Arc, time::Duration};
+
+    let app = TestApp::spawn(backend).await;
+    let mut req = seed_request();
+    req.request_id = "keyed-1".into();
+    let first = app.upsert("crc.ohio", req.clone()).await.expect("first");
+    let stored = Entity::find()
+        .filter(Column::RequestId.eq("keyed-1"))
+        .one(app.store.connection())
+        .await
+        .unwrap()
+        .expect("remembered")
+        .request_hash;
+    let unkeyed = hex::encode(Sha256::digest(
+        serde_json::to_vec(&UpsertInput::from(req.clone())).unwrap(),
+    ));
+    assert!(
+        !stored.contains(&unkeyed),
+        "the stored hash is the bare SHA-256 of the request"
+    );
+    let key_id = DataCipher::new(&crate::helpers::DATA_KEY, &[])
+        .current_key_id()
+        .to_owned();
+    assert!(stored.starts_with(&format!("{key_id}:")), "{stored}");
+
+    // The service restarted with a new data key; the old one only opens.
+    let rotated = Participants::new(
+        app.store.clone(),
+        Arc::new(DataCipher::new(&[9; 32], &[crate::helpers::DATA_KEY])),
+    );
+    rotated.refresh_catalog().await.unwrap();
+    let caller = Caller {
+        user: "crc.ohio".into(),
+    };
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(10);
+    let replay = rotated
+        .upsert(&caller, req.clone().into(), deadline())
+        .await
+        .expect("a retry after the rotation replays");
+    assert_eq!(
+        participants::pb::UpsertParticipantResponse::from(replay),
+        first
+    );
+    let mut changed = req.clone();
+    changed.register = true;
+    let refused = rotated
+        .upsert(&caller, changed.into(), deadline())
+        .await
+        .expect_err("a changed request is a reuse");
+    assert!(
+        format!("{refused:?}").contains("RequestIdReused"),
+        "{refused:?}"
+    );
+
+    // A row stored with an unkeyed hash, before the hash was keyed, still matches its retry.
+    Entity::update_many()
+        .col_expr(Column::RequestHash, Expr::value(unkeyed))
+        .filter(Column::RequestId.eq("keyed-1"))
+        .exec(app.store.connection())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.upsert("crc.ohio", req).await.expect("legacy replay"),
+        first
+    );
+    assert_eq!(app.participant_count().await, 1);
+}
 
 async fn remembered_answers_expire_after_the_retention(backend: Backend) {
     let app = TestApp::spawn(backend).await;
