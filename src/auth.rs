@@ -66,6 +66,8 @@ pub struct JwtVerifier {
 struct UserClaims {
     sub: Option<String>,
     preferred_username: Option<String>,
+    /// Required and checked by the validation; kept so that a long call ends with its token.
+    exp: Option<i64>,
 }
 
 /// Longest bearer token accepted, in bytes; longer ones are refused as UNAUTHENTICATED.
@@ -339,7 +341,11 @@ impl TokenVerifier for JwtVerifier {
         if !is_acceptable_user(&user) {
             return Err(AuthError::BadUser);
         }
-        Ok(Caller { user })
+        let leeway = i64::try_from(validation.leeway).unwrap_or(i64::MAX);
+        Ok(Caller {
+            user,
+            expires_at: data.claims.exp.map(|exp| exp.saturating_add(leeway)),
+        })
     }
 }
 

@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
     let service = &*SERVICE;
     let caller = Caller {
         user: "dm.juno".to_owned(),
+        ..Default::default()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let outcome = service.runtime.block_on(service.participants.upsert(

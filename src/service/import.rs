@@ -141,6 +141,15 @@ enum Stop {
     NotRead,
     Input(ServiceError),
     Draining,
+    TokenExpired,
+}
+
+/// When `caller`'s token expires, as an instant; `None` when it never does (or not within a
+/// year, which an import never lasts).
+fn token_expiry(caller: &Caller) -> Option<Instant> {
+    let left = caller.expires_at? - chrono::Utc::now().timestamp();
+    let left = Duration::from_secs(u64::try_from(left.max(0)).ok()?);
+    (left < Duration::from_secs(366 * 24 * 3600)).then(|| Instant::now() + left)
 }
 
 impl Participants {
@@ -149,6 +158,8 @@ impl Participants {
     /// decoded) stops reading and ends the call with it; a refused row never does. `call_deadline`
     /// is the client's own deadline for the whole call, if it set one; `draining` resolving
     /// stops reading (the server is shutting down) and ends the call with `SERVER_OVERLOADED`.
+    /// When the caller's token expires, reading stops too: the rows read are answered and the
+    /// call ends `UNAUTHENTICATED`, so a token cannot outlive its expiry by streaming.
     pub async fn import<S>(
         &self,
         caller: &Caller,
@@ -169,6 +180,7 @@ impl Participants {
         };
         let mut rows = std::pin::pin!(rows);
         let mut draining = std::pin::pin!(draining);
+        let expiry = token_expiry(caller);
         let mut in_flight = FuturesUnordered::new();
         // Answers ready but not yet sent: the client reads slower than rows commit. Rows in
         // flight and answers waiting share the window, so both stay bounded; rows in flight are
@@ -231,6 +243,12 @@ impl Participants {
                     reading = false;
                     stop = Some(Stop::Draining);
                 }
+                () = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now)),
+                    if reading && expiry.is_some() =>
+                {
+                    reading = false;
+                    stop = Some(Stop::TokenExpired);
+                }
                 row = next_row, if reading && room => {
                     match row {
                         None => {
@@ -284,6 +302,10 @@ impl Participants {
                     ),
                 ),
                 Stop::Input(e) => e,
+                Stop::TokenExpired => ServiceError::rejected(
+                    Reason::Unauthenticated,
+                    "the bearer token expired: the import was ended; every answered row is written, re-send the others with a fresh token",
+                ),
                 Stop::Draining => ServiceError::rejected(
                     Reason::ServerOverloaded,
                     "the server is shutting down: the import was ended; every answered row is written, re-send the others",

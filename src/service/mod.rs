@@ -26,9 +26,13 @@ use crate::store::{
 use catalog_cache::Snapshot;
 
 /// The authenticated user of a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub user: String,
+    /// When the caller's token stops being accepted (Unix seconds, the verifier's leeway
+    /// included), if it says. A unary call is checked once; a long call (an import) stops
+    /// taking rows at this time.
+    pub expires_at: Option<i64>,
 }
 
 /// Faults that tests can inject to prove that a failed write leaves nothing behind. A test

@@ -89,6 +89,7 @@ async fn data_keys_rotate(backend: Backend) {
     app.upsert("crc.ohio", seed_request()).await.unwrap();
     let caller = Caller {
         user: "crc.ohio".into(),
+        ..Default::default()
     };
     let later = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     let new_key = [9u8; 32];

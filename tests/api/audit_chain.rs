@@ -236,6 +236,7 @@ async fn a_data_key_rotation_does_not_break_verification(backend: Backend) {
         .upsert(
             &Caller {
                 user: "crc.ohio".into(),
+                ..Default::default()
             },
             req.into(),
             tokio::time::Instant::now() + Duration::from_secs(10),

@@ -167,6 +167,7 @@ async fn a_catalog_apply_reaches_another_replica_within_two_seconds(backend: Bac
     );
     let caller = participants::service::Caller {
         user: "crc.ohio".into(),
+        ..Default::default()
     };
     let get = || {
         replica.get(

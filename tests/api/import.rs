@@ -848,4 +848,62 @@ crate::on_both_backends!(
     a_malformed_row_ends_the_stream_after_the_rows_before_it,
     a_client_that_does_not_read_is_held_back,
     a_silent_client_is_cut_after_the_idle_timeout,
+    an_import_ends_when_its_token_expires,
 );
+
+/// A token is checked when the stream opens; an import must not keep writing on it once it has
+/// expired. Rows read before the expiry are answered (and written), the call then ends
+/// UNAUTHENTICATED, and rows sent later are not written.
+async fn an_import_ends_when_its_token_expires(backend: Backend) {
+    let mut options = AppOptions::new(backend);
+    options.catalog = CATALOG;
+    let app = TestApp::spawn_with(options).await;
+    // The verifier allows 30 s of clock skew: this token is accepted for about 2 s more.
+    let now = chrono::Utc::now().timestamp();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"preferred_username": "importer", "iat": now - 60, "exp": now - 28}),
+        &jsonwebtoken::EncodingKey::from_secret(crate::helpers::SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let request = with_token(tokio_stream::wrappers::ReceiverStream::new(rx), &token);
+    let mut answers = app
+        .client
+        .clone()
+        .import_participants(request)
+        .await
+        .expect("import")
+        .into_inner();
+    let started = std::time::Instant::now();
+    let mut answered: i64 = 0;
+    let end = loop {
+        // A row every 250 ms, each answered before the next is sent, for up to 8 s.
+        if started.elapsed() > Duration::from_secs(8) {
+            panic!("the import outlived its token by {answered} rows");
+        }
+        if tx.send(ohio(&format!("EXPIRY-{answered}"))).await.is_err() {
+            break answers.message().await;
+        }
+        match answers.message().await {
+            Ok(Some(r)) => {
+                assert!(matches!(r.outcome, Some(Outcome::Response(_))), "{r:?}");
+                answered += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => break other,
+        }
+    };
+    expect_failure(end, Code::Unauthenticated, "UNAUTHENTICATED");
+    assert!(
+        answered >= 1,
+        "rows sent while the token was valid are answered"
+    );
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.participant_count().await,
+        answered,
+        "exactly the answered rows are written"
+    );
+}

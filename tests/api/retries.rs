@@ -185,6 +185,7 @@ async fn the_stored_request_hash_is_keyed_and_survives_a_key_rotation(backend: B
     rotated.refresh_catalog().await.unwrap();
     let caller = Caller {
         user: "crc.ohio".into(),
+        ..Default::default()
     };
     let deadline = || tokio::time::Instant::now() + Duration::from_secs(10);
     let replay = rotated
