@@ -385,38 +385,51 @@ async fn full_before_lock(
     if !is_creation {
         return Ok(());
     }
-    let full = |count: u64, cap: Option<i64>| {
-        cap.is_some_and(|cap| count >= u64::try_from(cap).unwrap_or(0))
-    };
-    let study_full = match study.enrollment_cap {
-        Some(_) => full(
+    let full = |count: u64, cap: i64| count >= u64::try_from(cap).unwrap_or(0);
+    if let Some(cap) = study.enrollment_cap
+        && full(
             queries::enrolled_in_study(c, study.id)
                 .await
                 .map_err(to_service_error)?,
-            study.enrollment_cap,
-        ),
-        None => false,
-    };
-    let site_full = match &scope.site {
-        Some(site) if !study_full && site.enrollment_cap.is_some() => full(
+            cap,
+        )
+    {
+        return Err(cap_reached(CapOf::Study, cap));
+    }
+    if let Some(site) = &scope.site
+        && let Some(cap) = site.enrollment_cap
+        && full(
             queries::enrolled_at_site(c, site.id)
                 .await
                 .map_err(to_service_error)?,
-            site.enrollment_cap,
-        ),
-        _ => false,
-    };
-    if study_full || site_full {
-        return Err(ServiceError::rejected(
-            Reason::ParticipantsEnrollmentCapReached,
-            CAP_REACHED_MESSAGE,
-        ));
+            cap,
+        )
+    {
+        return Err(cap_reached(CapOf::Site, cap));
     }
     Ok(())
 }
 
-const CAP_REACHED_MESSAGE: &str =
-    "the enrollment cap is reached: no more participants can be added";
+/// Which enrollment cap refused a creation.
+#[derive(Clone, Copy)]
+enum CapOf {
+    Study,
+    Site,
+}
+
+/// The refusal of a creation by a cap, naming the cap and its size (both from the catalog).
+fn cap_reached(of: CapOf, cap: i64) -> ServiceError {
+    let whose = match of {
+        CapOf::Study => "the study's",
+        CapOf::Site => "the site's",
+    };
+    ServiceError::rejected(
+        Reason::ParticipantsEnrollmentCapReached,
+        format!(
+            "{whose} enrollment cap of {cap} is reached: no more participants can be added there"
+        ),
+    )
+}
 
 /// Applies the command's patches to the stored values, returning the new contact and the
 /// changed fields in column order.
@@ -461,22 +474,16 @@ async fn check_caps(
     study: &study::Model,
     site: Option<&site::Model>,
 ) -> Result<(), TxError> {
-    let cap_reached = || {
-        rejected(
-            Reason::ParticipantsEnrollmentCapReached,
-            CAP_REACHED_MESSAGE,
-        )
-    };
     if let Some(cap) = study.enrollment_cap
         && queries::enrolled_in_study(tx, study.id).await? >= u64::try_from(cap).unwrap_or(0)
     {
-        return Err(cap_reached());
+        return Err(cap_reached(CapOf::Study, cap).into());
     }
     if let Some(site) = site
         && let Some(cap) = site.enrollment_cap
         && queries::enrolled_at_site(tx, site.id).await? >= u64::try_from(cap).unwrap_or(0)
     {
-        return Err(cap_reached());
+        return Err(cap_reached(CapOf::Site, cap).into());
     }
     Ok(())
 }

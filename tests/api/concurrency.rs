@@ -65,10 +65,16 @@ async fn caps_count_enrolled_participants_and_never_block_updates(backend: Backe
     app.upsert("dm.capped", capped("S_CAPPED_B", "B-2"))
         .await
         .unwrap();
-    expect_failure(
+    let full = expect_failure(
         app.upsert("dm.capped", capped("S_CAPPED_B", "B-3")).await,
         Code::FailedPrecondition,
         "PARTICIPANTS_ENROLLMENT_CAP_REACHED",
+    );
+    // The message says which cap refused, and its size.
+    assert!(
+        full.message.contains("the site's enrollment cap of 2"),
+        "{}",
+        full.message
     );
     // Updates are never refused by a cap.
     let mut update = capped("S_CAPPED_B", "b-1");
@@ -99,10 +105,15 @@ async fn caps_count_enrolled_participants_and_never_block_updates(backend: Backe
             .await
             .unwrap();
     }
-    expect_failure(
+    let full = expect_failure(
         app.upsert("dm.capped", capped("S_CAPPED_A", "A-8")).await,
         Code::FailedPrecondition,
         "PARTICIPANTS_ENROLLMENT_CAP_REACHED",
+    );
+    assert!(
+        full.message.contains("the study's enrollment cap of 10"),
+        "{}",
+        full.message
     );
 
     // While the cap is full, concurrent updates all succeed.
