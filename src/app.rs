@@ -172,7 +172,7 @@ impl App {
         );
         #[cfg(feature = "fault-injection")]
         let participants = participants.with_fault(settings.fault);
-        let metrics = Metrics::new(store.clone(), participants.batch_sizes());
+        let metrics = Metrics::new(store.clone(), participants.write_metrics());
         if verifier.has_jwks_file() {
             tasks.spawn_until_stopped(reload_jwks(verifier.clone(), settings.jwks_refresh));
         }

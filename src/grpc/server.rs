@@ -160,7 +160,7 @@ pub async fn serve(
 
     let store = participants.store().clone();
     let metrics = config.metrics.clone().unwrap_or_else(|| {
-        crate::telemetry::Metrics::new(store.clone(), participants.batch_sizes())
+        crate::telemetry::Metrics::new(store.clone(), participants.write_metrics())
     });
     // The audit trail's readers pass the same token check and their own admission limit.
     let audit =

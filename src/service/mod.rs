@@ -145,9 +145,9 @@ impl Participants {
         self.writer.stats()
     }
 
-    /// Commands per write transaction, as a histogram for the metrics endpoint.
-    pub fn batch_sizes(&self) -> prometheus_client::metrics::histogram::Histogram {
-        self.writer.batch_sizes()
+    /// The writers' figures for the metrics endpoint.
+    pub fn write_metrics(&self) -> writer::WriteMetrics {
+        self.writer.metrics()
     }
 
     /// Group-commit settings.

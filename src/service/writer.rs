@@ -83,11 +83,22 @@ pub struct BatchStats {
     pub fallbacks: u64,
 }
 
+/// The writers' figures that the metrics endpoint serves.
+#[derive(Debug, Clone)]
+pub struct WriteMetrics {
+    /// Commands per transaction.
+    pub batch_sizes: prometheus_client::metrics::histogram::Histogram,
+    /// Batches that ran again with a savepoint per command after a database error: a steady
+    /// rise means conflicts or faults are costing group commit its single pass.
+    pub fallbacks: prometheus_client::metrics::counter::Counter,
+}
+
 struct Counters {
     batches: AtomicU64,
     commands: AtomicU64,
     largest: AtomicU64,
-    fallbacks: AtomicU64,
+    /// Shared with the metrics endpoint.
+    fallbacks: prometheus_client::metrics::counter::Counter,
     /// Commands per transaction, for the metrics endpoint.
     sizes: prometheus_client::metrics::histogram::Histogram,
 }
@@ -98,7 +109,7 @@ impl Default for Counters {
             batches: AtomicU64::default(),
             commands: AtomicU64::default(),
             largest: AtomicU64::default(),
-            fallbacks: AtomicU64::default(),
+            fallbacks: Default::default(),
             sizes: prometheus_client::metrics::histogram::Histogram::new(
                 crate::telemetry::BATCH_BUCKETS,
             ),
@@ -153,9 +164,12 @@ impl Writer {
         }
     }
 
-    /// Commands per transaction so far, as a histogram (shared: it keeps counting).
-    pub fn batch_sizes(&self) -> prometheus_client::metrics::histogram::Histogram {
-        self.counters.sizes.clone()
+    /// The writers' figures for the metrics endpoint (shared: they keep counting).
+    pub fn metrics(&self) -> WriteMetrics {
+        WriteMetrics {
+            batch_sizes: self.counters.sizes.clone(),
+            fallbacks: self.counters.fallbacks.clone(),
+        }
     }
 
     /// Batches and commands so far.
@@ -164,7 +178,7 @@ impl Writer {
             batches: self.counters.batches.load(Ordering::Relaxed),
             commands: self.counters.commands.load(Ordering::Relaxed),
             largest: self.counters.largest.load(Ordering::Relaxed),
-            fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
+            fallbacks: self.counters.fallbacks.get(),
         }
     }
 
@@ -270,7 +284,7 @@ async fn run_lane(
 async fn commit_batch(store: &Store, jobs: &[Job], counters: &Counters) -> Vec<Answer> {
     let result = match try_batch(store, jobs, Mode::Together).await {
         Err(e) if classify(&e) != DbFailure::Unavailable => {
-            counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+            counters.fallbacks.inc();
             tracing::debug!(error = %describe_db_err(&e), "a command failed; running the batch again with a savepoint each");
             retry::on_conflict(|| try_batch(store, jobs, Mode::Savepoints)).await
         }

@@ -68,8 +68,8 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// `batch_sizes` is the writers' histogram (`Participants::batch_sizes`).
-    pub fn new(store: Store, batch_sizes: Histogram) -> Arc<Self> {
+    /// `writes` are the writers' figures (`Participants::write_metrics`).
+    pub fn new(store: Store, writes: crate::service::writer::WriteMetrics) -> Arc<Self> {
         let mut registry = Registry::default();
         let requests = Family::<CallLabels, Counter>::default();
         registry.register(
@@ -94,7 +94,12 @@ impl Metrics {
         registry.register(
             "participants_write_batch_size",
             "Commands per group-committed write transaction",
-            batch_sizes,
+            writes.batch_sizes,
+        );
+        registry.register(
+            "participants_write_batch_fallbacks",
+            "Write batches run again with a savepoint per command after a database error",
+            writes.fallbacks,
         );
         let build = Family::<BuildLabels, Gauge>::default();
         build

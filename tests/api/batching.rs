@@ -238,6 +238,25 @@ async fn a_database_error_in_a_batch_is_undone_alone(backend: Backend) {
         "the creations shared a transaction: {before:?} -> {after:?}"
     );
     assert_eq!(oids, ["SS_N1", "SS_LEG_2", "SS_N2"]);
+    assert!(
+        after.fallbacks > before.fallbacks,
+        "{before:?} -> {after:?}"
+    );
+    // The second runs are counted where an operator looks.
+    let text = reqwest::get(format!("{}/metrics", app.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.lines().any(|l| l
+            == format!(
+                "participants_write_batch_fallbacks_total {}",
+                after.fallbacks
+            )),
+        "{text}"
+    );
     assert_eq!(
         app.scalar(
             "SELECT COUNT(*) FROM participants WHERE subject_key_norm IN ('n-1', 'leg', 'n-2')"
