@@ -13,6 +13,9 @@
 //! request half is long by design are exempt: ImportParticipants, which has its own idle
 //! timeout. A Health/Watch is bounded here too, but only until its request half ends (at once,
 //! for any real client): the watch itself ends at the connection age (see `health.rs`).
+//!
+//! An exempt call also counts as a long call on its connection for as long as its answer
+//! lives, so that the hard close of old connections (see `incoming.rs`) never cuts it.
 
 use std::{
     future::Future,
@@ -27,7 +30,7 @@ use tonic::codegen::Bytes;
 use tonic::{Status, body::Body, codegen::http};
 use tower::{Layer, Service};
 
-use super::status::simple_status;
+use super::{incoming::ConnectionInfo, status::simple_status};
 use crate::domain::Reason;
 
 /// Bounds the request half of every call except those named in `exempt`.
@@ -74,30 +77,77 @@ impl<S> RequestDeadline<S> {
     }
 }
 
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
 impl<S> Service<http::Request<Body>> for RequestDeadline<S>
 where
-    S: Service<http::Request<Body>>,
+    S: Service<http::Request<Body>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if request.body().is_end_stream() || self.is_exempt(request.uri().path()) {
-            return self.inner.call(request);
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let connection = request.extensions().get::<ConnectionInfo>().cloned();
+        if let Some(connection) = &connection {
+            // For tonic's `Request::remote_addr`.
+            request.extensions_mut().insert(connection.tcp.clone());
+        }
+        if self.is_exempt(request.uri().path()) {
+            let long_call = connection.map(|c| c.long_calls.enter());
+            let future = self.inner.call(request);
+            return Box::pin(async move {
+                let response = future.await?;
+                Ok(response.map(|body| {
+                    Body::new(Holding {
+                        inner: body,
+                        _long_call: long_call,
+                    })
+                }))
+            });
+        }
+        if request.body().is_end_stream() {
+            return Box::pin(self.inner.call(request));
         }
         let timeout = self.timeout;
-        self.inner.call(request.map(|body| {
+        Box::pin(self.inner.call(request.map(|body| {
             Body::new(Bounded {
                 inner: body,
                 deadline: Some(Box::pin(tokio::time::sleep(timeout))),
                 expired: false,
             })
-        }))
+        })))
+    }
+}
+
+/// An answer that keeps its call counted among its connection's long calls until dropped.
+struct Holding {
+    inner: Body,
+    _long_call: Option<super::incoming::LongCall>,
+}
+
+impl http_body::Body for Holding {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

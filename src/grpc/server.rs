@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub drain_delay: Duration,
     /// A connection older than this is sent a GOAWAY and closes once its calls are done, so
     /// clients and proxies reconnect and spread over replicas that joined since (`None`: never).
+    /// One still open `HARD_CLOSE_AFTER_TIMEOUTS` request timeouts later, with no import on it,
+    /// is closed hard.
     pub max_connection_age: Option<Duration>,
     /// How often the database is pinged for the health status.
     pub health_interval: Duration,
@@ -109,6 +111,13 @@ const CONNECTION_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
 /// The calls whose request half is long by design, left out of the request-half deadline:
 /// an import streams rows for as long as it has them, bounded by its own idle timeout.
 const LONG_REQUEST_HALVES: &[(&str, &str)] = &[(SERVICE_NAME, "ImportParticipants")];
+
+/// A connection still open this many request timeouts after its maximum age, with no import
+/// on it, is closed hard. By then the GOAWAY and the request-half deadline have ended every
+/// call of a client that behaves (a call that came just before the age has had a request
+/// timeout to arrive and more than another to be answered): what is left is a peer holding a
+/// stream open, e.g. by never granting the window its answer needs.
+const HARD_CLOSE_AFTER_TIMEOUTS: u32 = 3;
 
 /// Default of `max_connection_age`.
 pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
@@ -217,6 +226,10 @@ pub async fn serve(
             max_connections: config.max_connections,
             handshake_timeout: config.handshake_timeout,
             tcp_keepalive: TCP_KEEPALIVE,
+            close_after: config
+                .max_connection_age
+                .filter(|a| !a.is_zero())
+                .map(|age| age + config.request_timeout * HARD_CLOSE_AFTER_TIMEOUTS),
         },
         draining_tx.subscribe(),
     );
@@ -248,6 +261,7 @@ pub async fn serve(
         // No max_connection_age_grace: tonic then closes at age + grace without ever sending
         // a GOAWAY, cutting whatever runs (an import included); without it the connection ends
         // gracefully once its calls are done, which the request-half deadline below bounds.
+        // The accept loop closes what is left later, imports spared (`close_after`).
         builder = builder.max_connection_age(age);
     }
     let cors = cors_layer(&config.cors_origins)?;
