@@ -6,6 +6,11 @@
 //! - A connection that has not sent the 24-byte preface within the handshake timeout is
 //!   closed; so are all such connections the moment draining begins, so a shutdown does not
 //!   wait for them.
+//! - A connection still open `close_after` after it was established (its maximum age plus a
+//!   grace) is closed hard, unless a long call (an import) runs on it: then it is checked again
+//!   every second. The GOAWAY at the maximum age and the request-half deadline end nearly every
+//!   connection well before; this is for a peer that keeps a stream open otherwise, e.g. by
+//!   never granting the flow-control window a response needs.
 //! - Accept errors (EMFILE, ENFILE, ENOBUFS…) never end the stream and never spin: the loop
 //!   sleeps with a doubling delay (1 ms up to 1 s) and warns at most every 10 s.
 
@@ -13,7 +18,10 @@ use std::{
     future::Future,
     io,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -23,6 +31,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
     task::JoinSet,
+    time::Sleep,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
@@ -32,6 +41,8 @@ const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How often a connection past `close_after` that still carries a long call is checked again.
+const RECHECK_LONG_CALLS: Duration = Duration::from_secs(1);
 
 /// File descriptors kept free of client connections: the listener, the SQLite journal files,
 /// logs, files read at run time (JWKS) and the runtime's own; the pool comes on top.
@@ -56,12 +67,54 @@ pub struct IncomingConfig {
     pub handshake_timeout: Duration,
     /// TCP keepalive idle time on accepted sockets.
     pub tcp_keepalive: Duration,
+    /// A connection open this long (from its preface) with no long call on it is closed hard
+    /// (`None`: never).
+    pub close_after: Option<Duration>,
+}
+
+/// The long calls (imports) running on one connection: while there is one, the connection is
+/// not closed hard.
+#[derive(Debug, Clone, Default)]
+pub struct LongCalls(Arc<AtomicUsize>);
+
+impl LongCalls {
+    /// Counts a long call until the guard is dropped.
+    pub fn enter(&self) -> LongCall {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        LongCall(self.0.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// One long call on a connection, counted while it lives.
+#[derive(Debug)]
+pub struct LongCall(Arc<AtomicUsize>);
+
+impl Drop for LongCall {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a call knows of its connection (in the request's extensions).
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The addresses, as tonic's `Request::remote_addr` reads them (put beside this one).
+    pub tcp: TcpConnectInfo,
+    pub long_calls: LongCalls,
 }
 
 /// An accepted connection that has sent its preface; it holds one permit of the cap.
 pub struct Connection {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    /// When to close it hard, unless a long call runs on it.
+    close_at: Option<Pin<Box<Sleep>>>,
+    closed: bool,
+    long_calls: LongCalls,
 }
 
 impl Connection {
@@ -69,13 +122,44 @@ impl Connection {
     pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.stream.peer_addr()
     }
+
+    /// Whether the connection is to be closed now; otherwise its timer is registered with
+    /// `cx`, so that the connection's task wakes up when the time comes.
+    fn must_close(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.closed {
+            return true;
+        }
+        let Some(close_at) = self.close_at.as_mut() else {
+            return false;
+        };
+        while close_at.as_mut().poll(cx).is_ready() {
+            if self.long_calls.count() == 0 {
+                self.closed = true;
+                tracing::debug!("connection past its maximum age and grace: closed");
+                return true;
+            }
+            let next = tokio::time::Instant::now() + RECHECK_LONG_CALLS;
+            close_at.as_mut().reset(next);
+        }
+        false
+    }
+
+    fn closed_error() -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection past its maximum age and grace",
+        )
+    }
 }
 
 impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        ConnectionInfo {
+            tcp: self.stream.connect_info(),
+            long_calls: self.long_calls.clone(),
+        }
     }
 }
 
@@ -85,6 +169,9 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.must_close(cx) {
+            return Poll::Ready(Err(Self::closed_error()));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -95,10 +182,16 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.must_close(cx) {
+            return Poll::Ready(Err(Self::closed_error()));
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.must_close(cx) {
+            return Poll::Ready(Err(Self::closed_error()));
+        }
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
@@ -111,6 +204,9 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.must_close(cx) {
+            return Poll::Ready(Err(Self::closed_error()));
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
@@ -227,6 +323,7 @@ async fn accept_loop(
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let tx = tx.clone();
         let timeout = config.handshake_timeout;
+        let close_after = config.close_after;
         handshaking.spawn(async move {
             match tokio::time::timeout(timeout, wait_for_preface(&stream)).await {
                 Ok(true) => {
@@ -234,6 +331,9 @@ async fn accept_loop(
                         .send(Ok(Connection {
                             stream,
                             _permit: permit,
+                            close_at: close_after.map(|d| Box::pin(tokio::time::sleep(d))),
+                            closed: false,
+                            long_calls: LongCalls::default(),
                         }))
                         .await;
                 }
@@ -308,6 +408,7 @@ mod tests {
             max_connections: 4,
             handshake_timeout: Duration::from_secs(5),
             tcp_keepalive: Duration::from_secs(60),
+            close_after: None,
         };
         let task = tokio::spawn(accept_loop(OutOfFiles(calls.clone()), config, draining, tx));
         tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -6,5 +6,6 @@ pub mod auth;
 pub mod health;
 pub mod incoming;
 pub mod participants;
+pub mod request_deadline;
 pub mod server;
 pub mod status;

@@ -23,6 +23,7 @@ use super::{
     auth::AuthInterceptor,
     incoming::{IncomingConfig, incoming},
     participants::ParticipantApi,
+    request_deadline::RequestDeadlineLayer,
 };
 use crate::auth::TokenVerifier;
 use crate::pb::{
@@ -34,7 +35,8 @@ use crate::service::Participants;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// A call whose write has not started after this answers `DEADLINE_EXCEEDED`
-    /// (`REQUEST_TIMED_OUT`); a started write always finishes and is answered.
+    /// (`REQUEST_TIMED_OUT`); a started write always finishes and is answered. Every call but
+    /// an import must also have ended its request half by then (see `request_deadline`).
     pub request_timeout: Duration,
     /// Largest accepted request message.
     pub max_message_bytes: usize,
@@ -58,6 +60,8 @@ pub struct ServerConfig {
     pub drain_delay: Duration,
     /// A connection older than this is sent a GOAWAY and closes once its calls are done, so
     /// clients and proxies reconnect and spread over replicas that joined since (`None`: never).
+    /// One still open `HARD_CLOSE_AFTER_TIMEOUTS` request timeouts later, with no import on it,
+    /// is closed hard.
     pub max_connection_age: Option<Duration>,
     /// How often the database is pinged for the health status.
     pub health_interval: Duration,
@@ -103,6 +107,17 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// The HTTP/2 flow-control windows of the gRPC edge (see where they are set).
 const STREAM_WINDOW_BYTES: u32 = 64 * 1024;
 const CONNECTION_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+
+/// The calls whose request half is long by design, left out of the request-half deadline:
+/// an import streams rows for as long as it has them, bounded by its own idle timeout.
+const LONG_REQUEST_HALVES: &[(&str, &str)] = &[(SERVICE_NAME, "ImportParticipants")];
+
+/// A connection still open this many request timeouts after its maximum age, with no import
+/// on it, is closed hard. By then the GOAWAY and the request-half deadline have ended every
+/// call of a client that behaves (a call that came just before the age has had a request
+/// timeout to arrive and more than another to be answered): what is left is a peer holding a
+/// stream open, e.g. by never granting the window its answer needs.
+const HARD_CLOSE_AFTER_TIMEOUTS: u32 = 3;
 
 /// Default of `max_connection_age`.
 pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
@@ -211,6 +226,10 @@ pub async fn serve(
             max_connections: config.max_connections,
             handshake_timeout: config.handshake_timeout,
             tcp_keepalive: TCP_KEEPALIVE,
+            close_after: config
+                .max_connection_age
+                .filter(|a| !a.is_zero())
+                .map(|age| age + config.request_timeout * HARD_CLOSE_AFTER_TIMEOUTS),
         },
         draining_tx.subscribe(),
     );
@@ -240,7 +259,9 @@ pub async fn serve(
     let mut builder = Server::builder();
     if let Some(age) = config.max_connection_age.filter(|a| !a.is_zero()) {
         // No max_connection_age_grace: tonic then closes at age + grace without ever sending
-        // a GOAWAY; without it the connection ends gracefully once its calls are done.
+        // a GOAWAY, cutting whatever runs (an import included); without it the connection ends
+        // gracefully once its calls are done, which the request-half deadline below bounds.
+        // The accept loop closes what is left later, imports spared (`close_after`).
         builder = builder.max_connection_age(age);
     }
     let cors = cors_layer(&config.cors_origins)?;
@@ -253,7 +274,13 @@ pub async fn serve(
                 .layer(crate::telemetry::trace::GrpcTraceLayer)
                 .layer(crate::telemetry::GrpcMetricsLayer(metrics))
                 .option_layer(cors)
-                .layer(tonic_web::GrpcWebLayer::new()),
+                .layer(tonic_web::GrpcWebLayer::new())
+                // A call whose request half never ends would hold its connection past the
+                // maximum age (and a place under the cap): all but imports must end it in time.
+                .layer(RequestDeadlineLayer::new(
+                    config.request_timeout,
+                    LONG_REQUEST_HALVES,
+                )),
         )
         .max_concurrent_streams(config.max_concurrent_streams)
         // HTTP/2 ends a connection that holds too many small DATA frames unread (h2's flood

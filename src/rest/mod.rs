@@ -118,6 +118,8 @@ pub async fn serve(
             max_connections: config.max_connections,
             handshake_timeout: config.handshake_timeout,
             tcp_keepalive: crate::grpc::server::TCP_KEEPALIVE,
+            // No maximum connection age on this edge.
+            close_after: None,
         },
         draining_rx,
     );

@@ -467,3 +467,248 @@ async fn connections_older_than_the_max_age_are_sent_a_goaway() {
         raced.len()
     );
 }
+
+/// A raw HTTP/2 connection with one call on it whose request half is never ended: HEADERS,
+/// and `message` (a gRPC frame) when given, but no END_STREAM. Resolves to the connection's
+/// task, which ends when the server closes the connection, and the pending answer.
+async fn half_open_call(
+    addr: SocketAddr,
+    path: &str,
+    message: Option<Vec<u8>>,
+) -> (
+    JoinHandle<()>,
+    h2::client::ResponseFuture,
+    h2::SendStream<bytes::Bytes>,
+) {
+    let tcp = TcpStream::connect(addr).await.expect("tcp");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    if let Some(message) = message {
+        let mut frame = vec![0];
+        frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+        frame.extend_from_slice(&message);
+        body.send_data(bytes::Bytes::from(frame), false)
+            .expect("send the message");
+    }
+    (connection, response, body)
+}
+
+/// Health/Check and reflection need no token. A client that opens such a call and never ends
+/// its request half (no END_STREAM) does not hold its connection, nor a place under the
+/// connection cap, past the maximum connection age: the call is answered `DEADLINE_EXCEEDED`
+/// once the request timeout has passed, the GOAWAY'd connection then closes, and a new client
+/// is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_unauthenticated_calls_do_not_outlive_the_max_connection_age() {
+    use prost::Message;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_reflection::pb::{v1, v1alpha};
+
+    let server = start(ServerConfig {
+        max_connection_age: Some(Duration::from_secs(1)),
+        max_connections: 4,
+        request_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let check = "/grpc.health.v1.Health/Check";
+    let opened = Instant::now();
+    let list = |host: &str| -> Vec<u8> {
+        v1::ServerReflectionRequest {
+            host: host.to_owned(),
+            message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        }
+        .encode_to_vec()
+    };
+    let calls = vec![
+        half_open_call(
+            server.addr,
+            check,
+            Some(HealthCheckRequest::default().encode_to_vec()),
+        )
+        .await,
+        half_open_call(server.addr, check, None).await,
+        half_open_call(
+            server.addr,
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            Some(list("")),
+        )
+        .await,
+        half_open_call(
+            server.addr,
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            Some(
+                v1alpha::ServerReflectionRequest {
+                    host: String::new(),
+                    message_request: Some(
+                        v1alpha::server_reflection_request::MessageRequest::ListServices(
+                            String::new(),
+                        ),
+                    ),
+                }
+                .encode_to_vec(),
+            ),
+        )
+        .await,
+    ];
+    // The four connections fill the cap: one more is closed at once.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut over = TcpStream::connect(server.addr).await.expect("tcp");
+    assert!(
+        closed_within(&mut over, Duration::from_millis(300)).await,
+        "the half-open calls' connections fill the cap"
+    );
+
+    // The Check that sent its message is answered DEADLINE_EXCEEDED after the request timeout.
+    let (connections, mut responses): (Vec<_>, Vec<_>) = calls
+        .into_iter()
+        .map(|(connection, response, body)| (connection, (response, body)))
+        .unzip();
+    let (first, _body) = responses.remove(0);
+    let answer = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .expect("the half-open Check is answered")
+        .expect("response headers");
+    assert_eq!(
+        answer.headers().get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"4"[..]),
+        "{:?}",
+        answer.headers()
+    );
+    assert!(opened.elapsed() >= Duration::from_millis(1900));
+
+    // Every connection closes within the age plus the request timeout (and a margin).
+    for connection in connections {
+        tokio::time::timeout(
+            Duration::from_secs(5).saturating_sub(opened.elapsed()),
+            connection,
+        )
+        .await
+        .expect("the connection closes soon after its maximum age")
+        .expect("task");
+    }
+    drop(responses);
+
+    // Their places are free again: a new client is served.
+    let fresh = channel(server.addr).await.expect("connect");
+    assert_eq!(
+        serving_status(fresh)
+            .await
+            .expect("health on a new connection"),
+        ServingStatus::Serving as i32
+    );
+}
+
+/// A client that sends a whole Health/Check but never grants the flow-control window its answer
+/// needs (SETTINGS_INITIAL_WINDOW_SIZE 0) holds the stream open without any deadline able to
+/// end it: the connection is closed hard once it is three request timeouts past its age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_withholds_the_window_of_its_answer_is_closed_after_the_age_and_grace() {
+    use prost::Message;
+
+    let server = start(ServerConfig {
+        max_connection_age: Some(Duration::from_secs(1)),
+        max_connections: 1,
+        request_timeout: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let addr = server.addr;
+    let tcp = TcpStream::connect(addr).await.expect("tcp");
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .expect("h2 handshake");
+    let opened = Instant::now();
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    let message = HealthCheckRequest::default().encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(&message);
+    body.send_data(bytes::Bytes::from(frame), true)
+        .expect("send");
+    // The answer's headers come (they need no window); its message never can.
+    let _response = response.await.expect("headers");
+
+    tokio::time::timeout(Duration::from_secs(6), connection)
+        .await
+        .expect("the connection is closed after its age and grace")
+        .expect("task");
+    let closed = opened.elapsed();
+    assert!(
+        closed >= Duration::from_millis(3500),
+        "closed after {closed:?}"
+    );
+    // Its place under the cap (of one) is free again.
+    let fresh = channel(addr).await.expect("connect");
+    health(fresh).await.expect("health on a new connection");
+}
+
+/// An import on a connection past its age and grace is not cut: the hard close waits for it,
+/// and every row sent over several connection ages is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_on_an_old_connection_is_not_cut() {
+    use futures::StreamExt;
+    use participants::pb::{
+        import_result::Outcome, participant_service_client::ParticipantServiceClient,
+    };
+
+    let mut options = AppOptions::new(Backend::Sqlite);
+    options.server = Some(ServerConfig {
+        max_connection_age: Some(Duration::from_secs(1)),
+        request_timeout: Duration::from_secs(1),
+        ..Default::default()
+    });
+    let app = TestApp::spawn_with(options).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    const ROWS: usize = 14;
+    let started = Instant::now();
+    let sender = tokio::spawn(async move {
+        for n in 0..ROWS {
+            let _ = tx.send(crate::helpers::at_ohio(&format!("OLD{n}"))).await;
+            // 14 rows over 6.5 s: past the age (1 s) and the hard close (1 s + 3 × 1 s).
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let mut answers = ParticipantServiceClient::new(app.channel.clone())
+        .import_participants(with_token(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            &app.token("dm.juno"),
+        ))
+        .await
+        .expect("the import starts")
+        .into_inner();
+    let mut answered = 0;
+    while let Some(answer) = answers.next().await {
+        let answer = answer.expect("the import is not cut");
+        assert!(
+            matches!(answer.outcome, Some(Outcome::Response(_))),
+            "{answer:?}"
+        );
+        answered += 1;
+    }
+    sender.await.expect("sender");
+    assert_eq!(answered, ROWS);
+    assert!(started.elapsed() >= Duration::from_secs(6));
+}
