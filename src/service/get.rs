@@ -38,10 +38,21 @@ impl Participants {
         let Ok(Some(key)) = SubjectKey::parse(&req.subject_key, "subject_key") else {
             return Err(not_found());
         };
-        let found = queries::participant_by_key(conn, scope.study.id, &key.normalized())
-            .await
-            .map_err(to_service_error)?
-            .ok_or_else(not_found)?;
+        // A role that may see contact data reads it with the participant, in one statement;
+        // the others never load it.
+        let may_see_contact = role.may_write();
+        let (found, stored_contact) = if may_see_contact {
+            queries::participant_with_contact_by_key(conn, scope.study.id, &key.normalized())
+                .await
+                .map_err(to_service_error)?
+                .ok_or_else(not_found)?
+        } else {
+            let found = queries::participant_by_key(conn, scope.study.id, &key.normalized())
+                .await
+                .map_err(to_service_error)?
+                .ok_or_else(not_found)?;
+            (found, None)
+        };
         // A site-scoped call reaches that site's participants only.
         if let Some(site) = &scope.site
             && found.site_id != Some(site.id)
@@ -57,16 +68,11 @@ impl Participants {
                 .map_err(to_service_error)?
                 .map(|s| s.oid),
         };
-        let contact = if role.may_write() && found.site_id.is_some() {
-            match queries::contact_of(conn, found.id)
-                .await
-                .map_err(to_service_error)?
-            {
-                Some(stored) => Some(super::open_contact(&self.cipher, &stored)?),
-                None => None,
+        let contact = match stored_contact {
+            Some(stored) if found.site_id.is_some() => {
+                Some(super::open_contact(&self.cipher, &stored)?)
             }
-        } else {
-            None
+            _ => None,
         };
         Ok(participant_view(
             &scope.study.oid,

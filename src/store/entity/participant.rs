@@ -28,6 +28,17 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The participant's contact data (site-level participants only), read with it in one
+    /// statement when the caller may see it.
+    #[sea_orm(has_one = "super::participant_contact::Entity")]
+    Contact,
+}
+
+impl Related<super::participant_contact::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Contact.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
