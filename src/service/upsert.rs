@@ -609,6 +609,9 @@ pub struct BatchRows {
     /// The participant with the command's key as the batch knows it (the row as stored, or
     /// `None` when there is none), read for the whole batch at once; `None` reads it here.
     pub known: Option<Option<participant::Model>>,
+    /// The stored contact row of the participant in `known` (or `None`: no row), read with
+    /// it; `None` reads it here.
+    pub known_contact: Option<Option<participant_contact::Model>>,
     /// The participant row as this command stored it, for the batch to know.
     pub written: Option<participant::Model>,
 }
@@ -741,7 +744,10 @@ async fn decide(
                     "etag is not the participant's current etag: read it again and retry",
                 ));
             }
-            Ok(Plan::Update(Box::new(plan_update(tx, cmd, found).await?)))
+            let contact = rows.known_contact.clone();
+            Ok(Plan::Update(Box::new(
+                plan_update(tx, cmd, found, contact).await?,
+            )))
         }
         None => {
             if cmd.subject_key.is_some() && rows.study.participant_id_method == "system" {
@@ -937,11 +943,24 @@ async fn create(
     Ok((row, contact, true))
 }
 
+/// The stored contact row of `found`: the one read with it when given, else from the database.
+async fn stored_contact_of(
+    tx: &DatabaseTransaction,
+    found: &participant::Model,
+    read_with_it: Option<Option<participant_contact::Model>>,
+) -> Result<Option<participant_contact::Model>, DbErr> {
+    match read_with_it {
+        Some(stored) => Ok(stored),
+        None => queries::contact_of(tx, found.id).await,
+    }
+}
+
 /// What an update of `found` changes, from reads alone.
 async fn plan_update(
     tx: &DatabaseTransaction,
     cmd: &UpsertCommand,
     found: participant::Model,
+    read_with_it: Option<Option<participant_contact::Model>>,
 ) -> Result<UpdatePlan, TxError> {
     let mut changes = Vec::new();
     let secondary_id = cmd
@@ -958,7 +977,7 @@ async fn plan_update(
     }
     // (the plain contact, whether a row is stored) for a site-level participant
     let stored_contact = match found.site_id {
-        Some(_) => Some(match queries::contact_of(tx, found.id).await? {
+        Some(_) => Some(match stored_contact_of(tx, &found, read_with_it).await? {
             Some(stored) => (open_contact(&cmd.cipher, &stored)?, true),
             None => (
                 participant_contact::Model {

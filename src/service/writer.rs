@@ -37,7 +37,7 @@ use tokio::{
 use super::audit;
 use super::upsert::{BatchRows, Deferred, Executed, TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
-use crate::store::entity::{participant, site, study};
+use crate::store::entity::{participant, participant_contact, site, study};
 use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
 /// Group-commit settings.
@@ -334,7 +334,7 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
     }
     let locked = rows.studies.clone();
     if mode == Mode::Together {
-        rows.known = known_participants(&write.tx, jobs).await?;
+        (rows.known, rows.contacts) = known_participants(&write.tx, jobs).await?;
     }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -376,6 +376,10 @@ struct Rows {
     known: HashMap<(i64, String), Option<participant::Model>>,
     /// Participants whose contact data is in `deferred`, not yet in the database.
     pending_contacts: HashSet<i64>,
+    /// The stored contact rows (or `None`: no row) of the participants in `known`, read with
+    /// them. An entry is taken by the first command that plans an update of its participant;
+    /// any later command reads the database, where the earlier one's write is.
+    contacts: HashMap<i64, Option<participant_contact::Model>>,
 }
 
 impl Rows {
@@ -388,11 +392,18 @@ impl Rows {
     }
 }
 
-/// Reads the participants with the keys of the batch's commands, one statement per study.
+/// The participants with the keys of the batch's commands, and their contact rows.
+type Known = (
+    HashMap<(i64, String), Option<participant::Model>>,
+    HashMap<i64, Option<participant_contact::Model>>,
+);
+
+/// Reads the participants with the keys of the batch's commands, and their contact rows, one
+/// statement per study (and chunk of keys).
 async fn known_participants(
     tx: &DatabaseTransaction,
     jobs: &[Job],
-) -> Result<HashMap<(i64, String), Option<participant::Model>>, sea_orm::DbErr> {
+) -> Result<Known, sea_orm::DbErr> {
     let mut keys: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for job in jobs {
         if let Some(key) = &job.command.subject_key {
@@ -402,6 +413,7 @@ async fn known_participants(
         }
     }
     let mut known = HashMap::new();
+    let mut contacts = HashMap::new();
     for (study_id, mut norms) in keys {
         norms.sort_unstable();
         norms.dedup();
@@ -409,12 +421,13 @@ async fn known_participants(
             for norm in chunk {
                 known.insert((study_id, norm.clone()), None);
             }
-            for row in queries::participants_by_keys(tx, study_id, chunk).await? {
+            for (row, contact) in queries::participants_by_keys(tx, study_id, chunk).await? {
+                contacts.insert(row.id, contact);
                 known.insert((study_id, row.subject_key_norm.clone()), Some(row));
             }
         }
     }
-    Ok(known)
+    Ok((known, contacts))
 }
 
 /// Rows per statement on SQLite: well under its bind-parameter limit (32,766) for the widest
@@ -513,11 +526,16 @@ async fn run_together(
     {
         insert_pending_contacts(tx, rows).await?;
     }
+    let known_contact = match &known {
+        Some(Some(found)) => rows.contacts.remove(&found.id),
+        _ => None,
+    };
     let mut after = BatchRows {
         study,
         site,
         deferred: Some(Deferred::default()),
         known,
+        known_contact,
         written: None,
     };
     let result = execute(tx, command, &mut after, true).await;
@@ -615,6 +633,7 @@ async fn attempt_one(
         site,
         deferred: None,
         known: None,
+        known_contact: None,
         written: None,
     };
     let mut rows = read.clone();

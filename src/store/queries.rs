@@ -52,24 +52,26 @@ pub async fn participant_with_contact_by_key(
         .await
 }
 
-/// One keyset page of a study's (or one site's) Participants in id order: those after `after`,
-/// at most `limit`, with `status` when given.
-/// The participants of a study with any of these normalized keys.
+/// The participants of a study with any of these normalized keys, each with its contact row
+/// if it has one (one statement).
 pub async fn participants_by_keys(
     c: &impl ConnectionTrait,
     study_id: i64,
     subject_key_norms: &[String],
-) -> Result<Vec<participant::Model>, DbErr> {
+) -> Result<Vec<(participant::Model, Option<participant_contact::Model>)>, DbErr> {
     if subject_key_norms.is_empty() {
         return Ok(Vec::new());
     }
     participant::Entity::find()
         .filter(participant::Column::StudyId.eq(study_id))
         .filter(participant::Column::SubjectKeyNorm.is_in(subject_key_norms.iter().cloned()))
+        .find_also_related(participant_contact::Entity)
         .all(c)
         .await
 }
 
+/// One keyset page of a study's (or one site's) Participants in id order: those after `after`,
+/// at most `limit`, with `status` when given.
 pub async fn participants_page(
     c: &impl ConnectionTrait,
     study_id: i64,
