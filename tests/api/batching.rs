@@ -602,4 +602,70 @@ crate::on_both_backends!(
     a_dry_run_reusing_a_request_id_of_its_batch_is_refused,
     a_reused_request_id_and_a_key_at_two_levels_in_one_batch,
     an_update_in_a_batch_sees_the_contact_data_of_a_creation_before_it,
+    updates_of_one_participant_in_one_batch_each_see_the_one_before,
 );
+
+/// A batch reads its participants' contact rows with them, once. Several updates of one
+/// participant in one batch must each start from the contact data the one before left, not
+/// from that first read: every change survives, and each audit event's old value is the value
+/// the update before it wrote.
+async fn updates_of_one_participant_in_one_batch_each_see_the_one_before(backend: Backend) {
+    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
+    let mut create = capped("S_CAPPED_A", "TU-1");
+    create.contact = crate::helpers::contact(|c| {
+        c.city = Some("Dayton".into());
+        c.last_name = Some("Kim".into());
+    });
+    app.upsert("dm.capped", create).await.expect("created");
+    let before = app.participants.batch_stats();
+    let changes: [fn(&mut ParticipantContact); 3] = [
+        |c| c.city = Some("Lyon".into()),
+        |c| c.last_name = Some("Park".into()),
+        |c| c.city = Some("Oslo".into()),
+    ];
+    let mut calls = Vec::new();
+    for change in changes {
+        let mut client = app.client.clone();
+        let mut req = capped("S_CAPPED_A", "tu-1");
+        req.contact = crate::helpers::contact(change);
+        let req = app.authed("dm.capped", req);
+        calls.push(tokio::spawn(
+            async move { client.upsert_participant(req).await },
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for call in calls {
+        let answer = call.await.expect("task").expect("updated").into_inner();
+        assert!(!answer.created);
+    }
+    let after = app.participants.batch_stats();
+    assert!(after.largest >= 3, "one batch: {before:?} -> {after:?}");
+    let stored = app
+        .get(
+            "dm.capped",
+            crate::helpers::get_site("S_CAPPED", "S_CAPPED_A", "TU-1"),
+        )
+        .await
+        .expect("read")
+        .contact
+        .expect("contact");
+    assert_eq!(stored.last_name.as_deref(), Some("Park"), "{stored:?}");
+    // The two city changes came in some order; the stored city is one of them. The trail has
+    // the creation's value and one change per update.
+    let city = stored.city.clone().expect("city");
+    assert!(city == "Lyon" || city == "Oslo", "{stored:?}");
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE event_type = 'FIELD_CHANGED' AND field_name = 'city'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE event_type = 'FIELD_CHANGED' AND field_name = 'last_name'"
+        )
+        .await,
+        2
+    );
+}
