@@ -7,8 +7,9 @@
 //!   closed; so are all such connections the moment draining begins, so a shutdown does not
 //!   wait for them.
 //! - A connection still open `close_after` after it was established (its maximum age plus a
-//!   grace) is closed hard, unless a long call (an import) runs on it: then it is checked again
-//!   every second. The GOAWAY at the maximum age and the request-half deadline end nearly every
+//!   grace) is closed hard, unless a call is still being handled on it (a write that has
+//!   started, an import until its last row is answered): then it is checked again every second.
+//!   An answer that is ready but cannot be sent does not count. The GOAWAY at the maximum age and the request-half deadline end nearly every
 //!   connection well before; this is for a peer that keeps a stream open otherwise, e.g. by
 //!   never granting the flow-control window a response needs.
 //! - Accept errors (EMFILE, ENFILE, ENOBUFS…) never end the stream and never spin: the loop
@@ -41,7 +42,7 @@ const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const WARN_EVERY: Duration = Duration::from_secs(10);
-/// How often a connection past `close_after` that still carries a long call is checked again.
+/// How often a connection past `close_after` that still has a call being handled is checked again.
 const RECHECK_LONG_CALLS: Duration = Duration::from_secs(1);
 
 /// File descriptors kept free of client connections: the listener, the SQLite journal files,
@@ -67,21 +68,22 @@ pub struct IncomingConfig {
     pub handshake_timeout: Duration,
     /// TCP keepalive idle time on accepted sockets.
     pub tcp_keepalive: Duration,
-    /// A connection open this long (from its preface) with no long call on it is closed hard
+    /// A connection open this long (from its preface) with no call being handled is closed hard
     /// (`None`: never).
     pub close_after: Option<Duration>,
 }
 
-/// The long calls (imports) running on one connection: while there is one, the connection is
+/// The calls being handled on one connection (from arrival until the handler has its answer;
+/// an import until its last row is answered): while there is one, the connection is
 /// not closed hard.
 #[derive(Debug, Clone, Default)]
-pub struct LongCalls(Arc<AtomicUsize>);
+pub struct CallsHandled(Arc<AtomicUsize>);
 
-impl LongCalls {
-    /// Counts a long call until the guard is dropped.
-    pub fn enter(&self) -> LongCall {
+impl CallsHandled {
+    /// Counts a call until the guard is dropped.
+    pub fn enter(&self) -> CallHandled {
         self.0.fetch_add(1, Ordering::SeqCst);
-        LongCall(self.0.clone())
+        CallHandled(self.0.clone())
     }
 
     fn count(&self) -> usize {
@@ -89,11 +91,11 @@ impl LongCalls {
     }
 }
 
-/// One long call on a connection, counted while it lives.
+/// One call being handled on a connection, counted while it lives.
 #[derive(Debug)]
-pub struct LongCall(Arc<AtomicUsize>);
+pub struct CallHandled(Arc<AtomicUsize>);
 
-impl Drop for LongCall {
+impl Drop for CallHandled {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -104,17 +106,17 @@ impl Drop for LongCall {
 pub struct ConnectionInfo {
     /// The addresses, as tonic's `Request::remote_addr` reads them (put beside this one).
     pub tcp: TcpConnectInfo,
-    pub long_calls: LongCalls,
+    pub calls_handled: CallsHandled,
 }
 
 /// An accepted connection that has sent its preface; it holds one permit of the cap.
 pub struct Connection {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
-    /// When to close it hard, unless a long call runs on it.
+    /// When to close it hard, unless a call is being handled on it.
     close_at: Option<Pin<Box<Sleep>>>,
     closed: bool,
-    long_calls: LongCalls,
+    calls_handled: CallsHandled,
 }
 
 impl Connection {
@@ -133,7 +135,7 @@ impl Connection {
             return false;
         };
         while close_at.as_mut().poll(cx).is_ready() {
-            if self.long_calls.count() == 0 {
+            if self.calls_handled.count() == 0 {
                 self.closed = true;
                 tracing::debug!("connection past its maximum age and grace: closed");
                 return true;
@@ -158,7 +160,7 @@ impl Connected for Connection {
     fn connect_info(&self) -> Self::ConnectInfo {
         ConnectionInfo {
             tcp: self.stream.connect_info(),
-            long_calls: self.long_calls.clone(),
+            calls_handled: self.calls_handled.clone(),
         }
     }
 }
@@ -333,7 +335,7 @@ async fn accept_loop(
                             _permit: permit,
                             close_at: close_after.map(|d| Box::pin(tokio::time::sleep(d))),
                             closed: false,
-                            long_calls: LongCalls::default(),
+                            calls_handled: CallsHandled::default(),
                         }))
                         .await;
                 }

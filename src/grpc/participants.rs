@@ -223,6 +223,10 @@ impl ParticipantService for ParticipantApi {
         let permit = request
             .extensions_mut()
             .remove::<crate::grpc::admission::CallPermit>();
+        // And as handled on its connection, which is not closed hard while it runs.
+        let in_progress = request
+            .extensions_mut()
+            .remove::<crate::grpc::request_deadline::CallInProgress>();
         let rows = request
             .into_inner()
             .map(|row| row.map(Into::into).map_err(|s| row_error(&s)));
@@ -257,6 +261,7 @@ impl ParticipantService for ParticipantApi {
                 );
                 drop(permit);
                 drop(place);
+                drop(in_progress);
             }
             .instrument(span),
         );

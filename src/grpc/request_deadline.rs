@@ -14,12 +14,17 @@
 //! timeout. A Health/Watch is bounded here too, but only until its request half ends (at once,
 //! for any real client): the watch itself ends at the connection age (see `health.rs`).
 //!
-//! An exempt call also counts as a long call on its connection for as long as its answer
-//! lives, so that the hard close of old connections (see `incoming.rs`) never cuts it.
+//! Every call also counts as handled on its connection until its handler has its answer, so
+//! that the hard close of old connections (see `incoming.rs`) never cuts a write that has
+//! started. An exempt call (an import) answers at once with a stream: its count travels in the
+//! request's extensions (`CallInProgress`) to the import's task, which holds it until the import
+//! ends. An answer that is ready but never read off (a client that grants no window) holds
+//! nothing, so it cannot pin the connection.
 
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -98,57 +103,40 @@ where
             // For tonic's `Request::remote_addr`.
             request.extensions_mut().insert(connection.tcp.clone());
         }
+        let handled = connection.map(|c| Arc::new(c.calls_handled.enter()));
         if self.is_exempt(request.uri().path()) {
-            let long_call = connection.map(|c| c.long_calls.enter());
-            let future = self.inner.call(request);
-            return Box::pin(async move {
-                let response = future.await?;
-                Ok(response.map(|body| {
-                    Body::new(Holding {
-                        inner: body,
-                        _long_call: long_call,
-                    })
-                }))
-            });
-        }
-        if request.body().is_end_stream() {
+            if let Some(handled) = handled {
+                request
+                    .extensions_mut()
+                    .insert(CallInProgress { _held: handled });
+            }
             return Box::pin(self.inner.call(request));
         }
-        let timeout = self.timeout;
-        Box::pin(self.inner.call(request.map(|body| {
-            Body::new(Bounded {
-                inner: body,
-                deadline: Some(Box::pin(tokio::time::sleep(timeout))),
-                expired: false,
-            })
-        })))
+        let future = if request.body().is_end_stream() {
+            self.inner.call(request)
+        } else {
+            let timeout = self.timeout;
+            self.inner.call(request.map(|body| {
+                Body::new(Bounded {
+                    inner: body,
+                    deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+                    expired: false,
+                })
+            }))
+        };
+        Box::pin(async move {
+            let response = future.await;
+            drop(handled);
+            response
+        })
     }
 }
 
-/// An answer that keeps its call counted among its connection's long calls until dropped.
-struct Holding {
-    inner: Body,
-    _long_call: Option<super::incoming::LongCall>,
-}
-
-impl http_body::Body for Holding {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+/// A long call's place among the calls handled on its connection: the handler moves it to
+/// whatever runs the call, and drops it when the call ends.
+#[derive(Debug, Clone)]
+pub struct CallInProgress {
+    _held: Arc<super::incoming::CallHandled>,
 }
 
 /// A request body that fails once its deadline passes before it has ended.

@@ -712,3 +712,92 @@ async fn an_import_on_an_old_connection_is_not_cut() {
     assert_eq!(answered, ROWS);
     assert!(started.elapsed() >= Duration::from_secs(6));
 }
+
+/// An import that has ended no longer shields its connection from the hard close: a client
+/// that sends one row with END_STREAM and never grants the window its answers need (so the
+/// answer stream is never read off) is closed after the age and grace like any other. Before,
+/// the import counted as running for as long as its unsent answer lived, so a token without any
+/// role could pin connections, and fill the cap, for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_import_whose_answers_are_never_read_does_not_pin_its_connection() {
+    use prost::Message;
+
+    let mut options = AppOptions::new(Backend::Sqlite);
+    options.server = Some(ServerConfig {
+        max_connection_age: Some(Duration::from_secs(1)),
+        request_timeout: Duration::from_secs(1),
+        ..Default::default()
+    });
+    let app = TestApp::spawn_with(options).await;
+    let addr = app.addr;
+    let tcp = TcpStream::connect(addr).await.expect("tcp");
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .expect("h2 handshake");
+    let opened = Instant::now();
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::post(format!(
+        "http://{addr}/openclinica.participants.v1.ParticipantService/ImportParticipants"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header(
+        "authorization",
+        format!("Bearer {}", app.token("nobody.at.all")),
+    )
+    .body(())
+    .expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    let message = crate::helpers::at_ohio("PIN-1").encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(&message);
+    body.send_data(bytes::Bytes::from(frame), true)
+        .expect("send");
+    let _response = response.await.expect("headers");
+
+    tokio::time::timeout(Duration::from_secs(7), connection)
+        .await
+        .expect("the connection is closed after its age and grace")
+        .expect("task");
+    assert!(opened.elapsed() >= Duration::from_millis(3500));
+    let fresh = channel(addr).await.expect("connect");
+    health(fresh).await.expect("health on a new connection");
+}
+
+/// A write that has started is answered, never cut: the hard close waits for a call whose
+/// handler still runs. The call arrives before the age (1 s) and its commit takes until past
+/// the hard close (1 s + 3 × 1 s); the caller still gets its answer, on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_running_at_the_hard_close_is_answered() {
+    let mut options = AppOptions::new(Backend::Sqlite);
+    options.server = Some(ServerConfig {
+        max_connection_age: Some(Duration::from_secs(1)),
+        request_timeout: Duration::from_secs(1),
+        ..Default::default()
+    });
+    options.fault = participants::service::Fault::SlowCommit(Duration::from_millis(4500));
+    let app = TestApp::spawn_with(options).await;
+    let started = Instant::now();
+    let answer = app
+        .client
+        .clone()
+        .upsert_participant(app.authed("crc.ohio", crate::helpers::at_ohio("LATE-1")))
+        .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        answer
+            .expect("the started write is answered")
+            .into_inner()
+            .created
+    );
+}
