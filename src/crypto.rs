@@ -159,19 +159,16 @@ impl DataCipher {
     }
 
     /// Whether `stored` is `lookup_hash(value, context)` under the current data key or under
-    /// one of the previous ones (so a hash stored before a rotation still matches).
-    pub fn lookup_hash_matches(&self, stored: &str, value: &str, context: &str) -> bool {
-        let Some((kid, digest)) = stored.split_once(':') else {
-            return false;
-        };
+    /// one of the previous ones (so a hash stored before a rotation still matches); `None` when
+    /// it was made under a key this cipher does not have, so that it cannot tell.
+    pub fn lookup_hash_matches(&self, stored: &str, value: &str, context: &str) -> Option<bool> {
+        let (kid, digest) = stored.split_once(':')?;
         let key = if kid == self.current.0 {
             &self.lookup_key
-        } else if let Some(key) = self.previous_lookup_keys.get(kid) {
-            key
         } else {
-            return false;
+            self.previous_lookup_keys.get(kid)?
         };
-        hex::encode(keyed_digest(key, value, context)) == digest
+        Some(hex::encode(keyed_digest(key, value, context)) == digest)
     }
 
     /// Whether `stored` was made by `lookup_hash` under the current key.

@@ -73,16 +73,20 @@ impl RequestHash {
     }
 
     /// Whether a row of `format` with `stored` hash was written for this same request: a keyed
-    /// hash under the current or a previous data key, or an unkeyed one of an older row.
-    pub fn matches(&self, format: i32, stored: &str, cipher: &DataCipher) -> bool {
+    /// hash under the current or a previous data key, or an unkeyed one of an older row. `None`
+    /// when the row was hashed under a data key this server does not have (a replica not yet
+    /// given a new key): it cannot tell a retry from a reuse, and must not call it a reuse.
+    pub fn matches(&self, format: i32, stored: &str, cipher: &DataCipher) -> Option<bool> {
         if stored.contains(':') {
-            return format != FORMAT_PROTOBUF
-                && cipher.lookup_hash_matches(stored, &self.json, &self.context);
+            if format == FORMAT_PROTOBUF {
+                return Some(false);
+            }
+            return cipher.lookup_hash_matches(stored, &self.json, &self.context);
         }
-        match format {
+        Some(match format {
             FORMAT_PROTOBUF => self.protobuf == stored,
             _ => self.json == stored,
-        }
+        })
     }
 }
 
@@ -132,15 +136,15 @@ mod tests {
             pb::UpsertParticipantRequest::from(input()).encode_to_vec(),
         ));
         let unkeyed_row = hex::encode(Sha256::digest(serde_json::to_vec(&input()).unwrap()));
-        assert!(hash.matches(FORMAT_PROTOBUF, &old_row, &c));
-        assert!(hash.matches(FORMAT_JSON, &unkeyed_row, &c));
-        assert!(hash.matches(FORMAT_JSON, hash.current(), &c));
+        assert_eq!(Some(true), hash.matches(FORMAT_PROTOBUF, &old_row, &c));
+        assert_eq!(Some(true), hash.matches(FORMAT_JSON, &unkeyed_row, &c));
+        assert_eq!(Some(true), hash.matches(FORMAT_JSON, hash.current(), &c));
         let mut changed = input();
         changed.register = true;
         let other = RequestHash::of(&changed, &c, "crc");
-        assert!(!other.matches(FORMAT_PROTOBUF, &old_row, &c));
-        assert!(!other.matches(FORMAT_JSON, &unkeyed_row, &c));
-        assert!(!other.matches(FORMAT_JSON, hash.current(), &c));
+        assert_eq!(Some(false), other.matches(FORMAT_PROTOBUF, &old_row, &c));
+        assert_eq!(Some(false), other.matches(FORMAT_JSON, &unkeyed_row, &c));
+        assert_eq!(Some(false), other.matches(FORMAT_JSON, hash.current(), &c));
     }
 
     #[test]
@@ -160,9 +164,15 @@ mod tests {
             hash.current(),
             RequestHash::of(&input(), &c, "mon").current()
         );
-        assert!(!RequestHash::of(&input(), &c, "mon").matches(FORMAT_JSON, hash.current(), &c));
+        assert_eq!(
+            Some(false),
+            RequestHash::of(&input(), &c, "mon").matches(FORMAT_JSON, hash.current(), &c)
+        );
         // A format-1 row never holds a keyed hash.
-        assert!(!hash.matches(FORMAT_PROTOBUF, hash.current(), &c));
+        assert_eq!(
+            Some(false),
+            hash.matches(FORMAT_PROTOBUF, hash.current(), &c)
+        );
     }
 
     #[test]
@@ -174,14 +184,13 @@ mod tests {
         let rotated = DataCipher::new(&[2; 32], &[[1; 32]]);
         let retry = RequestHash::of(&input(), &rotated, "crc");
         assert_ne!(retry.current(), stored);
-        assert!(retry.matches(FORMAT_JSON, &stored, &rotated));
-        // Without the old key the row is not recognised.
+        assert_eq!(Some(true), retry.matches(FORMAT_JSON, &stored, &rotated));
+        // Without the old key the server cannot tell a retry from a reuse.
         let forgotten = DataCipher::new(&[2; 32], &[]);
-        assert!(!RequestHash::of(&input(), &forgotten, "crc").matches(
-            FORMAT_JSON,
-            &stored,
-            &forgotten
-        ));
+        assert_eq!(
+            None,
+            RequestHash::of(&input(), &forgotten, "crc").matches(FORMAT_JSON, &stored, &forgotten)
+        );
     }
 
     #[test]

@@ -99,12 +99,22 @@ async fn replay(
     let Some(record) = queries::idempotency_record(c, user, request_id.as_str()).await? else {
         return Ok(None);
     };
-    if !request_hash.matches(record.response_format, &record.request_hash, cipher) {
-        return Err(ServiceError::rejected(
-            Reason::RequestIdReused,
-            "request_id was already used for a different request",
-        )
-        .into());
+    match request_hash.matches(record.response_format, &record.request_hash, cipher) {
+        Some(true) => {}
+        Some(false) => {
+            return Err(ServiceError::rejected(
+                Reason::RequestIdReused,
+                "request_id was already used for a different request",
+            )
+            .into());
+        }
+        None => {
+            return Err(ServiceError::Internal(
+                "the remembered request was hashed under a data key this server does not have"
+                    .into(),
+            )
+            .into());
+        }
     }
     let bytes = cipher
         .open_bytes(&record.response, &idempotency_context(user, request_id))

@@ -207,6 +207,20 @@ async fn the_stored_request_hash_is_keyed_and_survives_a_key_rotation(backend: B
         "{refused:?}"
     );
 
+    // A replica that does not have the key the row was hashed under cannot tell a retry from a
+    // reuse: it must not answer REQUEST_ID_REUSED (a definite, false answer for a write that
+    // committed), but fail as it does for any value sealed under a key it lacks.
+    let unaware = Participants::new(app.store.clone(), Arc::new(DataCipher::new(&[5; 32], &[])));
+    unaware.refresh_catalog().await.unwrap();
+    let unsure = unaware
+        .upsert(&caller, req.clone().into(), deadline())
+        .await
+        .expect_err("the key is unknown");
+    assert!(
+        matches!(unsure, participants::domain::ServiceError::Internal(_)),
+        "{unsure:?}"
+    );
+
     // A row stored with an unkeyed hash, before the hash was keyed, still matches its retry.
     Entity::update_many()
         .col_expr(Column::RequestHash, Expr::value(unkeyed))
