@@ -180,7 +180,8 @@ pub(crate) fn grpc_method(path: &str) -> &'static str {
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code as C;
     match code {
-        C::Ok => "Ok",
+        // As `grpc_outcome` names a success, so that one label value means OK for every call.
+        C::Ok => "OK",
         C::Cancelled => "Cancelled",
         C::Unknown => "Unknown",
         C::InvalidArgument => "InvalidArgument",
@@ -460,8 +461,12 @@ mod tests {
     }
 
     #[test]
-    fn code_names_are_the_debug_names() {
-        for n in 0..=17 {
+    fn code_names_are_the_debug_names_and_ok_is_spelt_as_for_unary_calls() {
+        assert_eq!(
+            code_name(tonic::Code::Ok),
+            grpc_outcome(&http::HeaderMap::new()).0
+        );
+        for n in 1..=17 {
             let code = tonic::Code::from_i32(n);
             assert_eq!(code_name(code), format!("{code:?}"));
         }

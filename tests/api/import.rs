@@ -476,6 +476,19 @@ async fn a_rerun_writes_nothing(backend: Backend) {
     }
     assert_eq!(app.participant_count().await, participants);
     assert_eq!(app.audit_count().await, audit, "no audit event on a re-run");
+
+    // Both imports ended OK, and are counted with the label value unary successes have.
+    let text = reqwest::get(format!("{}/metrics", app.admin))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.lines().any(|l| l
+            == "participants_requests_total{method=\"ImportParticipants\",code=\"OK\",reason=\"\"} 2"),
+        "{text}"
+    );
 }
 
 async fn a_malformed_row_ends_the_stream_after_the_rows_before_it(backend: Backend) {
