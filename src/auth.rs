@@ -341,10 +341,15 @@ impl TokenVerifier for JwtVerifier {
         if !is_acceptable_user(&user) {
             return Err(AuthError::BadUser);
         }
+        // The validation accepts a token while `now <= exp + leeway` (whole seconds), so it is
+        // refused from the second after that.
         let leeway = i64::try_from(validation.leeway).unwrap_or(i64::MAX);
         Ok(Caller {
             user,
-            expires_at: data.claims.exp.map(|exp| exp.saturating_add(leeway)),
+            expires_at: data
+                .claims
+                .exp
+                .map(|exp| exp.saturating_add(leeway).saturating_add(1)),
         })
     }
 }
@@ -423,4 +428,47 @@ pub fn mint_hs256(
         &EncodingKey::from_secret(secret),
     )
     .map_err(|e| format!("cannot sign the token: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretSlice;
+
+    const SECRET: &[u8] = b"unit-test-secret-unit-test-secret-0123456789";
+
+    fn token_expiring_at(exp: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &serde_json::json!({"preferred_username": "crc", "iat": now - 120, "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .expect("sign")
+    }
+
+    /// A token the verifier accepts now must not count as expired now: a long call (an
+    /// import) that ends at `expires_at` would otherwise be cut the moment it starts.
+    #[test]
+    fn an_accepted_token_expires_after_the_last_second_it_is_accepted() {
+        let verifier = JwtVerifier::new(&JwtSettings {
+            hs256_secret: Some(SecretSlice::from(SECRET.to_vec())),
+            jwks_file: None,
+            issuer: None,
+            audience: None,
+        })
+        .expect("verifier");
+        let now = chrono::Utc::now().timestamp();
+        // The last second the 30 s leeway accepts (a second's margin for the clock to turn).
+        let caller = verifier
+            .verify(&token_expiring_at(now - 29))
+            .expect("accepted within the leeway");
+        assert_eq!(caller.expires_at, Some(now - 29 + 30 + 1));
+        assert!(
+            caller
+                .expires_at
+                .is_some_and(|e| e > chrono::Utc::now().timestamp())
+        );
+        assert!(verifier.verify(&token_expiring_at(now - 32)).is_err());
+    }
 }

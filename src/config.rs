@@ -454,7 +454,8 @@ pub struct TokenArgs {
     /// The user the token names (`sub` and `preferred_username`).
     #[arg(long)]
     pub user: String,
-    /// How long the token is valid.
+    /// How long the token is valid (its `exp`); the server accepts it 30 s longer, for clock
+    /// skew between machines.
     #[arg(long, value_parser = parse_duration, default_value = "1h")]
     pub ttl: Duration,
     #[command(flatten)]

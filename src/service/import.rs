@@ -144,11 +144,14 @@ enum Stop {
     TokenExpired,
 }
 
-/// When `caller`'s token expires, as an instant; `None` when it never does (or not within a
-/// year, which an import never lasts).
+/// When `caller`'s token stops being accepted, as an instant; `None` when it never does (or
+/// not within a year, which an import never lasts).
 fn token_expiry(caller: &Caller) -> Option<Instant> {
-    let left = caller.expires_at? - chrono::Utc::now().timestamp();
-    let left = Duration::from_secs(u64::try_from(left.max(0)).ok()?);
+    let left_ms = caller
+        .expires_at?
+        .saturating_mul(1000)
+        .saturating_sub(chrono::Utc::now().timestamp_millis());
+    let left = Duration::from_millis(u64::try_from(left_ms.max(0)).ok()?);
     (left < Duration::from_secs(366 * 24 * 3600)).then(|| Instant::now() + left)
 }
 

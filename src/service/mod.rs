@@ -29,8 +29,8 @@ use catalog_cache::Snapshot;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub user: String,
-    /// When the caller's token stops being accepted (Unix seconds, the verifier's leeway
-    /// included), if it says. A unary call is checked once; a long call (an import) stops
+    /// The first Unix second at which the caller's token is no longer accepted (the verifier's
+    /// leeway included), if it says. A unary call is checked once; a long call (an import) stops
     /// taking rows at this time.
     pub expires_at: Option<i64>,
 }
