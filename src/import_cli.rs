@@ -336,7 +336,7 @@ async fn import(args: ImportArgs) -> Result<u8, String> {
                     Some(req)
                 }
                 Err(e) => {
-                    let _ = bad_tx.send((i, e.to_string()));
+                    let _ = bad_tx.send((i, csv_problem(&e)));
                     None
                 }
             };
@@ -360,7 +360,15 @@ async fn import(args: ImportArgs) -> Result<u8, String> {
     let mut answers = client
         .import_participants(request)
         .await
-        .map_err(|s| format!("the import was refused: {}", describe(&s)))?
+        .map_err(|s| {
+            let hint = match s.code() {
+                tonic::Code::Unauthenticated => {
+                    ": the token is missing, malformed, expired or not signed with a key the server knows; get a fresh one from your identity provider (or `participants token --user NAME` with the development secret) and pass it with --token or PARTICIPANTS_TOKEN"
+                }
+                _ => "",
+            };
+            format!("the import was refused: {}{hint}", describe(&s))
+        })?
         .into_inner();
 
     let mut streamed: Vec<(usize, String)> = Vec::with_capacity(results.len());
@@ -462,6 +470,21 @@ async fn import(args: ImportArgs) -> Result<u8, String> {
             EXIT_OK
         },
     )
+}
+
+/// What is wrong with a row the CSV reader could not take, in the terms of the file.
+fn csv_problem(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!(
+            "the row has {len} fields but the header has {expected_len}: quote each field that holds a comma or a line break (\"like, this\")"
+        ),
+        csv::ErrorKind::Utf8 { .. } => {
+            "the row is not valid UTF-8: save the file as UTF-8".to_owned()
+        }
+        _ => format!("the row cannot be read as CSV: {e}"),
+    }
 }
 
 fn describe(status: &tonic::Status) -> String {

@@ -781,6 +781,19 @@ async fn import_a_csv_file_and_run_it_again(backend: Backend) {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("token"));
+    // With a token the server refuses, the refusal says what to do.
+    let out = participants(dir.path())
+        .args(["import", "--target", &server.addr])
+        .args(args)
+        .env("PARTICIPANTS_TOKEN", "not-a-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("UNAUTHENTICATED") && stderr.contains("participants token --user"),
+        "{stderr}"
+    );
 
     // A dry run writes nothing and has no results to fail... but two rows are invalid.
     let (code, stdout, _) = run_import(dir.path(), &server, "crc.ohio", &{
@@ -998,6 +1011,11 @@ fn a_ragged_row_is_refused_not_shifted() {
     let results = std::fs::read_to_string(dir.path().join("ragged.csv.results.csv")).unwrap();
     let lines: Vec<&str> = results.lines().collect();
     assert!(lines[1].starts_with("1,,failed,CSV_ERROR,"), "{results}");
+    // The message says what is wrong in the file's terms, and how to fix it.
+    assert!(
+        lines[1].contains("the row has 5 fields but the header has 4: quote each field"),
+        "{results}"
+    );
     assert!(lines[2].starts_with("2,,failed,CSV_ERROR,"), "{results}");
     assert!(lines[3].starts_with("3,OK-1,created,"), "{results}");
     // A row too large for the server is refused here: it would end the whole stream.
