@@ -131,9 +131,11 @@ impl App {
             .seal_legacy_values(&cipher)
             .await
             .map_err(|e| e.to_string())?;
-        // The key id is a hash prefix, safe to log; it tells operators which key seals new data.
+        // Key ids are hash prefixes, safe to log: they tell operators which key seals new data
+        // and which earlier ones still open (a rotation's first step shows here).
         tracing::info!(
             data_key_id = cipher.current_key_id(),
+            previous_data_key_ids = %cipher.previous_key_ids().join(","),
             "personal data is encrypted at rest"
         );
         if let Some(catalog) = &settings.catalog {

@@ -192,6 +192,13 @@ impl DataCipher {
         &self.current.0
     }
 
+    /// The ids of the previous keys (which open, never seal), in a stable order.
+    pub fn previous_key_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.others.keys().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     fn cipher(&self, kid: &str) -> Option<&XChaCha20Poly1305> {
         if kid == self.current.0 {
             Some(&self.current.1)
@@ -319,6 +326,7 @@ mod tests {
         let sealed = old.seal("ОНІО", "ctx");
         let rotated = DataCipher::new(&key(2), &[key(1)]);
         assert_eq!(rotated.open(&sealed, "ctx").unwrap(), "ОНІО");
+        assert_eq!(rotated.previous_key_ids(), vec![old.current_key_id()]);
         let other = DataCipher::new(&key(3), &[]);
         assert!(matches!(
             other.open(&sealed, "ctx"),

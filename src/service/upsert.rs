@@ -109,10 +109,14 @@ async fn replay(
             .into());
         }
         None => {
-            return Err(ServiceError::Internal(
-                "the remembered request was hashed under a data key this server does not have"
-                    .into(),
-            )
+            // The key id (a hash prefix, safe to log) tells the operator which key is missing.
+            let kid = record
+                .request_hash
+                .split_once(':')
+                .map_or("", |(kid, _)| kid);
+            return Err(ServiceError::Internal(format!(
+                "the remembered request was hashed under data key \"{kid}\", which is not configured"
+            ))
             .into());
         }
     }
@@ -436,7 +440,7 @@ fn cap_reached(of: CapOf, cap: i64) -> ServiceError {
     ServiceError::rejected(
         Reason::ParticipantsEnrollmentCapReached,
         format!(
-            "{whose} enrollment cap of {cap} is reached: no more participants can be added there"
+            "{whose} enrollment cap of {cap} is reached: no participant can be added there until one is removed or the cap is raised in the catalog (updates are still accepted)"
         ),
     )
 }
