@@ -331,10 +331,10 @@ fn print_demo_lines(
         println!(
             "The original's REST route is on http://{http} (paste with curl installed):\n\n\
              export PARTICIPANTS_HTTP=http://{http}\n\
-             curl -X POST 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants?register=y' \\\n  \
+             curl -sS -w '\\n' -X POST 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants?register=y' \\\n  \
              -H 'Authorization: Bearer {crc}' -H 'Content-Type: application/json' \\\n  \
              -d '{body}'\n\
-             curl 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants/OHIO-5' \\\n  \
+             curl -sS -w '\\n' 'http://{http}/OpenClinica/pages/auth/api/clinicaldata/studies/S_JUNO(PROD)/sites/S_OHI0(TEST)/participants/OHIO-5' \\\n  \
              -H 'Authorization: Bearer {crc}'\n"
         );
     }
