@@ -568,8 +568,19 @@ async fn pick_subject_oid(
     tx: &DatabaseTransaction,
     key: &SubjectKey,
     first: bool,
+    counters: Option<&mut OidCounters>,
 ) -> Result<String, DbErr> {
     let base = subject_oid_base(key.as_str());
+    // The batch moves the counters it read in memory (its transaction holds the write lock on
+    // SQLite; on PostgreSQL a writer of another study that took the same suffix meanwhile makes
+    // the insert fail, and the batch runs again with a statement per creation).
+    if first
+        && let Some(counters) = counters
+        && let Some((_, issued)) = counters.get_mut(&base)
+    {
+        *issued += 1;
+        return Ok(subject_oid_candidate(&base, *issued));
+    }
     for _ in 0..4 {
         let n = queries::next_subject_oid_suffix(tx, &base).await?;
         let candidate = subject_oid_candidate(&base, n);
@@ -628,7 +639,13 @@ pub struct BatchRows {
     pub known_contact: Option<Option<participant_contact::Model>>,
     /// The participant row as this command stored it, for the batch to know.
     pub written: Option<participant::Model>,
+    /// The batch's OID counters, read once for the bases its creations may need and written
+    /// back before the commit; `None` moves the database's counter per creation.
+    pub oid_counters: Option<OidCounters>,
 }
+
+/// OID counters by base: (the value read, the highest suffix issued since).
+pub type OidCounters = std::collections::HashMap<String, (i64, i64)>;
 
 /// Rows a batch inserts together, one statement per table, just before its commit.
 #[derive(Debug, Clone, Default)]
@@ -869,7 +886,7 @@ async fn create(
     key: SubjectKey,
     first: bool,
 ) -> Result<Written, DbErr> {
-    let subject_oid = pick_subject_oid(tx, &key, first).await?;
+    let subject_oid = pick_subject_oid(tx, &key, first, rows.oid_counters.as_mut()).await?;
     let (study, site) = (&rows.study, rows.site.as_ref());
     let secondary_id = cmd
         .secondary_id

@@ -35,8 +35,9 @@ use tokio::{
 };
 
 use super::audit;
-use super::upsert::{BatchRows, Deferred, Executed, TxError, UpsertCommand, execute};
+use super::upsert::{BatchRows, Deferred, Executed, OidCounters, TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
+use crate::domain::id::subject_oid_base;
 use crate::store::entity::{participant, participant_contact, site, study};
 use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
 
@@ -335,6 +336,7 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
     let locked = rows.studies.clone();
     if mode == Mode::Together {
         (rows.known, rows.contacts) = known_participants(&write.tx, jobs).await?;
+        rows.oid_counters = oid_counters(&write.tx, jobs, &rows.known).await?;
     }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -355,6 +357,13 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
         answers.push(answer);
     }
     insert_deferred(&write.tx, &mut rows).await?;
+    let raised: Vec<(String, i64)> = rows
+        .oid_counters
+        .drain()
+        .filter(|(_, (read, issued))| issued > read)
+        .map(|(base, (_, issued))| (base, issued))
+        .collect();
+    queries::raise_subject_oid_counters(&write.tx, &raised).await?;
     for (id, study) in &rows.studies {
         if let Some(before) = locked.get(id) {
             audit::move_head(&write.tx, before, study).await?;
@@ -380,6 +389,9 @@ struct Rows {
     /// them. An entry is taken by the first command that plans an update of its participant;
     /// any later command reads the database, where the earlier one's write is.
     contacts: HashMap<i64, Option<participant_contact::Model>>,
+    /// The OID counters of the bases the batch's creations may need, moved in memory and
+    /// written back before the commit.
+    oid_counters: OidCounters,
 }
 
 impl Rows {
@@ -428,6 +440,31 @@ async fn known_participants(
         }
     }
     Ok((known, contacts))
+}
+
+/// The OID counters of the bases of the batch's keys that no participant has yet (the
+/// creations it may make), one statement; a base never seen counts from 0.
+async fn oid_counters(
+    tx: &DatabaseTransaction,
+    jobs: &[Job],
+    known: &HashMap<(i64, String), Option<participant::Model>>,
+) -> Result<OidCounters, sea_orm::DbErr> {
+    let mut bases: Vec<String> = jobs
+        .iter()
+        .filter(|job| !job.command.validate_only)
+        .filter_map(|job| {
+            let key = job.command.subject_key.as_ref()?;
+            let found = known.get(&(job.command.study_id, key.normalized()))?;
+            found.is_none().then(|| subject_oid_base(key.as_str()))
+        })
+        .collect();
+    bases.sort_unstable();
+    bases.dedup();
+    let mut counters: OidCounters = bases.iter().map(|b| (b.clone(), (0, 0))).collect();
+    for (base, issued) in queries::subject_oid_counters(tx, &bases).await? {
+        counters.insert(base, (issued, issued));
+    }
+    Ok(counters)
 }
 
 /// Rows per statement on SQLite: well under its bind-parameter limit (32,766) for the widest
@@ -537,6 +574,7 @@ async fn run_together(
         known,
         known_contact,
         written: None,
+        oid_counters: Some(std::mem::take(&mut rows.oid_counters)),
     };
     let result = execute(tx, command, &mut after, true).await;
     #[cfg(feature = "fault-injection")]
@@ -548,6 +586,9 @@ async fn run_together(
         Err(TxError::Rejected(e)) => Err(e),
         Err(TxError::Db(e)) => return Err(e),
     };
+    if let Some(counters) = after.oid_counters.take() {
+        rows.oid_counters = counters;
+    }
     // A refused or replayed command changed nothing; the rows are as they were read.
     if let Some(written) = after.written {
         rows.known.insert(
@@ -635,6 +676,7 @@ async fn attempt_one(
         known: None,
         known_contact: None,
         written: None,
+        oid_counters: None,
     };
     let mut rows = read.clone();
     let result = execute(&savepoint, command, &mut rows, first).await;

@@ -201,6 +201,82 @@ pub async fn next_subject_oid_suffix(c: &impl ConnectionTrait, base: &str) -> Re
     row.try_get_by_index::<i64>(0)
 }
 
+/// The counters of these OID bases as stored (a base never seen has none). One statement.
+pub async fn subject_oid_counters(
+    c: &impl ConnectionTrait,
+    bases: &[String],
+) -> Result<Vec<(String, i64)>, DbErr> {
+    if bases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = c.get_database_backend();
+    let marks: Vec<String> = (1..=bases.len())
+        .map(|i| match backend {
+            DbBackend::Postgres => format!("${i}"),
+            _ => format!("?{i}"),
+        })
+        .collect();
+    let sql = format!(
+        "SELECT base, issued FROM subject_oid_counters WHERE base IN ({})",
+        marks.join(", ")
+    );
+    let rows = c
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            bases.iter().map(|b| b.as_str().into()),
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index::<String>(0)?,
+                row.try_get_by_index::<i64>(1)?,
+            ))
+        })
+        .collect()
+}
+
+/// Moves each base's counter to at least its `issued` value, creating the ones never seen, in
+/// one statement. The bases are written in order, so that writers lock counter rows in one
+/// order (PostgreSQL).
+pub async fn raise_subject_oid_counters(
+    c: &impl ConnectionTrait,
+    counters: &[(String, i64)],
+) -> Result<(), DbErr> {
+    if counters.is_empty() {
+        return Ok(());
+    }
+    let backend = c.get_database_backend();
+    let mut sorted = counters.to_vec();
+    sorted.sort();
+    let (marks, greatest) = match backend {
+        DbBackend::Postgres => (
+            (0..sorted.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect::<Vec<_>>(),
+            "GREATEST",
+        ),
+        _ => (
+            (0..sorted.len())
+                .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
+                .collect::<Vec<_>>(),
+            "max",
+        ),
+    };
+    let sql = format!(
+        "INSERT INTO subject_oid_counters (base, issued) VALUES {} \
+         ON CONFLICT (base) DO UPDATE SET issued = {greatest}(subject_oid_counters.issued, excluded.issued)",
+        marks.join(", ")
+    );
+    let values = sorted
+        .into_iter()
+        .flat_map(|(base, issued)| [base.into(), issued.into()]);
+    c.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
+}
+
 /// Moves the counter of an OID base to at least `issued`.
 pub async fn skip_subject_oid_suffixes(
     c: &impl ConnectionTrait,

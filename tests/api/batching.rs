@@ -603,7 +603,44 @@ crate::on_both_backends!(
     a_reused_request_id_and_a_key_at_two_levels_in_one_batch,
     an_update_in_a_batch_sees_the_contact_data_of_a_creation_before_it,
     updates_of_one_participant_in_one_batch_each_see_the_one_before,
+    creations_sharing_an_oid_base_take_successive_suffixes,
 );
+
+/// A batch moves the OID counters of its creations' bases in memory and writes them back before
+/// its commit: creations sharing a base in one batch take successive suffixes, and a later
+/// batch continues from there without tripping over a taken OID (no second run).
+async fn creations_sharing_an_oid_base_take_successive_suffixes(backend: Backend) {
+    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
+    let before = app.participants.batch_stats();
+    let mut calls = Vec::new();
+    for key in ["SB-1", "SB1", "S-B-1"] {
+        let mut client = app.client.clone();
+        let req = app.authed("dm.capped", capped("S_CAPPED_A", key));
+        calls.push(tokio::spawn(
+            async move { client.upsert_participant(req).await },
+        ));
+    }
+    let mut oids = Vec::new();
+    for call in calls {
+        let answer = call.await.expect("task").expect("created").into_inner();
+        assert!(answer.created);
+        oids.push(answer.participant.unwrap().subject_oid);
+    }
+    oids.sort();
+    assert_eq!(oids, ["SS_SB1", "SS_SB1_2", "SS_SB1_3"]);
+    let after = app.participants.batch_stats();
+    assert!(after.largest >= 3, "one batch: {before:?} -> {after:?}");
+    let later = app
+        .upsert("dm.capped", capped("S_CAPPED_A", "SB--1"))
+        .await
+        .expect("created");
+    assert_eq!(later.participant.unwrap().subject_oid, "SS_SB1_4");
+    assert_eq!(
+        app.participants.batch_stats().fallbacks,
+        before.fallbacks,
+        "the counters were written back: no batch met a taken OID"
+    );
+}
 
 /// A batch reads its participants' contact rows with them, once. Several updates of one
 /// participant in one batch must each start from the contact data the one before left, not
