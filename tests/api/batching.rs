@@ -243,12 +243,7 @@ async fn a_database_error_in_a_batch_is_undone_alone(backend: Backend) {
         "{before:?} -> {after:?}"
     );
     // The second runs are counted where an operator looks.
-    let text = reqwest::get(format!("{}/metrics", app.admin))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     assert!(
         text.lines().any(|l| l
             == format!(

@@ -283,6 +283,16 @@ impl TestApp {
     }
 
     /// Runs a SQL query returning one integer.
+    /// The admin endpoint's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
         let conn = self.store.connection();
         let row = conn

@@ -478,12 +478,7 @@ async fn a_rerun_writes_nothing(backend: Backend) {
     assert_eq!(app.audit_count().await, audit, "no audit event on a re-run");
 
     // Both imports ended OK, and are counted with the label value unary successes have.
-    let text = reqwest::get(format!("{}/metrics", app.admin))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     assert!(
         text.lines().any(|l| l
             == "participants_requests_total{method=\"ImportParticipants\",code=\"OK\",reason=\"\"} 2"),
@@ -597,6 +592,26 @@ async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
     );
 }
 
+/// An import opened with `token`: the sender of its rows and the stream of its answers.
+async fn open_import(
+    app: &TestApp,
+    token: &str,
+) -> (
+    tokio::sync::mpsc::Sender<UpsertParticipantRequest>,
+    tonic::Streaming<ImportResult>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let request = with_token(tokio_stream::wrappers::ReceiverStream::new(rx), token);
+    let answers = app
+        .client
+        .clone()
+        .import_participants(request)
+        .await
+        .expect("import")
+        .into_inner();
+    (tx, answers)
+}
+
 async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
     let mut options = AppOptions::new(backend);
     options.catalog = CATALOG;
@@ -610,18 +625,7 @@ async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
         ..Default::default()
     });
     let app = TestApp::spawn_with(options).await;
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let request = with_token(
-        tokio_stream::wrappers::ReceiverStream::new(rx),
-        &app.token("importer"),
-    );
-    let mut answers = app
-        .client
-        .clone()
-        .import_participants(request)
-        .await
-        .expect("import")
-        .into_inner();
+    let (tx, mut answers) = open_import(&app, &app.token("importer")).await;
     // Rows 0.8 s apart: past the 1 s per-call timeout in total, never idle for 1 s.
     for i in 0..3 {
         tx.send(ohio(&format!("SLOW-{i}"))).await.expect("send");
@@ -638,12 +642,7 @@ async fn a_silent_client_is_cut_after_the_idle_timeout(backend: Backend) {
     drop(tx);
 
     // The call is counted once, when it ends, with the status it ended with.
-    let text = reqwest::get(format!("{}/metrics", app.admin))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     let imports: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("participants_requests_total{method=\"ImportParticipants\""))
@@ -879,15 +878,7 @@ async fn an_import_ends_when_its_token_expires(backend: Backend) {
         &jsonwebtoken::EncodingKey::from_secret(crate::helpers::SECRET.as_bytes()),
     )
     .expect("sign");
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let request = with_token(tokio_stream::wrappers::ReceiverStream::new(rx), &token);
-    let mut answers = app
-        .client
-        .clone()
-        .import_participants(request)
-        .await
-        .expect("import")
-        .into_inner();
+    let (tx, mut answers) = open_import(&app, &token).await;
     let started = std::time::Instant::now();
     let mut answered: i64 = 0;
     let end = loop {

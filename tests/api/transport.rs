@@ -502,6 +502,53 @@ async fn half_open_call(
     (connection, response, body)
 }
 
+/// A raw HTTP/2 connection that grants no flow-control window (SETTINGS_INITIAL_WINDOW_SIZE 0)
+/// with one whole call on it: HEADERS (with `token` when given), `message` as one gRPC frame,
+/// END_STREAM. Resolves, once the answer's headers came (they need no window; its messages never
+/// can), to the connection's task, which ends when the server closes the connection, the time
+/// the connection was opened, and the client's handles: the connection stays open while they
+/// are held.
+async fn windowless_call(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    message: Vec<u8>,
+) -> (JoinHandle<()>, Instant, WindowlessHandles) {
+    let tcp = TcpStream::connect(addr).await.expect("tcp");
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .expect("h2 handshake");
+    let opened = Instant::now();
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let mut request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(()).expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(&message);
+    body.send_data(bytes::Bytes::from(frame), true)
+        .expect("send");
+    let response = response.await.expect("headers");
+    (connection, opened, (client, body, response))
+}
+
+/// What keeps a `windowless_call` connection open on the client's side.
+type WindowlessHandles = (
+    h2::client::SendRequest<bytes::Bytes>,
+    h2::SendStream<bytes::Bytes>,
+    http::Response<h2::RecvStream>,
+);
+
 /// Health/Check and reflection need no token. A client that opens such a call and never ends
 /// its request half (no END_STREAM) does not hold its connection, nor a place under the
 /// connection cap, past the maximum connection age: the call is answered `DEADLINE_EXCEEDED`
@@ -625,31 +672,13 @@ async fn a_client_that_withholds_the_window_of_its_answer_is_closed_after_the_ag
     })
     .await;
     let addr = server.addr;
-    let tcp = TcpStream::connect(addr).await.expect("tcp");
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(0)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .expect("h2 handshake");
-    let opened = Instant::now();
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut client = client.ready().await.expect("ready");
-    let request = http::Request::post(format!("http://{addr}/grpc.health.v1.Health/Check"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .expect("request");
-    let (response, mut body) = client.send_request(request, false).expect("send");
-    let message = HealthCheckRequest::default().encode_to_vec();
-    let mut frame = vec![0];
-    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
-    frame.extend_from_slice(&message);
-    body.send_data(bytes::Bytes::from(frame), true)
-        .expect("send");
-    // The answer's headers come (they need no window); its message never can.
-    let _response = response.await.expect("headers");
+    let (connection, opened, _held) = windowless_call(
+        addr,
+        "/grpc.health.v1.Health/Check",
+        None,
+        HealthCheckRequest::default().encode_to_vec(),
+    )
+    .await;
 
     tokio::time::timeout(Duration::from_secs(6), connection)
         .await
@@ -730,36 +759,13 @@ async fn an_ended_import_whose_answers_are_never_read_does_not_pin_its_connectio
     });
     let app = TestApp::spawn_with(options).await;
     let addr = app.addr;
-    let tcp = TcpStream::connect(addr).await.expect("tcp");
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(0)
-        .handshake::<_, bytes::Bytes>(tcp)
-        .await
-        .expect("h2 handshake");
-    let opened = Instant::now();
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut client = client.ready().await.expect("ready");
-    let request = http::Request::post(format!(
-        "http://{addr}/openclinica.participants.v1.ParticipantService/ImportParticipants"
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .header(
-        "authorization",
-        format!("Bearer {}", app.token("nobody.at.all")),
+    let (connection, opened, _held) = windowless_call(
+        addr,
+        "/openclinica.participants.v1.ParticipantService/ImportParticipants",
+        Some(&app.token("nobody.at.all")),
+        crate::helpers::at_ohio("PIN-1").encode_to_vec(),
     )
-    .body(())
-    .expect("request");
-    let (response, mut body) = client.send_request(request, false).expect("send");
-    let message = crate::helpers::at_ohio("PIN-1").encode_to_vec();
-    let mut frame = vec![0];
-    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
-    frame.extend_from_slice(&message);
-    body.send_data(bytes::Bytes::from(frame), true)
-        .expect("send");
-    let _response = response.await.expect("headers");
+    .await;
 
     tokio::time::timeout(Duration::from_secs(7), connection)
         .await
