@@ -103,12 +103,12 @@ where
             // For tonic's `Request::remote_addr`.
             request.extensions_mut().insert(connection.tcp.clone());
         }
-        let handled = connection.map(|c| Arc::new(c.calls_handled.enter()));
+        let handled = connection.map(|c| c.calls_handled.enter());
         if self.is_exempt(request.uri().path()) {
             if let Some(handled) = handled {
-                request
-                    .extensions_mut()
-                    .insert(CallInProgress { _held: handled });
+                request.extensions_mut().insert(CallInProgress {
+                    _held: Arc::new(handled),
+                });
             }
             return Box::pin(self.inner.call(request));
         }
