@@ -183,7 +183,7 @@ impl http_body::Body for Bounded {
                 tracing::debug!("request half not ended within the request timeout");
                 Poll::Ready(Some(Err(simple_status(
                     Reason::RequestTimedOut,
-                    "the request was not received in full within the request timeout",
+                    "the request was not received in full within the request timeout; nothing was written, and a retry with the same request_id is safe",
                 ))))
             }
         }
