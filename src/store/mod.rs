@@ -76,6 +76,9 @@ pub enum StoreError {
 
 /// Key of the PostgreSQL advisory lock that serialises migrations and catalog applies across
 /// replicas starting at once.
+/// How long a PostgreSQL connection may sit idle in the pool before a checkout pings it.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 const SCHEMA_LOCK_KEY: i64 = 0x5041_5254_4943_4950; // "PARTICIP"
 
 /// The database handle shared by every request.
@@ -110,6 +113,10 @@ impl Store {
                 SqliteConnectOptions::from_str(&config.url)
                     .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
                 let busy = config.statement_timeout;
+                // A connection to a local file cannot be lost while idle: the ping sqlx sends
+                // on every checkout by default is one more hand-off to the connection's thread
+                // for every statement run outside a transaction.
+                options.test_before_acquire(false);
                 options.map_sqlx_sqlite_opts(move |o| {
                     o.journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Full)
@@ -120,13 +127,19 @@ impl Store {
             }
             "postgres" | "postgresql" => {
                 options.statement_timeout(config.statement_timeout);
+                // A checkout pings only a connection that sat idle for a while (a server
+                // restart or a proxy's idle cut is likely then), not every one: the default
+                // ping is a round trip to the server before every statement run outside a
+                // transaction. A connection lost while busy fails its statement, which the
+                // caller is answered UNAVAILABLE for, as before.
+                options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
                 // A connection opened before a read-only error may lead to a demoted primary:
                 // close it instead of using it again (see `standby`).
+                options.map_sqlx_postgres_before_acquire(|_, meta| {
+                    Box::pin(async move { Ok(!standby::predates_fence(meta.age)) })
+                });
                 options.map_sqlx_postgres_pool_opts(|pool| {
-                    pool.before_acquire(|_, meta| {
-                        Box::pin(async move { Ok(!standby::predates_fence(meta.age)) })
-                    })
-                    .after_release(|_, meta| {
+                    pool.after_release(|_, meta| {
                         Box::pin(async move { Ok(!standby::predates_fence(meta.age)) })
                     })
                 });
