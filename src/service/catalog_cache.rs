@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub version: i64,
     studies: HashMap<String, study::Model>,
     sites: HashMap<String, site::Model>,
+    /// Site OIDs by id.
+    site_oids: HashMap<i64, String>,
     /// Active assignments by (user, study id), with site OIDs resolved.
     roles: HashMap<(String, i64), Vec<Assignment>>,
 }
@@ -37,6 +39,11 @@ impl Snapshot {
 
     pub fn site(&self, oid: &str) -> Option<&site::Model> {
         self.sites.get(oid)
+    }
+
+    /// The OID of the site with this id, if it was in the catalog when it was loaded.
+    pub fn site_oid(&self, id: i64) -> Option<&str> {
+        self.site_oids.get(&id).map(String::as_str)
     }
 
     /// The sites of one study, by id.
@@ -166,6 +173,7 @@ async fn load(c: &impl ConnectionTrait, version: i64) -> Result<Snapshot, DbErr>
     Ok(Snapshot {
         version,
         studies: studies.into_iter().map(|s| (s.oid.clone(), s)).collect(),
+        site_oids: sites.iter().map(|s| (s.id, s.oid.clone())).collect(),
         sites: sites.into_iter().map(|s| (s.oid.clone(), s)).collect(),
         roles,
     })

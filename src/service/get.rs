@@ -22,7 +22,6 @@ impl Participants {
         caller: &Caller,
         req: GetInput,
     ) -> Result<ParticipantView, ServiceError> {
-        let conn = self.store.connection();
         let (study_oid, site_oid) = scope_oids(req.scope.as_ref())?;
         let catalog = self.catalog().await?;
         let scope = load_scope(&catalog, study_oid, site_oid)?;
@@ -40,33 +39,31 @@ impl Participants {
         };
         // A role that may see contact data reads it with the participant, in one statement;
         // the others never load it.
+        // Gets that arrive together share one statement (see `reader`).
         let may_see_contact = role.may_write();
-        let (found, stored_contact) = if may_see_contact {
-            queries::participant_with_contact_by_key(conn, scope.study.id, &key.normalized())
-                .await
-                .map_err(to_service_error)?
-                .ok_or_else(not_found)?
-        } else {
-            let found = queries::participant_by_key(conn, scope.study.id, &key.normalized())
-                .await
-                .map_err(to_service_error)?
-                .ok_or_else(not_found)?;
-            (found, None)
-        };
+        let (found, stored_contact) = self
+            .reader
+            .participant(scope.study.id, key.normalized(), may_see_contact)
+            .await?
+            .ok_or_else(not_found)?;
         // A site-scoped call reaches that site's participants only.
         if let Some(site) = &scope.site
             && found.site_id != Some(site.id)
         {
             return Err(not_found());
         }
-        // A site-scoped call already loaded the participant's site.
+        // A site-scoped call already loaded the participant's site; the catalog has the others
+        // (a site added since it was loaded is read from the database).
         let site_oid = match (found.site_id, &scope.site) {
             (None, _) => None,
             (Some(_), Some(site)) => Some(site.oid.clone()),
-            (Some(id), None) => queries::site_by_id(conn, id)
-                .await
-                .map_err(to_service_error)?
-                .map(|s| s.oid),
+            (Some(id), None) => match catalog.site_oid(id) {
+                Some(oid) => Some(oid.to_owned()),
+                None => queries::site_by_id(self.store.connection(), id)
+                    .await
+                    .map_err(to_service_error)?
+                    .map(|s| s.oid),
+            },
         };
         let contact = match stored_contact {
             Some(stored) if found.site_id.is_some() => {

@@ -9,6 +9,7 @@ pub mod import;
 pub mod list;
 pub mod model;
 pub mod page_token;
+pub mod reader;
 pub mod remembered;
 pub mod upsert;
 pub mod writer;
@@ -84,6 +85,7 @@ pub struct Participants {
     #[cfg(feature = "fault-injection")]
     pub(crate) fault: Fault,
     pub(crate) writer: writer::Writer,
+    pub(crate) reader: reader::Reader,
     pub(crate) catalog: Arc<catalog_cache::CatalogCache>,
     /// Where the writers and the catalog poll run.
     tasks: crate::tasks::Background,
@@ -116,6 +118,7 @@ impl Participants {
         catalog.watch(catalog_poll, tasks);
         Self {
             writer: writer::Writer::start(store.clone(), batching, tasks),
+            reader: reader::Reader::start(store.clone(), tasks),
             catalog,
             store,
             cipher,
@@ -143,6 +146,11 @@ impl Participants {
     /// What group commit has done so far.
     pub fn batch_stats(&self) -> writer::BatchStats {
         self.writer.stats()
+    }
+
+    /// What grouped reads have done so far.
+    pub fn read_stats(&self) -> reader::ReadStats {
+        self.reader.stats()
     }
 
     /// The writers' figures for the metrics endpoint.

@@ -96,7 +96,19 @@ async fn replay(
     request_id: &RequestId,
     request_hash: &RequestHash,
 ) -> Result<Option<UpsertOutcome>, TxError> {
-    let Some(record) = queries::idempotency_record(c, user, request_id.as_str()).await? else {
+    let record = queries::idempotency_record(c, user, request_id.as_str()).await?;
+    replay_record(record, cipher, user, request_id, request_hash)
+}
+
+/// `replay`, with the remembered record already read.
+fn replay_record(
+    record: Option<crate::store::entity::idempotency_record::Model>,
+    cipher: &DataCipher,
+    user: &str,
+    request_id: &RequestId,
+    request_hash: &RequestHash,
+) -> Result<Option<UpsertOutcome>, TxError> {
+    let Some(record) = record else {
         return Ok(None);
     };
     match request_hash.matches(record.response_format, &record.request_hash, cipher) {
@@ -320,9 +332,10 @@ impl Participants {
         let request_hash = RequestHash::of(&req, &self.cipher, &caller.user);
         let remembered = RequestId::parse(&req.request_id).ok().flatten();
         if let Some(rid) = &remembered
-            && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
+            && let Some(response) = self
+                .replay(caller, rid, &request_hash)
                 .await
-                .map_err(|e| scope.tag(db_or_rejected(e)))?
+                .map_err(|e| scope.tag(e))?
         {
             return Ok(Prepared::Replayed(Box::new(response)));
         }
@@ -335,9 +348,10 @@ impl Participants {
         {
             // A twin call with the same request_id may have just filled the cap: it wins.
             if let Some(rid) = &remembered
-                && let Some(response) = replay(conn, &self.cipher, &caller.user, rid, &request_hash)
+                && let Some(response) = self
+                    .replay(caller, rid, &request_hash)
                     .await
-                    .map_err(|e| scope.tag(db_or_rejected(e)))?
+                    .map_err(|e| scope.tag(e))?
             {
                 return Ok(Prepared::Replayed(Box::new(response)));
             }
@@ -363,6 +377,20 @@ impl Participants {
             cipher: self.cipher.clone(),
         };
         Ok(Prepared::Write(Box::new(command), Box::new(scope)))
+    }
+}
+
+impl Participants {
+    /// The first response to `rid`, if the caller used it before (see `replay`); the lookup
+    /// shares a statement with those that arrive together (see `reader`).
+    async fn replay(
+        &self,
+        caller: &Caller,
+        rid: &RequestId,
+        request_hash: &RequestHash,
+    ) -> Result<Option<UpsertOutcome>, ServiceError> {
+        let record = self.reader.remembered(&caller.user, rid.as_str()).await?;
+        replay_record(record, &self.cipher, &caller.user, rid, request_hash).map_err(db_or_rejected)
     }
 }
 

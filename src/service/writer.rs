@@ -311,7 +311,7 @@ enum Mode {
 }
 
 /// The same failure for every caller of a batch.
-fn copy_error(e: &ServiceError) -> ServiceError {
+pub(crate) fn copy_error(e: &ServiceError) -> ServiceError {
     match e {
         ServiceError::Unavailable { retry_after } => ServiceError::Unavailable {
             retry_after: *retry_after,

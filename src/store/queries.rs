@@ -70,6 +70,23 @@ pub async fn participants_by_keys(
         .await
 }
 
+/// The participants of a study with any of these normalized keys, without their contact data
+/// (one statement).
+pub async fn participants_by_keys_alone(
+    c: &impl ConnectionTrait,
+    study_id: i64,
+    subject_key_norms: &[String],
+) -> Result<Vec<participant::Model>, DbErr> {
+    if subject_key_norms.is_empty() {
+        return Ok(Vec::new());
+    }
+    participant::Entity::find()
+        .filter(participant::Column::StudyId.eq(study_id))
+        .filter(participant::Column::SubjectKeyNorm.is_in(subject_key_norms.iter().cloned()))
+        .all(c)
+        .await
+}
+
 /// One keyset page of a study's (or one site's) Participants in id order: those after `after`,
 /// at most `limit`, with `status` when given.
 pub async fn participants_page(
@@ -339,6 +356,22 @@ pub async fn access_code_taken(
         .count(c)
         .await?
         > 0)
+}
+
+/// What a user's request ids are remembered with (one statement).
+pub async fn idempotency_records(
+    c: &impl ConnectionTrait,
+    user: &str,
+    request_ids: &[String],
+) -> Result<Vec<idempotency_record::Model>, DbErr> {
+    if request_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    idempotency_record::Entity::find()
+        .filter(idempotency_record::Column::UserName.eq(user))
+        .filter(idempotency_record::Column::RequestId.is_in(request_ids.iter().cloned()))
+        .all(c)
+        .await
 }
 
 pub async fn idempotency_record(

@@ -121,4 +121,130 @@ async fn role_and_scope_table(backend: Backend) {
     );
 }
 
-crate::on_both_backends!(role_and_scope_table);
+/// What one get should answer: the subject key, site and first name it returns, or the reason
+/// it is refused with.
+#[derive(Debug, Clone, PartialEq)]
+enum Expect {
+    Found(&'static str, &'static str, Option<&'static str>),
+    Refused(&'static str),
+}
+
+/// Gets that arrive together share a statement (see `service::reader`); each still gets exactly
+/// its own answer: its own participant, its own contact data or none, its own refusal.
+async fn gets_that_arrive_together_each_get_their_own_answer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed(&app).await;
+    let cases: Vec<(&str, participants::pb::GetParticipantRequest, Expect)> = vec![
+        (
+            "dm.juno",
+            get_study(JUNO, "OHIO-1"),
+            Expect::Found("OHIO-1", OHIO, Some("Ada")),
+        ),
+        (
+            "viewer.juno",
+            get_study(JUNO, "ohio-1"),
+            Expect::Found("OHIO-1", OHIO, None),
+        ),
+        (
+            "crc.ohio",
+            get_site(JUNO, OHIO, "OHIO-1"),
+            Expect::Found("OHIO-1", OHIO, Some("Ada")),
+        ),
+        (
+            "monitor.ohio",
+            get_site(JUNO, OHIO, "OHIO-1"),
+            Expect::Found("OHIO-1", OHIO, None),
+        ),
+        (
+            "dm.juno",
+            get_study(JUNO, "TEX-1"),
+            Expect::Found("TEX-1", TEXAS, None),
+        ),
+        (
+            "dm.juno",
+            get_study(JUNO, "STUDY-1"),
+            Expect::Found("STUDY-1", "", None),
+        ),
+        (
+            "dm.juno",
+            get_site(JUNO, OHIO, "TEX-1"),
+            Expect::Refused("PARTICIPANT_NOT_FOUND"),
+        ),
+        (
+            "dm.juno",
+            get_site(JUNO, OHIO, "NOBODY"),
+            Expect::Refused("PARTICIPANT_NOT_FOUND"),
+        ),
+        (
+            "dm.juno",
+            get_study(JUNO, "NOBODY-2"),
+            Expect::Refused("PARTICIPANT_NOT_FOUND"),
+        ),
+        (
+            "crc.ohio",
+            get_site(JUNO, OHIO, "STUDY-1"),
+            Expect::Refused("PARTICIPANT_NOT_FOUND"),
+        ),
+    ];
+    let before = app.participants.read_stats();
+    let rounds = 6;
+    let calls: Vec<_> = (0..rounds)
+        .flat_map(|_| cases.iter().cloned())
+        .map(|(user, req, expect)| {
+            let mut client = app.client.clone();
+            let req = app.authed(user, req);
+            let call = tokio::spawn(async move {
+                client
+                    .get_participant(req)
+                    .await
+                    .map(tonic::Response::into_inner)
+            });
+            (user, expect, call)
+        })
+        .collect();
+    for (user, expect, call) in calls {
+        let got = match call.await.expect("task") {
+            Ok(p) => Expect::Found(
+                if p.subject_key == "OHIO-1" {
+                    "OHIO-1"
+                } else if p.subject_key == "TEX-1" {
+                    "TEX-1"
+                } else if p.subject_key == "STUDY-1" {
+                    "STUDY-1"
+                } else {
+                    "another"
+                },
+                match p.site_oid.as_str() {
+                    s if s == OHIO => OHIO,
+                    s if s == TEXAS => TEXAS,
+                    "" => "",
+                    _ => "another",
+                },
+                match p.contact.as_ref().and_then(|c| c.first_name.as_deref()) {
+                    Some("Ada") => Some("Ada"),
+                    Some(_) => Some("another"),
+                    None => None,
+                },
+            ),
+            Err(status) => {
+                Expect::Refused(match crate::helpers::failure(&status).reason.as_str() {
+                    "PARTICIPANT_NOT_FOUND" => "PARTICIPANT_NOT_FOUND",
+                    _ => "another",
+                })
+            }
+        };
+        assert_eq!(got, expect, "{user}");
+    }
+    let after = app.participants.read_stats();
+    assert_eq!(
+        after.lookups - before.lookups,
+        u64::try_from(cases.len() * rounds).unwrap(),
+        "every get looked its participant up through the readers: {before:?} -> {after:?}"
+    );
+    assert!(after.statements - before.statements <= after.lookups - before.lookups);
+}
+
+crate::on_both_backends!(
+    role_and_scope_table,
+    gets_that_arrive_together_each_get_their_own_answer
+);

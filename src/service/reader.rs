@@ -1,0 +1,312 @@
+//! Grouped point reads: gets that arrive together share one statement.
+//!
+//! A get used to run its own statement, and each statement run outside a transaction costs a
+//! pool checkout, a hand-off to the connection (to SQLite's connection thread, or a round trip
+//! to PostgreSQL) and a check of the connection on its return: several times the work of the
+//! lookup itself. A reader ("lane") takes the lookups that are queued (at most `MAX_GROUP`,
+//! without waiting for more), reads all those of one study with one `IN (…)` statement, and
+//! answers each caller with its own row. A lone lookup runs at once, alone. The replay check
+//! before a write (is this request id remembered?) is grouped the same way, by user.
+//!
+//! Reads only: a failed statement answers the lookups that shared it with the same error, and
+//! nothing needs undoing. A lookup whose caller has gone (its deadline passed) is skipped.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::ServiceError;
+use crate::store::entity::{idempotency_record, participant, participant_contact};
+use crate::store::{Store, queries, to_service_error};
+
+/// Readers per store: enough that a slow statement does not hold up every get, few enough
+/// that lookups still meet in a queue.
+const LANES: usize = 4;
+
+/// The most lookups one statement holds.
+pub const MAX_GROUP: usize = 64;
+
+/// A participant, and its contact row when it was asked for and it has one.
+pub type Found = Option<(participant::Model, Option<participant_contact::Model>)>;
+
+/// A remembered response, if the user used the request id before.
+pub type Remembered = Option<idempotency_record::Model>;
+
+enum Lookup {
+    /// A participant by its study and normalized key.
+    Participant {
+        study_id: i64,
+        key_norm: String,
+        /// Whether the contact row is read with the participant: roles that may not see
+        /// contact data never load it.
+        with_contact: bool,
+        reply: oneshot::Sender<Result<Found, ServiceError>>,
+    },
+    /// What a user's request id is remembered with (the replay check before a write).
+    Remembered {
+        user: String,
+        request_id: String,
+        reply: oneshot::Sender<Result<Remembered, ServiceError>>,
+    },
+}
+
+/// Lookups that one statement can answer together.
+#[derive(PartialEq, Eq)]
+enum Group {
+    Participants { study_id: i64, with_contact: bool },
+    Remembered { user: String },
+}
+
+impl Lookup {
+    fn group(&self) -> Group {
+        match self {
+            Lookup::Participant {
+                study_id,
+                with_contact,
+                ..
+            } => Group::Participants {
+                study_id: *study_id,
+                with_contact: *with_contact,
+            },
+            Lookup::Remembered { user, .. } => Group::Remembered { user: user.clone() },
+        }
+    }
+
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Lookup::Participant { reply, .. } => reply.is_closed(),
+            Lookup::Remembered { reply, .. } => reply.is_closed(),
+        }
+    }
+
+    /// The key the statement looks for.
+    fn key(&self) -> &str {
+        match self {
+            Lookup::Participant { key_norm, .. } => key_norm,
+            Lookup::Remembered { request_id, .. } => request_id,
+        }
+    }
+
+    fn fail(self, error: &ServiceError) {
+        let error = super::writer::copy_error(error);
+        match self {
+            Lookup::Participant { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Lookup::Remembered { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// What the readers have done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Statements run.
+    pub statements: u64,
+    /// Lookups they answered.
+    pub lookups: u64,
+    /// The most lookups one statement answered.
+    pub largest: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    statements: AtomicU64,
+    lookups: AtomicU64,
+    largest: AtomicU64,
+}
+
+/// The readers of one store.
+#[derive(Clone)]
+pub struct Reader {
+    lanes: Arc<Vec<mpsc::Sender<Lookup>>>,
+    next: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+}
+
+impl Reader {
+    /// Starts the readers on `tasks`; they end with `tasks`, or when the last `Reader` clone
+    /// is dropped.
+    pub fn start(store: Store, tasks: &crate::tasks::Background) -> Self {
+        let counters = Arc::new(Counters::default());
+        let lanes = (0..LANES)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
+                tasks.spawn_until_stopped(run_lane(store.clone(), rx, counters.clone()));
+                tx
+            })
+            .collect();
+        Self {
+            lanes: Arc::new(lanes),
+            next: Arc::new(AtomicUsize::new(0)),
+            counters,
+        }
+    }
+
+    /// The participant of `study_id` with this normalized key, and its contact row when
+    /// `with_contact` (and it has one).
+    pub async fn participant(
+        &self,
+        study_id: i64,
+        key_norm: String,
+        with_contact: bool,
+    ) -> Result<Found, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(Lookup::Participant {
+            study_id,
+            key_norm,
+            with_contact,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// What `user`'s `request_id` is remembered with, if anything.
+    pub async fn remembered(
+        &self,
+        user: &str,
+        request_id: &str,
+    ) -> Result<Remembered, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(Lookup::Remembered {
+            user: user.to_owned(),
+            request_id: request_id.to_owned(),
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn queue(&self, lookup: Lookup) -> Result<(), ServiceError> {
+        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        self.lanes[lane].send(lookup).await.map_err(|_| stopped())
+    }
+
+    /// Statements and lookups so far.
+    pub fn stats(&self) -> ReadStats {
+        ReadStats {
+            statements: self.counters.statements.load(Ordering::Relaxed),
+            lookups: self.counters.lookups.load(Ordering::Relaxed),
+            largest: self.counters.largest.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The answer when the readers have stopped (the server is shutting down): try again.
+fn stopped() -> ServiceError {
+    ServiceError::Unavailable {
+        retry_after: crate::store::RETRY_AFTER,
+    }
+}
+
+async fn run_lane(store: Store, mut queue: mpsc::Receiver<Lookup>, counters: Arc<Counters>) {
+    let mut taken: Vec<Lookup> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = queue.recv().await {
+        taken.push(first);
+        while taken.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(lookup) => taken.push(lookup),
+                Err(_) => break,
+            }
+        }
+        taken.retain(|l| !l.is_abandoned());
+        // One statement per group, in the order the groups came.
+        while let Some(first) = taken.first() {
+            let group = first.group();
+            let (together, rest): (Vec<Lookup>, Vec<Lookup>) =
+                taken.drain(..).partition(|l| l.group() == group);
+            taken = rest;
+            let size = u64::try_from(together.len()).unwrap_or(u64::MAX);
+            counters.statements.fetch_add(1, Ordering::Relaxed);
+            counters.lookups.fetch_add(size, Ordering::Relaxed);
+            counters.largest.fetch_max(size, Ordering::Relaxed);
+            answer(&store, group, together).await;
+        }
+    }
+}
+
+/// The distinct keys of `lookups`, filled up to the next power of two with the last one: a
+/// handful of statement shapes (1, 2, 4 … keys) instead of one per group size, so that each
+/// connection keeps them all prepared.
+fn keys_of(lookups: &[Lookup]) -> Vec<String> {
+    let mut keys: Vec<String> = lookups.iter().map(|l| l.key().to_owned()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if let Some(last) = keys.last().cloned() {
+        keys.resize(keys.len().next_power_of_two(), last);
+    }
+    keys
+}
+
+/// Runs one group's statement and answers each of its lookups.
+async fn answer(store: &Store, group: Group, lookups: Vec<Lookup>) {
+    let conn = store.connection();
+    let keys = keys_of(&lookups);
+    match group {
+        Group::Participants {
+            study_id,
+            with_contact,
+        } => {
+            let rows = if with_contact {
+                queries::participants_by_keys(conn, study_id, &keys).await
+            } else {
+                queries::participants_by_keys_alone(conn, study_id, &keys)
+                    .await
+                    .map(|rows| rows.into_iter().map(|p| (p, None)).collect())
+            };
+            match rows {
+                Ok(rows) => {
+                    let by_key: HashMap<&str, _> = rows
+                        .iter()
+                        .map(|row| (row.0.subject_key_norm.as_str(), row))
+                        .collect();
+                    for lookup in lookups {
+                        if let Lookup::Participant {
+                            key_norm, reply, ..
+                        } = lookup
+                        {
+                            let found = by_key.get(key_norm.as_str()).map(|row| (*row).clone());
+                            let _ = reply.send(Ok(found));
+                        }
+                    }
+                }
+                Err(e) => fail_all(lookups, e),
+            }
+        }
+        Group::Remembered { user } => {
+            match queries::idempotency_records(conn, &user, &keys).await {
+                Ok(rows) => {
+                    let by_id: HashMap<&str, _> =
+                        rows.iter().map(|r| (r.request_id.as_str(), r)).collect();
+                    for lookup in lookups {
+                        if let Lookup::Remembered {
+                            request_id, reply, ..
+                        } = lookup
+                        {
+                            let found = by_id.get(request_id.as_str()).map(|r| (*r).clone());
+                            let _ = reply.send(Ok(found));
+                        }
+                    }
+                }
+                Err(e) => fail_all(lookups, e),
+            }
+        }
+    }
+}
+
+/// Answers every lookup of a failed statement with its error.
+fn fail_all(lookups: Vec<Lookup>, e: sea_orm::DbErr) {
+    let error = to_service_error(e);
+    for lookup in lookups {
+        lookup.fail(&error);
+    }
+}
