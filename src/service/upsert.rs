@@ -670,6 +670,10 @@ pub struct BatchRows {
     /// The batch's OID counters, read once for the bases its creations may need and written
     /// back before the commit; `None` moves the database's counter per creation.
     pub oid_counters: Option<OidCounters>,
+    /// Ids for the batch's creations, chosen up front (last one first); with `deferred`, a
+    /// creation takes one and leaves its row there instead of inserting it. `None`, or none
+    /// left, inserts the row at once with an id from the database.
+    pub participant_ids: Option<Vec<i64>>,
 }
 
 /// OID counters by base: (the value read, the highest suffix issued since).
@@ -678,6 +682,9 @@ pub type OidCounters = std::collections::HashMap<String, (i64, i64)>;
 /// Rows a batch inserts together, one statement per table, just before its commit.
 #[derive(Debug, Clone, Default)]
 pub struct Deferred {
+    /// The participants created, with ids chosen by the batch; inserted before anything that
+    /// refers to them or reads them.
+    pub participants: Vec<participant::ActiveModel>,
     /// Contact data of creations (sealed); the batch inserts it before any command that may
     /// read it.
     pub contacts: Vec<participant_contact::ActiveModel>,
@@ -931,7 +938,12 @@ async fn create(
         Some((plain, sealed, hash)) => (Some(plain), Some(sealed), Some(hash)),
         None => (None, None, None),
     };
-    let mut row = participant::ActiveModel {
+    let chosen_id = match (&rows.deferred, rows.participant_ids.as_mut()) {
+        (Some(_), Some(ids)) => ids.pop(),
+        _ => None,
+    };
+    let active = participant::ActiveModel {
+        id: chosen_id.map_or(sea_orm::ActiveValue::NotSet, Set),
         study_id: Set(study.id),
         site_id: Set(site.map(|s| s.id)),
         subject_key: Set(key.as_str().to_owned()),
@@ -945,10 +957,15 @@ async fn create(
         etag: Set(new_etag()),
         create_time: Set(cmd.now),
         update_time: Set(cmd.now),
-        ..Default::default()
-    }
-    .insert(tx)
-    .await?;
+    };
+    let mut row = match (chosen_id, rows.deferred.as_mut()) {
+        (Some(_), Some(deferred)) => {
+            let row = participant::Model::try_from(active.clone())?;
+            deferred.participants.push(active);
+            row
+        }
+        _ => active.insert(tx).await?,
+    };
     rows.written = Some(row.clone());
     // The caller answers with the plain code; only the sealed one is stored.
     row.access_code = plain_code;

@@ -337,6 +337,13 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
     if mode == Mode::Together {
         (rows.known, rows.contacts) = known_participants(&write.tx, jobs).await?;
         rows.oid_counters = oid_counters(&write.tx, jobs, &rows.known).await?;
+        let creations = jobs
+            .iter()
+            .filter(|job| may_create(&job.command, &rows.known))
+            .count();
+        let mut ids = queries::allocate_participant_ids(&write.tx, creations).await?;
+        ids.reverse();
+        rows.participant_ids = ids;
     }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -392,6 +399,10 @@ struct Rows {
     /// The OID counters of the bases the batch's creations may need, moved in memory and
     /// written back before the commit.
     oid_counters: OidCounters,
+    /// Ids chosen for the batch's creations and not taken yet (last one first).
+    participant_ids: Vec<i64>,
+    /// Participants in `deferred`, not yet in the database.
+    pending_participants: HashSet<i64>,
 }
 
 impl Rows {
@@ -442,6 +453,18 @@ async fn known_participants(
     Ok((known, contacts))
 }
 
+/// Whether the command may create a participant: it writes, and its key is one no participant
+/// of its study has (or it has none: a generated ID).
+fn may_create(
+    command: &UpsertCommand,
+    known: &HashMap<(i64, String), Option<participant::Model>>,
+) -> bool {
+    !command.validate_only
+        && command.subject_key.as_ref().is_none_or(|key| {
+            matches!(known.get(&(command.study_id, key.normalized())), Some(None))
+        })
+}
+
 /// The OID counters of the bases of the batch's keys that no participant has yet (the
 /// creations it may make), one statement; a base never seen counts from 0.
 async fn oid_counters(
@@ -484,11 +507,14 @@ const ROWS_PER_INSERT_POSTGRES: usize = 8;
 /// savepoints.
 async fn insert_deferred(tx: &DatabaseTransaction, rows: &mut Rows) -> Result<(), sea_orm::DbErr> {
     rows.pending_contacts.clear();
+    rows.pending_participants.clear();
     let Deferred {
+        participants,
         contacts,
         audit_events,
         remembered,
     } = std::mem::take(&mut rows.deferred);
+    insert_rows(tx, participants).await?;
     insert_rows(tx, contacts).await?;
     insert_rows(tx, audit_events).await?;
     insert_rows(tx, remembered).await
@@ -513,11 +539,26 @@ where
     Ok(())
 }
 
-/// Inserts the contact data deferred so far, before a command that may read it.
+/// Inserts the participants deferred so far, before a command that may read them (or count
+/// them: the enrolled counters move with the insert).
+async fn insert_pending_participants(
+    tx: &DatabaseTransaction,
+    rows: &mut Rows,
+) -> Result<(), sea_orm::DbErr> {
+    if rows.pending_participants.is_empty() {
+        return Ok(());
+    }
+    rows.pending_participants.clear();
+    insert_rows(tx, std::mem::take(&mut rows.deferred.participants)).await
+}
+
+/// Inserts the contact data deferred so far (and the participants it belongs to), before a
+/// command that may read it.
 async fn insert_pending_contacts(
     tx: &DatabaseTransaction,
     rows: &mut Rows,
 ) -> Result<(), sea_orm::DbErr> {
+    insert_pending_participants(tx, rows).await?;
     if rows.pending_contacts.is_empty() {
         return Ok(());
     }
@@ -557,6 +598,19 @@ async fn run_together(
             .get(&(command.study_id, key.normalized()))
             .cloned()
     });
+    // A creation of a key known to be free, where no cap counts, leaves its row to the batch;
+    // anything else may read or count participants: the batch's must be in the database by then.
+    let leaves_rows = match &known {
+        Some(None) => {
+            study.enrollment_cap.is_none()
+                && site.as_ref().is_none_or(|s| s.enrollment_cap.is_none())
+        }
+        Some(Some(found)) => !rows.pending_participants.contains(&found.id),
+        None => false,
+    };
+    if !leaves_rows {
+        insert_pending_participants(tx, rows).await?;
+    }
     // An update reads the participant's contact data: it must be in the database by then.
     if let Some(Some(found)) = &known
         && rows.pending_contacts.contains(&found.id)
@@ -575,6 +629,7 @@ async fn run_together(
         known_contact,
         written: None,
         oid_counters: Some(std::mem::take(&mut rows.oid_counters)),
+        participant_ids: Some(std::mem::take(&mut rows.participant_ids)),
     };
     let result = execute(tx, command, &mut after, true).await;
     #[cfg(feature = "fault-injection")]
@@ -589,6 +644,9 @@ async fn run_together(
     if let Some(counters) = after.oid_counters.take() {
         rows.oid_counters = counters;
     }
+    if let Some(ids) = after.participant_ids.take() {
+        rows.participant_ids = ids;
+    }
     // A refused or replayed command changed nothing; the rows are as they were read.
     if let Some(written) = after.written {
         rows.known.insert(
@@ -597,6 +655,14 @@ async fn run_together(
         );
     }
     if let Some(mut deferred) = after.deferred {
+        for participant in &deferred.participants {
+            if let sea_orm::ActiveValue::Set(id) = participant.id {
+                rows.pending_participants.insert(id);
+            }
+        }
+        rows.deferred
+            .participants
+            .append(&mut deferred.participants);
         for contact in &deferred.contacts {
             if let sea_orm::ActiveValue::Set(id) = contact.participant_id {
                 rows.pending_contacts.insert(id);
@@ -677,6 +743,7 @@ async fn attempt_one(
         known_contact: None,
         written: None,
         oid_counters: None,
+        participant_ids: None,
     };
     let mut rows = read.clone();
     let result = execute(&savepoint, command, &mut rows, first).await;

@@ -218,6 +218,50 @@ pub async fn next_subject_oid_suffix(c: &impl ConnectionTrait, base: &str) -> Re
     row.try_get_by_index::<i64>(0)
 }
 
+/// `n` participant ids no row has and none will be given by the database: for a write
+/// transaction that inserts its participants together, with their ids chosen first (their
+/// contact rows and audit events refer to them). SQLite: above the highest id ever given (the
+/// transaction holds the database's write lock, so nobody else takes them meanwhile);
+/// PostgreSQL: taken from the table's sequence.
+pub async fn allocate_participant_ids(
+    c: &impl ConnectionTrait,
+    n: usize,
+) -> Result<Vec<i64>, DbErr> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let backend = c.get_database_backend();
+    let count = i64::try_from(n).unwrap_or(i64::MAX);
+    if backend == DbBackend::Postgres {
+        let rows = c
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT nextval(pg_get_serial_sequence('participants', 'id')) FROM generate_series(1, $1)",
+                [count.into()],
+            ))
+            .await?;
+        return rows
+            .iter()
+            .map(|r| {
+                r.try_get_by_index::<i64>(0)
+                    .map_err(|e| DbErr::Type(format!("{e:?}")))
+            })
+            .collect();
+    }
+    let row = c
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'participants'), 0), \
+             COALESCE((SELECT MAX(id) FROM participants), 0))",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("participant ids".into()))?;
+    let highest = row
+        .try_get_by_index::<i64>(0)
+        .map_err(|e| DbErr::Type(format!("{e:?}")))?;
+    Ok((1..=count).map(|i| highest + i).collect())
+}
+
 /// The counters of these OID bases as stored (a base never seen has none). One statement.
 pub async fn subject_oid_counters(
     c: &impl ConnectionTrait,
