@@ -198,7 +198,56 @@ def measure(backend, levels, duration, big):
     res["rss_idle_kib"], res["rss_1000_kib"] = before, held
     s.stop()
     res["ref"] = ref
+    res["cpu"] = cpu_per_call(backend)
     return res
+
+
+def cpu_ticks(pid):
+    """User + system CPU of a process so far, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_per_call(backend, workloads=("health", "get", "update", "create"), concurrency=64):
+    """CPU time per call of the server and of the load generator, each workload on a fresh
+    server, sampled over 3 s in the middle of a 6 s run (after set-up and warm-up)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for w in workloads:
+        s = Server(backend.fresh())
+        js = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+        env = dict(os.environ, PARTICIPANTS_JWT_HS256_SECRET=SECRET)
+        loader = subprocess.Popen(
+            [os.path.join(BIN, "participants-load"), "--target", f"127.0.0.1:{s.port}", "--workload", w,
+             "--duration", "6s", "--warmup", "1s", "--concurrency", str(concurrency), "--connections", "8",
+             "--quiet", "--check", "--json", js], env=env, stdout=sys.stderr)
+        time.sleep(2.5)
+        s0, l0, t0 = cpu_ticks(s.proc.pid), cpu_ticks(loader.pid), time.time()
+        time.sleep(3)
+        s1, l1, t1 = cpu_ticks(s.proc.pid), cpu_ticks(loader.pid), time.time()
+        if loader.wait() != 0:
+            raise SystemExit(f"participants-load failed on {w}")
+        s.stop()
+        with open(js) as f:
+            rate = json.load(f)[0]["per_second"]
+        os.unlink(js)
+        calls = rate * (t1 - t0)
+        out[w] = {"rate": rate, "server_us": (s1 - s0) / hz / calls * 1e6, "loader_us": (l1 - l0) / hz / calls * 1e6}
+    return out
+
+
+def cpu_table(results):
+    cpus = os.cpu_count()
+    lines = ["| backend | call | rate | server CPU per call | load generator CPU per call | "
+             f"ceiling if both used all {cpus} cores | reached |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in results.items():
+        for w, c in r["cpu"].items():
+            ceiling = cpus * 1e6 / (c["server_us"] + c["loader_us"])
+            lines.append(f"| {name} | {w} | {c['rate']:,.0f}/s | {c['server_us']:.0f} µs | {c['loader_us']:.0f} µs "
+                         f"| {ceiling:,.0f}/s | {c['rate'] / ceiling:.0%} |")
+    return "\n".join(lines)
 
 
 def table(results, levels, big):
@@ -284,21 +333,35 @@ transaction per write.
 
 ## What bounds these figures
 
-A creation with contact data and a request id costs the writer two statements of its own (the
-subject-OID counter and the participant row) and its share of the batch's: the study lock, one
-read of the batch's keys, one insert per table for the batch's contact data, audit events and
-remembered responses, the chain heads and the commit. The commands of a batch run without a
-savepoint each, and run again with one each only when a database error needs a command undone.
-Profiled with `perf record -g` on the server at 64 creations in flight on SQLite, about half of
-the server's samples are still thread hand-offs (`finish_task_switch` 24 %): sqlx's SQLite
-driver runs each connection on a worker thread and sends every statement there and back, the
-writer's and the reads of the request path alike, and SQLite's own `sqlite3VdbeExec` is under
-2 %. On PostgreSQL, sqlx 0.9.0 no longer sets TCP_NODELAY (launchbadge/sqlx#4335, fixed
-upstream, not released), and multi-row statements waited on delayed acknowledgements, so they
-are kept to 8 rows; over a Unix socket, where Nagle does not apply, the same build made about
-2,400 creations/s at 64 in flight (measured apart from this run). The next levers: one writer
-thread that runs a whole SQLite batch with a synchronous driver, the batch's participant rows
-in one statement (their ids feed the audit chain), and TCP_NODELAY once sqlx ships it.
+CPU time per call at 64 in flight, in the same run: each workload on a fresh server, sampled
+over 3 s after set-up and warm-up, for the server and for the load generator that shares the
+machine with it. The ceiling is the rate at which the two together would keep every core busy.
+
+{cpu_table(results)}
+
+**Creations are bound by CPU first.** A creation seals each contact field with
+XChaCha20-Poly1305 (the context binds it to its participant and column), records its audit
+events in the study's hash chain, seals the remembered response for its `request_id`, and
+crosses HTTP/2 and protobuf twice; on top of that comes the database work. The target of 40 %
+of Health/Check would need the creation to cost about 2.5 times a health check in CPU, which
+the table shows it does not come near. The rest of the gap to the ceiling is the one SQLite
+writer, which runs a batch's statements one after another: an instrumented build (measured
+apart from this run, 32 creations per batch on average) spent about 1.1 ms per batch on the
+study lock and the reads of the batch's keys and counters, 3.3 ms on the commands, 1.9 ms on the
+multi-row inserts and 1.2 ms on the commit. That was before the batch chose its participants'
+ids up front and inserted the rows together, which took the commands' share down.
+
+**Where the server's CPU goes.** Profiled with `perf record -g` (measured apart from this run),
+about half of the server's samples are thread hand-offs (`finish_task_switch`, futex wake-ups):
+sqlx's SQLite driver runs each connection on a thread of its own and sends every statement
+there and back, and SQLite's own `sqlite3VdbeExec` is under 2 %. Gets and the replay check of a
+`request_id` that arrive together share one statement (`src/service/reader.rs`), and pool
+checkouts do not ping (never on SQLite, on PostgreSQL only after a second idle), which halved the
+server's CPU per get. On PostgreSQL, sqlx 0.9.0 no longer sets TCP_NODELAY
+(launchbadge/sqlx#4335, fixed upstream, not released), and multi-row statements waited on
+delayed acknowledgements, so they are kept to 8 rows. The next levers: a writer thread that
+runs a whole SQLite batch with a synchronous driver (no hand-off per statement), sealing and
+audit hashing moved off the one writer, and TCP_NODELAY once sqlx ships it.
 """
     with open(args.out, "w") as f:
         f.write(doc)
