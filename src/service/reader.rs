@@ -29,6 +29,11 @@ use crate::store::{Store, queries, to_service_error};
 /// that lookups still meet in a queue.
 const LANES: usize = 4;
 
+/// The longest one group's statement may take, its connection checkout included: past the
+/// pool's acquire timeout and the statement timeout (defaults 3 s and 5 s), so that it only
+/// cuts a statement the database will never end.
+const GROUP_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The most lookups one statement holds.
 pub const MAX_GROUP: usize = 64;
 
@@ -218,18 +223,33 @@ async fn run_lane(store: Store, mut queue: mpsc::Receiver<Lookup>, counters: Arc
                 Err(_) => break,
             }
         }
-        taken.retain(|l| !l.is_abandoned());
         // One statement per group, in the order the groups came.
         while let Some(first) = taken.first() {
             let group = first.group();
-            let (together, rest): (Vec<Lookup>, Vec<Lookup>) =
+            let (mut together, rest): (Vec<Lookup>, Vec<Lookup>) =
                 taken.drain(..).partition(|l| l.group() == group);
             taken = rest;
+            // Callers whose deadline passed while earlier groups ran are not looked up.
+            together.retain(|l| !l.is_abandoned());
+            if together.is_empty() {
+                continue;
+            }
             let size = u64::try_from(together.len()).unwrap_or(u64::MAX);
             counters.statements.fetch_add(1, Ordering::Relaxed);
             counters.lookups.fetch_add(size, Ordering::Relaxed);
             counters.largest.fetch_max(size, Ordering::Relaxed);
-            answer(&store, group, together).await;
+            // A statement that never ends (a server gone silent without closing its
+            // connection) must not hold the lane: its lookups are answered UNAVAILABLE (their
+            // replies dropped with it) and the lane goes on.
+            if tokio::time::timeout(GROUP_BOUND, answer(&store, group, together))
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    bound = ?GROUP_BOUND,
+                    "a grouped read did not end in time; its callers were answered UNAVAILABLE"
+                );
+            }
         }
     }
 }

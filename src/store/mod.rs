@@ -41,7 +41,7 @@ impl Default for DbConfig {
     fn default() -> Self {
         Self {
             url: DEFAULT_DATABASE_URL.to_owned(),
-            max_connections: 10,
+            max_connections: 6,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
@@ -76,9 +76,6 @@ pub enum StoreError {
 
 /// Key of the PostgreSQL advisory lock that serialises migrations and catalog applies across
 /// replicas starting at once.
-/// How long a PostgreSQL connection may sit idle in the pool before a checkout pings it.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
-
 const SCHEMA_LOCK_KEY: i64 = 0x5041_5254_4943_4950; // "PARTICIP"
 
 /// The database handle shared by every request.
@@ -127,12 +124,10 @@ impl Store {
             }
             "postgres" | "postgresql" => {
                 options.statement_timeout(config.statement_timeout);
-                // A checkout pings only a connection that sat idle for a while (a server
-                // restart or a proxy's idle cut is likely then), not every one: the default
-                // ping is a round trip to the server before every statement run outside a
-                // transaction. A connection lost while busy fails its statement, which the
-                // caller is answered UNAVAILABLE for, as before.
-                options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
+                // Every checkout still pings (sqlx's default): a connection cut by a failover,
+                // a restart or a proxy is then replaced before a statement fails on it, and a
+                // server that went silent costs at most the acquire timeout. Grouped reads and
+                // group commit check out once for many calls, so the round trip is shared.
                 // A connection opened before a read-only error may lead to a demoted primary:
                 // close it instead of using it again (see `standby`).
                 options.map_sqlx_postgres_before_acquire(|_, meta| {

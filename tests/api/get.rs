@@ -248,3 +248,36 @@ crate::on_both_backends!(
     role_and_scope_table,
     gets_that_arrive_together_each_get_their_own_answer
 );
+
+/// A pooled PostgreSQL connection cut while idle (a failover, a restart, a proxy that shuts
+/// sessions down) is replaced at its next checkout, before a statement fails on it: the gets
+/// right after the cut are answered, not refused UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set PARTICIPANTS_TEST_POSTGRES_URL (.ci/run does)"]
+async fn gets_right_after_the_database_cut_its_sessions_are_answered() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    seed(&app).await;
+    // Open several pooled connections.
+    let warm: Vec<_> = (0..24)
+        .map(|_| {
+            let mut client = app.client.clone();
+            let req = app.authed("dm.juno", get_study(JUNO, "OHIO-1"));
+            tokio::spawn(async move { client.get_participant(req).await })
+        })
+        .collect();
+    for call in warm {
+        call.await.expect("task").expect("a get before the cut");
+    }
+    let cut = app
+        .scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await;
+    assert!(cut >= 1, "the pool had other connections to cut");
+    for i in 0..8 {
+        app.get("dm.juno", get_study(JUNO, "OHIO-1"))
+            .await
+            .unwrap_or_else(|s| panic!("get {i} after the cut: {s:?}"));
+    }
+}
