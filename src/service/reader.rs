@@ -85,6 +85,25 @@ impl Lookup {
         }
     }
 
+    /// Whether this lookup belongs to `group` (without building its own group).
+    fn is_in(&self, group: &Group) -> bool {
+        match (self, group) {
+            (
+                Lookup::Participant {
+                    study_id,
+                    with_contact,
+                    ..
+                },
+                Group::Participants {
+                    study_id: s,
+                    with_contact: w,
+                },
+            ) => study_id == s && with_contact == w,
+            (Lookup::Remembered { user, .. }, Group::Remembered { user: u }) => user == u,
+            _ => false,
+        }
+    }
+
     fn is_abandoned(&self) -> bool {
         match self {
             Lookup::Participant { reply, .. } => reply.is_closed(),
@@ -157,7 +176,13 @@ impl Reader {
     /// is dropped.
     pub fn start(store: Store, tasks: &crate::tasks::Background) -> Self {
         let counters = Arc::new(Counters::default());
-        let lanes = (0..LANES)
+        // PostgreSQL plans an `IN (…)` list from the table's statistics, and until they are
+        // gathered after a burst of inserts it scans the whole study for each group instead of
+        // probing the unique index key by key (measured: a group of 64 keys read all 8,725 rows
+        // of the study). One key per statement always takes the unique index, so PostgreSQL
+        // lookups run alone, as before, and no lane is started for them.
+        let grouped = store.backend() != sea_orm::DbBackend::Postgres;
+        let lanes = (0..if grouped { LANES } else { 0 })
             .map(|_| {
                 let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
                 tasks.spawn_until_stopped(run_lane(store.clone(), rx, counters.clone()));
@@ -165,12 +190,7 @@ impl Reader {
             })
             .collect();
         Self {
-            // PostgreSQL plans an `IN (…)` list from the table's statistics, and until they
-            // are gathered after a burst of inserts it scans the whole study for each group
-            // instead of probing the unique index key by key (measured: a group of 64 keys
-            // read all 8,725 rows of the study). One key per statement always takes the
-            // unique index, so PostgreSQL lookups run alone, as before.
-            grouped: store.backend() != sea_orm::DbBackend::Postgres,
+            grouped,
             store,
             lanes: Arc::new(lanes),
             next: Arc::new(AtomicUsize::new(0)),
@@ -232,8 +252,12 @@ impl Reader {
     }
 
     async fn queue(&self, lookup: Lookup) -> Result<(), ServiceError> {
-        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        self.lanes[lane].send(lookup).await.map_err(|_| stopped())
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let lane = self
+            .lanes
+            .get(turn % self.lanes.len().max(1))
+            .ok_or_else(stopped)?;
+        lane.send(lookup).await.map_err(|_| stopped())
     }
 
     /// Statements and lookups so far.
@@ -267,7 +291,7 @@ async fn run_lane(store: Store, mut queue: mpsc::Receiver<Lookup>, counters: Arc
         while let Some(first) = taken.first() {
             let group = first.group();
             let (mut together, rest): (Vec<Lookup>, Vec<Lookup>) =
-                taken.drain(..).partition(|l| l.group() == group);
+                taken.drain(..).partition(|l| l.is_in(&group));
             taken = rest;
             // Callers whose deadline passed while earlier groups ran are not looked up.
             together.retain(|l| !l.is_abandoned());
