@@ -356,12 +356,11 @@ ids up front and inserted the rows together, which took the commands' share down
 about half of the server's samples are thread hand-offs (`finish_task_switch`, futex wake-ups):
 sqlx's SQLite driver runs each connection on a thread of its own and sends every statement
 there and back, and SQLite's own `sqlite3VdbeExec` is under 2 %. Gets and the replay check of a
-`request_id` that arrive together share one statement on SQLite (`src/service/reader.rs`), and a
-pool checkout on SQLite no longer pings its connection, which halved the server's CPU per get.
-PostgreSQL still runs each lookup alone: it plans an `IN (…)` list from the table's statistics,
-and until they are gathered after a burst of inserts it scanned the whole study for each group
-instead of probing the unique index (a lateral join, one index probe per key, is the way to
-group them there). On PostgreSQL, sqlx 0.9.0 no longer sets TCP_NODELAY
+`request_id` that arrive together share one statement (`src/service/reader.rs`), and a pool
+checkout on SQLite no longer pings its connection, which halved the server's CPU per get. On
+PostgreSQL the statement is a `UNION ALL` of one query per key: an `IN (…)` list is planned from
+the table's statistics, and until they are gathered after a burst of inserts it scanned the whole
+study for each group, while each single-key branch is an index probe. On PostgreSQL, sqlx 0.9.0 no longer sets TCP_NODELAY
 (launchbadge/sqlx#4335, fixed upstream, not released), and multi-row statements waited on
 delayed acknowledgements, so they are kept to 8 rows. The next levers: a writer thread that
 runs a whole SQLite batch with a synchronous driver (no hand-off per statement), sealing and

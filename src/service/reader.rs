@@ -5,10 +5,9 @@
 //! to PostgreSQL) and a check of the connection on its return: several times the work of the
 //! lookup itself. A reader ("lane") takes the lookups that are queued (at most `MAX_GROUP`,
 //! without waiting for more), reads all those of one study with one `IN (…)` statement, and
-//! answers each caller with its own row. A lone lookup runs at once, alone. The replay check
-//! before a write (is this request id remembered?) is grouped the same way, by user.
-//!
-//! On PostgreSQL each lookup still runs alone (see `Reader::start`).
+//! answers each caller with its own row (on PostgreSQL a `UNION ALL` of one query per key:
+//! see `queries::participants_by_each_key`). A lone lookup runs at once, alone. The replay
+//! check before a write (is this request id remembered?) is grouped the same way, by user.
 //!
 //! Reads only: a failed statement answers the lookups that shared it with the same error, and
 //! nothing needs undoing. A lookup whose caller has gone (its deadline passed) is skipped.
@@ -150,22 +149,9 @@ struct Counters {
     largest: AtomicU64,
 }
 
-impl Counters {
-    /// A lookup run alone, in a statement of its own.
-    fn alone(&self) {
-        self.statements.fetch_add(1, Ordering::Relaxed);
-        self.lookups.fetch_add(1, Ordering::Relaxed);
-        self.largest.fetch_max(1, Ordering::Relaxed);
-    }
-}
-
 /// The readers of one store.
 #[derive(Clone)]
 pub struct Reader {
-    /// Where a lookup runs alone (PostgreSQL, see `start`).
-    store: Store,
-    /// Whether lookups are grouped.
-    grouped: bool,
     lanes: Arc<Vec<mpsc::Sender<Lookup>>>,
     next: Arc<AtomicUsize>,
     counters: Arc<Counters>,
@@ -176,13 +162,7 @@ impl Reader {
     /// is dropped.
     pub fn start(store: Store, tasks: &crate::tasks::Background) -> Self {
         let counters = Arc::new(Counters::default());
-        // PostgreSQL plans an `IN (…)` list from the table's statistics, and until they are
-        // gathered after a burst of inserts it scans the whole study for each group instead of
-        // probing the unique index key by key (measured: a group of 64 keys read all 8,725 rows
-        // of the study). One key per statement always takes the unique index, so PostgreSQL
-        // lookups run alone, as before, and no lane is started for them.
-        let grouped = store.backend() != sea_orm::DbBackend::Postgres;
-        let lanes = (0..if grouped { LANES } else { 0 })
+        let lanes = (0..LANES)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
                 tasks.spawn_until_stopped(run_lane(store.clone(), rx, counters.clone()));
@@ -190,8 +170,6 @@ impl Reader {
             })
             .collect();
         Self {
-            grouped,
-            store,
             lanes: Arc::new(lanes),
             next: Arc::new(AtomicUsize::new(0)),
             counters,
@@ -206,18 +184,6 @@ impl Reader {
         key_norm: String,
         with_contact: bool,
     ) -> Result<Found, ServiceError> {
-        if !self.grouped {
-            self.counters.alone();
-            let conn = self.store.connection();
-            return if with_contact {
-                queries::participant_with_contact_by_key(conn, study_id, &key_norm).await
-            } else {
-                queries::participant_by_key(conn, study_id, &key_norm)
-                    .await
-                    .map(|found| found.map(|p| (p, None)))
-            }
-            .map_err(to_service_error);
-        }
         let (reply, answer) = oneshot::channel();
         self.queue(Lookup::Participant {
             study_id,
@@ -235,12 +201,6 @@ impl Reader {
         user: &str,
         request_id: &str,
     ) -> Result<Remembered, ServiceError> {
-        if !self.grouped {
-            self.counters.alone();
-            return queries::idempotency_record(self.store.connection(), user, request_id)
-                .await
-                .map_err(to_service_error);
-        }
         let (reply, answer) = oneshot::channel();
         self.queue(Lookup::Remembered {
             user: user.to_owned(),
@@ -341,9 +301,9 @@ async fn answer(store: &Store, group: Group, lookups: Vec<Lookup>) {
             with_contact,
         } => {
             let rows = if with_contact {
-                queries::participants_by_keys(conn, study_id, &keys).await
+                queries::participants_by_each_key(conn, study_id, &keys).await
             } else {
-                queries::participants_by_keys_alone(conn, study_id, &keys)
+                queries::participants_by_each_key_alone(conn, study_id, &keys)
                     .await
                     .map(|rows| rows.into_iter().map(|p| (p, None)).collect())
             };
