@@ -3,11 +3,12 @@
 //! A get used to run its own statement, and each statement run outside a transaction costs a
 //! pool checkout, a hand-off to the connection (to SQLite's connection thread, or a round trip
 //! to PostgreSQL) and a check of the connection on its return: several times the work of the
-//! lookup itself. A reader ("lane") takes the lookups that are queued (at most `MAX_GROUP`,
-//! without waiting for more), reads all those of one study with one `IN (…)` statement, and
-//! answers each caller with its own row (on PostgreSQL a `UNION ALL` of one query per key:
-//! see `queries::participants_by_each_key`). A lone lookup runs at once, alone. The replay
-//! check before a write (is this request id remembered?) is grouped the same way, by user.
+//! lookup itself. A reader ("lane") takes the lookups that are queued (at most `MAX_GROUP`, or
+//! `MAX_GROUP_POSTGRES`, without waiting for more), reads all those of one study with one
+//! statement (an `IN (…)` list; on PostgreSQL a `UNION ALL` of one query per key, see
+//! `queries::participants_by_each_key`), and answers each caller with its own row. A lone
+//! lookup runs at once, alone. The replay check before a write (is this request id
+//! remembered?) is grouped the same way, by user.
 //!
 //! Reads only: a failed statement answers the lookups that shared it with the same error, and
 //! nothing needs undoing. A lookup whose caller has gone (its deadline passed) is skipped.
@@ -37,6 +38,12 @@ const GROUP_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The most lookups one statement holds.
 pub const MAX_GROUP: usize = 64;
+
+/// The most on PostgreSQL, where each key is a branch of a `UNION ALL`: a group of 64 with
+/// contact data is about 107 KB of SQL and several MB of cached plan per connection, and its
+/// parameters would pass one TCP segment on a 1,500-byte link, where sqlx 0.9.0 leaves Nagle's
+/// algorithm on (see `ROWS_PER_INSERT_POSTGRES` in the writer).
+const MAX_GROUP_POSTGRES: usize = 16;
 
 /// A participant, and its contact row when it was asked for and it has one.
 pub type Found = Option<(participant::Model, Option<participant_contact::Model>)>;
@@ -162,10 +169,14 @@ impl Reader {
     /// is dropped.
     pub fn start(store: Store, tasks: &crate::tasks::Background) -> Self {
         let counters = Arc::new(Counters::default());
+        let most = match store.backend() {
+            sea_orm::DbBackend::Postgres => MAX_GROUP_POSTGRES,
+            _ => MAX_GROUP,
+        };
         let lanes = (0..LANES)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
-                tasks.spawn_until_stopped(run_lane(store.clone(), rx, counters.clone()));
+                tasks.spawn_until_stopped(run_lane(store.clone(), rx, most, counters.clone()));
                 tx
             })
             .collect();
@@ -237,11 +248,17 @@ fn stopped() -> ServiceError {
     }
 }
 
-async fn run_lane(store: Store, mut queue: mpsc::Receiver<Lookup>, counters: Arc<Counters>) {
-    let mut taken: Vec<Lookup> = Vec::with_capacity(MAX_GROUP);
+/// Takes at most `most` queued lookups at a time and answers them, a statement per group.
+async fn run_lane(
+    store: Store,
+    mut queue: mpsc::Receiver<Lookup>,
+    most: usize,
+    counters: Arc<Counters>,
+) {
+    let mut taken: Vec<Lookup> = Vec::with_capacity(most);
     while let Some(first) = queue.recv().await {
         taken.push(first);
-        while taken.len() < MAX_GROUP {
+        while taken.len() < most {
             match queue.try_recv() {
                 Ok(lookup) => taken.push(lookup),
                 Err(_) => break,
