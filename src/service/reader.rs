@@ -147,6 +147,8 @@ pub struct ReadStats {
     pub lookups: u64,
     /// The most lookups one statement answered.
     pub largest: u64,
+    /// Lookups run at once by their caller: none other was in flight (PostgreSQL).
+    pub alone: u64,
 }
 
 #[derive(Default)]
@@ -154,11 +156,27 @@ struct Counters {
     statements: AtomicU64,
     lookups: AtomicU64,
     largest: AtomicU64,
+    alone: AtomicU64,
+    /// Lookups asked for and not answered yet.
+    in_flight: AtomicUsize,
+}
+
+/// One lookup in flight, until it is dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The readers of one store.
 #[derive(Clone)]
 pub struct Reader {
+    /// Where a lookup with no other in flight runs, at once (PostgreSQL, see `ask`).
+    store: Store,
+    /// Whether a lookup with no other in flight runs at once.
+    at_once: bool,
     lanes: Arc<Vec<mpsc::Sender<Lookup>>>,
     next: Arc<AtomicUsize>,
     counters: Arc<Counters>,
@@ -181,6 +199,8 @@ impl Reader {
             })
             .collect();
         Self {
+            at_once: store.backend() == sea_orm::DbBackend::Postgres,
+            store,
             lanes: Arc::new(lanes),
             next: Arc::new(AtomicUsize::new(0)),
             counters,
@@ -196,14 +216,17 @@ impl Reader {
         with_contact: bool,
     ) -> Result<Found, ServiceError> {
         let (reply, answer) = oneshot::channel();
-        self.queue(Lookup::Participant {
-            study_id,
-            key_norm,
-            with_contact,
-            reply,
-        })
-        .await?;
-        answer.await.map_err(|_| stopped())?
+        let in_flight = self
+            .ask(Lookup::Participant {
+                study_id,
+                key_norm,
+                with_contact,
+                reply,
+            })
+            .await?;
+        let found = answer.await.map_err(|_| stopped())?;
+        drop(in_flight);
+        found
     }
 
     /// What `user`'s `request_id` is remembered with, if anything.
@@ -213,13 +236,43 @@ impl Reader {
         request_id: &str,
     ) -> Result<Remembered, ServiceError> {
         let (reply, answer) = oneshot::channel();
-        self.queue(Lookup::Remembered {
-            user: user.to_owned(),
-            request_id: request_id.to_owned(),
-            reply,
-        })
-        .await?;
-        answer.await.map_err(|_| stopped())?
+        let in_flight = self
+            .ask(Lookup::Remembered {
+                user: user.to_owned(),
+                request_id: request_id.to_owned(),
+                reply,
+            })
+            .await?;
+        let found = answer.await.map_err(|_| stopped())?;
+        drop(in_flight);
+        found
+    }
+
+    /// On PostgreSQL, runs the lookup at once when no other is in flight, with a statement for
+    /// its key alone (see `answer_alone`); queues it for a lane otherwise, where it may share a
+    /// statement. On SQLite every lookup goes through a lane: run in its caller instead, a
+    /// lone get cost more (measured at one get in flight: 3,084-3,229/s against 3,781-3,861/s
+    /// through a lane, server CPU per get 261-268 against 209-213 µs).
+    /// The lookup counts as in flight until the returned guard is dropped: the caller keeps it
+    /// until its answer came.
+    async fn ask(&self, lookup: Lookup) -> Result<InFlight<'_>, ServiceError> {
+        let others = self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        let in_flight = InFlight(&self.counters.in_flight);
+        if others == 0 && self.at_once {
+            self.counters.alone.fetch_add(1, Ordering::Relaxed);
+            self.counters.statements.fetch_add(1, Ordering::Relaxed);
+            self.counters.lookups.fetch_add(1, Ordering::Relaxed);
+            self.counters.largest.fetch_max(1, Ordering::Relaxed);
+            if tokio::time::timeout(GROUP_BOUND, answer_alone(&self.store, lookup))
+                .await
+                .is_err()
+            {
+                tracing::warn!(bound = ?GROUP_BOUND, "a read did not end in time; it was answered UNAVAILABLE");
+            }
+        } else {
+            self.queue(lookup).await?;
+        }
+        Ok(in_flight)
     }
 
     async fn queue(&self, lookup: Lookup) -> Result<(), ServiceError> {
@@ -237,6 +290,7 @@ impl Reader {
             statements: self.counters.statements.load(Ordering::Relaxed),
             lookups: self.counters.lookups.load(Ordering::Relaxed),
             largest: self.counters.largest.load(Ordering::Relaxed),
+            alone: self.counters.alone.load(Ordering::Relaxed),
         }
     }
 }
@@ -275,23 +329,28 @@ async fn run_lane(
             if together.is_empty() {
                 continue;
             }
-            let size = u64::try_from(together.len()).unwrap_or(u64::MAX);
-            counters.statements.fetch_add(1, Ordering::Relaxed);
-            counters.lookups.fetch_add(size, Ordering::Relaxed);
-            counters.largest.fetch_max(size, Ordering::Relaxed);
-            // A statement that never ends (a server gone silent without closing its
-            // connection) must not hold the lane: its lookups are answered UNAVAILABLE (their
-            // replies dropped with it) and the lane goes on.
-            if tokio::time::timeout(GROUP_BOUND, answer(&store, group, together))
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    bound = ?GROUP_BOUND,
-                    "a grouped read did not end in time; its callers were answered UNAVAILABLE"
-                );
-            }
+            run_group(&store, group, together, &counters).await;
         }
+    }
+}
+
+/// Answers one group's lookups with one statement, and counts it.
+async fn run_group(store: &Store, group: Group, together: Vec<Lookup>, counters: &Counters) {
+    let size = u64::try_from(together.len()).unwrap_or(u64::MAX);
+    counters.statements.fetch_add(1, Ordering::Relaxed);
+    counters.lookups.fetch_add(size, Ordering::Relaxed);
+    counters.largest.fetch_max(size, Ordering::Relaxed);
+    // A statement that never ends (a server gone silent without closing its connection) must
+    // not hold a lane: its lookups are answered UNAVAILABLE (their replies dropped with it) and
+    // the lane goes on.
+    if tokio::time::timeout(GROUP_BOUND, answer(store, group, together))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            bound = ?GROUP_BOUND,
+            "a grouped read did not end in time; its callers were answered UNAVAILABLE"
+        );
     }
 }
 
@@ -360,6 +419,38 @@ async fn answer(store: &Store, group: Group, lookups: Vec<Lookup>) {
                 }
                 Err(e) => fail_all(lookups, e),
             }
+        }
+    }
+}
+
+/// Answers one lookup with a statement for its key alone, with `LIMIT 1`: measured on
+/// PostgreSQL at one get in flight, 2,652/s against 2,068-2,095/s through a lane and
+/// `participants_by_each_key` (2,661-2,745/s before grouping).
+async fn answer_alone(store: &Store, lookup: Lookup) {
+    let conn = store.connection();
+    match lookup {
+        Lookup::Participant {
+            study_id,
+            key_norm,
+            with_contact,
+            reply,
+        } => {
+            let found = if with_contact {
+                queries::participant_with_contact_by_key(conn, study_id, &key_norm).await
+            } else {
+                queries::participant_by_key(conn, study_id, &key_norm)
+                    .await
+                    .map(|found| found.map(|p| (p, None)))
+            };
+            let _ = reply.send(found.map_err(to_service_error));
+        }
+        Lookup::Remembered {
+            user,
+            request_id,
+            reply,
+        } => {
+            let found = queries::idempotency_record(conn, &user, &request_id).await;
+            let _ = reply.send(found.map_err(to_service_error));
         }
     }
 }

@@ -244,9 +244,43 @@ async fn gets_that_arrive_together_each_get_their_own_answer(backend: Backend) {
     assert!(after.statements - before.statements <= after.lookups - before.lookups);
 }
 
+/// On PostgreSQL a get with no other lookup in flight runs at once in its caller, in a
+/// statement of its own, instead of waiting on a reader lane (on SQLite it goes through a
+/// lane): each is one statement, and answered.
+async fn a_get_with_none_other_in_flight_runs_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed(&app).await;
+    let before = app.participants.read_stats();
+    for key in ["OHIO-1", "NOBODY"] {
+        for _ in 0..3 {
+            let got = app
+                .client
+                .clone()
+                .get_participant(app.authed("crc.ohio", get_site(JUNO, OHIO, key)))
+                .await;
+            match key {
+                "OHIO-1" => assert_eq!(got.expect("found").into_inner().subject_key, key),
+                _ => assert_eq!(got.expect_err("not found").code(), Code::NotFound),
+            }
+        }
+    }
+    let after = app.participants.read_stats();
+    let alone = match backend {
+        Backend::Postgres => 6,
+        Backend::Sqlite => 0,
+    };
+    assert_eq!(after.alone - before.alone, alone, "{before:?} -> {after:?}");
+    assert_eq!(
+        after.statements - before.statements,
+        6,
+        "{before:?} -> {after:?}"
+    );
+}
+
 crate::on_both_backends!(
     role_and_scope_table,
-    gets_that_arrive_together_each_get_their_own_answer
+    gets_that_arrive_together_each_get_their_own_answer,
+    a_get_with_none_other_in_flight_runs_at_once
 );
 
 /// A pooled PostgreSQL connection cut while idle (a failover, a restart, a proxy that shuts
