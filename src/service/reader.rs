@@ -6,8 +6,9 @@
 //! lookup itself. A reader ("lane") takes the lookups that are queued (at most `MAX_GROUP`, or
 //! `MAX_GROUP_POSTGRES`, without waiting for more), reads all those of one study with one
 //! statement (an `IN (…)` list; on PostgreSQL a `UNION ALL` of one query per key, see
-//! `queries::participants_by_each_key`), and answers each caller with its own row. A lone
-//! lookup runs at once, alone. The replay check before a write (is this request id
+//! `queries::participants_by_each_key`), and answers each caller with its own row. A lookup
+//! that finds its lane idle runs at once, alone; on PostgreSQL one with no other in flight
+//! skips the lane (see `Reader::ask`). The replay check before a write (is this request id
 //! remembered?) is grouped the same way, by user.
 //!
 //! Reads only: a failed statement answers the lookups that shared it with the same error, and
@@ -253,6 +254,7 @@ impl Reader {
     /// statement. On SQLite every lookup goes through a lane: run in its caller instead, a
     /// lone get cost more (measured at one get in flight: 3,084-3,229/s against 3,781-3,861/s
     /// through a lane, server CPU per get 261-268 against 209-213 µs).
+    ///
     /// The lookup counts as in flight until the returned guard is dropped: the caller keeps it
     /// until its answer came.
     async fn ask(&self, lookup: Lookup) -> Result<InFlight<'_>, ServiceError> {
