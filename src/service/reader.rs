@@ -262,15 +262,7 @@ impl Reader {
         let in_flight = InFlight(&self.counters.in_flight);
         if others == 0 && self.at_once {
             self.counters.alone.fetch_add(1, Ordering::Relaxed);
-            self.counters.statements.fetch_add(1, Ordering::Relaxed);
-            self.counters.lookups.fetch_add(1, Ordering::Relaxed);
-            self.counters.largest.fetch_max(1, Ordering::Relaxed);
-            if tokio::time::timeout(GROUP_BOUND, answer_alone(&self.store, lookup))
-                .await
-                .is_err()
-            {
-                tracing::warn!(bound = ?GROUP_BOUND, "a read did not end in time; it was answered UNAVAILABLE");
-            }
+            run_statement(&self.counters, 1, answer_alone(&self.store, lookup)).await;
         } else {
             self.queue(lookup).await?;
         }
@@ -331,27 +323,25 @@ async fn run_lane(
             if together.is_empty() {
                 continue;
             }
-            run_group(&store, group, together, &counters).await;
+            run_statement(&counters, together.len(), answer(&store, group, together)).await;
         }
     }
 }
 
-/// Answers one group's lookups with one statement, and counts it.
-async fn run_group(store: &Store, group: Group, together: Vec<Lookup>, counters: &Counters) {
-    let size = u64::try_from(together.len()).unwrap_or(u64::MAX);
+/// Counts one statement that answers `lookups` lookups, and runs it (`answer` or
+/// `answer_alone`) within `GROUP_BOUND`.
+async fn run_statement(counters: &Counters, lookups: usize, statement: impl Future<Output = ()>) {
+    let size = u64::try_from(lookups).unwrap_or(u64::MAX);
     counters.statements.fetch_add(1, Ordering::Relaxed);
     counters.lookups.fetch_add(size, Ordering::Relaxed);
     counters.largest.fetch_max(size, Ordering::Relaxed);
     // A statement that never ends (a server gone silent without closing its connection) must
-    // not hold a lane: its lookups are answered UNAVAILABLE (their replies dropped with it) and
-    // the lane goes on.
-    if tokio::time::timeout(GROUP_BOUND, answer(store, group, together))
-        .await
-        .is_err()
-    {
+    // not hold a lane or its caller: its lookups are answered UNAVAILABLE (their replies
+    // dropped with it) and the lane goes on.
+    if tokio::time::timeout(GROUP_BOUND, statement).await.is_err() {
         tracing::warn!(
             bound = ?GROUP_BOUND,
-            "a grouped read did not end in time; its callers were answered UNAVAILABLE"
+            "a read did not end in time; its callers were answered UNAVAILABLE"
         );
     }
 }
