@@ -346,24 +346,34 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
         rows.participant_ids = ids;
     }
     let mut answers = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        // A command that repeats a request id remembered earlier in the batch must find it
-        // where it looks (the database): after a refusal, or as a dry run.
-        if mode == Mode::Together && remembered_in(&rows.deferred, &job.command) {
-            insert_deferred(&write.tx, &mut rows).await?;
+    // On SQLite the rows that commands run together leave are inserted a part of the batch at a
+    // time, while the next part's commands run: the connection's thread writes one part as the
+    // writer seals and hashes the next. Any statement of the next part queues behind that insert
+    // (the transaction runs one statement at a time, in the order they asked), so it reads the
+    // rows as if they were in the database already, and they are.
+    let part = match write.tx.get_database_backend() {
+        DbBackend::Sqlite if mode == Mode::Together => COMMANDS_PER_INSERT,
+        _ => jobs.len(),
+    };
+    {
+        let mut inserting = None;
+        for commands in jobs.chunks(part.max(1)) {
+            let run = run_commands(&write.tx, commands, mode, &mut rows, &mut answers);
+            match inserting.take() {
+                // `join` polls the insert first: it holds the connection before the part runs.
+                Some(insert) => {
+                    let (inserted, ran) = futures_util::future::join(insert, run).await;
+                    inserted?;
+                    ran?;
+                }
+                None => run.await?,
+            }
+            inserting = Some(insert_deferred(&write.tx, take_deferred(&mut rows)));
         }
-        let answer = match mode {
-            Mode::Together if !job.command.validate_only => {
-                run_together(&write.tx, &job.command, &mut rows).await?
-            }
-            _ => {
-                insert_pending_contacts(&write.tx, &mut rows).await?;
-                run_one(&write.tx, &job.command, &mut rows).await?
-            }
-        };
-        answers.push(answer);
+        if let Some(insert) = inserting {
+            insert.await?;
+        }
     }
-    insert_deferred(&write.tx, &mut rows).await?;
     let raised: Vec<(String, i64)> = rows
         .oid_counters
         .drain()
@@ -378,6 +388,34 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
     }
     write.tx.commit().await?;
     Ok(answers)
+}
+
+/// Runs `jobs` one after the other, in the batch's transaction, and adds their answers.
+async fn run_commands(
+    tx: &DatabaseTransaction,
+    jobs: &[Job],
+    mode: Mode,
+    rows: &mut Rows,
+    answers: &mut Vec<Answer>,
+) -> Result<(), sea_orm::DbErr> {
+    for job in jobs {
+        // A command that repeats a request id remembered earlier in the batch must find it
+        // where it looks (the database): after a refusal, or as a dry run.
+        if mode == Mode::Together && remembered_in(&rows.deferred, &job.command) {
+            insert_deferred(tx, take_deferred(rows)).await?;
+        }
+        let answer = match mode {
+            Mode::Together if !job.command.validate_only => {
+                run_together(tx, &job.command, rows).await?
+            }
+            _ => {
+                insert_pending_contacts(tx, rows).await?;
+                run_one(tx, &job.command, rows).await?
+            }
+        };
+        answers.push(answer);
+    }
+    Ok(())
 }
 
 /// The studies and sites of a batch as its commands left them so far.
@@ -501,23 +539,77 @@ const ROWS_PER_INSERT: usize = 1_000;
 /// rows about 1,500/s; over a Unix socket, where Nagle does not apply, 2,400/s.
 const ROWS_PER_INSERT_POSTGRES: usize = 8;
 
-/// Inserts what the commands run together deferred: their contact data, their audit events (in
-/// the batch's order, so ids follow the chain) and their remembered responses, a statement per
-/// table. A twin's request id fails the remembered insert here, and the batch then runs with
-/// savepoints.
-async fn insert_deferred(tx: &DatabaseTransaction, rows: &mut Rows) -> Result<(), sea_orm::DbErr> {
+/// Commands of a batch whose rows one SQLite insert takes (see `try_batch`): small enough that
+/// the writer has the next part to work on while the connection writes, large enough that a
+/// batch needs few statements.
+const COMMANDS_PER_INSERT: usize = 16;
+
+/// Takes what the commands run together deferred so far, to insert it: none of it is pending
+/// any more (a command that reads it queues behind its insert).
+fn take_deferred(rows: &mut Rows) -> Deferred {
     rows.pending_contacts.clear();
     rows.pending_participants.clear();
+    std::mem::take(&mut rows.deferred)
+}
+
+/// Inserts what the commands run together deferred: their participants, contact data, audit
+/// events (in the batch's order, so ids follow the chain) and remembered responses. A twin's
+/// request id fails the remembered insert here, and the batch then runs with savepoints.
+///
+/// On SQLite it is one call, whose statements (one per table and up to `ROWS_PER_INSERT` rows)
+/// the connection's thread runs in turn: one hand-off to that thread instead of one per table.
+/// PostgreSQL takes one statement per call: a statement per table (and `ROWS_PER_INSERT_POSTGRES`
+/// rows).
+async fn insert_deferred(
+    tx: &DatabaseTransaction,
+    deferred: Deferred,
+) -> Result<(), sea_orm::DbErr> {
     let Deferred {
         participants,
         contacts,
         audit_events,
         remembered,
-    } = std::mem::take(&mut rows.deferred);
-    insert_rows(tx, participants).await?;
-    insert_rows(tx, contacts).await?;
-    insert_rows(tx, audit_events).await?;
-    insert_rows(tx, remembered).await
+    } = deferred;
+    let backend = tx.get_database_backend();
+    if backend != DbBackend::Sqlite {
+        insert_rows(tx, participants).await?;
+        insert_rows(tx, contacts).await?;
+        insert_rows(tx, audit_events).await?;
+        return insert_rows(tx, remembered).await;
+    }
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    add_inserts(&mut sql, &mut values, participants);
+    add_inserts(&mut sql, &mut values, contacts);
+    add_inserts(&mut sql, &mut values, audit_events);
+    add_inserts(&mut sql, &mut values, remembered);
+    if sql.is_empty() {
+        return Ok(());
+    }
+    tx.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend, sql, values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Appends SQLite `INSERT` statements for `rows` (`ROWS_PER_INSERT` rows each) to `sql`, and
+/// their values, in the order of their `?` marks, to `values`.
+fn add_inserts<A>(sql: &mut String, values: &mut Vec<sea_orm::Value>, mut rows: Vec<A>)
+where
+    A: sea_orm::ActiveModelTrait,
+{
+    use sea_orm::QueryTrait;
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(ROWS_PER_INSERT));
+        let statement = <A::Entity as EntityTrait>::insert_many(std::mem::replace(&mut rows, rest))
+            .build(DbBackend::Sqlite);
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&statement.sql);
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+    }
 }
 
 /// Inserts `rows` in statements of at most `ROWS_PER_INSERT` rows (`ROWS_PER_INSERT_POSTGRES`

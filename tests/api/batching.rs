@@ -600,6 +600,7 @@ crate::on_both_backends!(
     updates_of_one_participant_in_one_batch_each_see_the_one_before,
     creations_sharing_an_oid_base_take_successive_suffixes,
     creations_inserted_together_keep_their_ids_contact_audit_and_counters,
+    an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_inserted,
 );
 
 /// Where no cap counts, a batch chooses its creations' ids first and inserts their rows
@@ -795,4 +796,76 @@ async fn updates_of_one_participant_in_one_batch_each_see_the_one_before(backend
         .await,
         2
     );
+}
+
+/// On SQLite a batch inserts its rows a part at a time (16 commands) while the next part runs.
+/// An update in a later part of the same batch reads the contact data of a participant that an
+/// earlier part created: that read must wait for the part's insert, so it sees the contact row
+/// and the batch needs no second run.
+async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_inserted(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(one_lane_batches(backend)).await;
+    let before = app.participants.batch_stats();
+    let send = |req: UpsertParticipantRequest| {
+        let mut client = app.client.clone();
+        let req = app.authed("dm.juno", req);
+        tokio::spawn(async move { client.upsert_participant(req).await })
+    };
+    let at_ohio_with = |key: &str, contact: fn(&mut ParticipantContact)| {
+        let mut req = crate::helpers::at_ohio(key);
+        req.contact = crate::helpers::contact(contact);
+        req
+    };
+    let first = send(at_ohio_with("PART-1", |c| {
+        c.city = Some("Dayton".into());
+        c.last_name = Some("Kim".into());
+    }));
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let fillers: Vec<_> = (0..20)
+        .map(|i| {
+            send(at_ohio_with(&format!("FILL-{i}"), |c| {
+                c.city = Some("Kent".into())
+            }))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let update = send(at_ohio_with("part-1", |c| c.city = Some("Toledo".into())));
+    assert!(
+        first
+            .await
+            .expect("task")
+            .expect("created")
+            .into_inner()
+            .created
+    );
+    for filler in fillers {
+        assert!(
+            filler
+                .await
+                .expect("task")
+                .expect("filler")
+                .into_inner()
+                .created
+        );
+    }
+    let updated = update.await.expect("task").expect("updated").into_inner();
+    let after = app.participants.batch_stats();
+    assert!(after.largest >= 22, "one batch: {before:?} -> {after:?}");
+    assert_eq!(
+        after.fallbacks, before.fallbacks,
+        "no second run of the batch: the update read the contact row its batch inserted"
+    );
+    assert!(!updated.created, "the update of PART-1");
+    let contact = updated.participant.unwrap().contact.unwrap();
+    assert_eq!(contact.city.as_deref(), Some("Toledo"));
+    assert_eq!(contact.last_name.as_deref(), Some("Kim"));
+    assert_eq!(app.participant_count().await, 21);
+    let reports =
+        participants::service::audit_trail::verify(&app.store, Some(crate::helpers::JUNO))
+            .await
+            .unwrap();
+    assert!(reports[0].broken.is_none(), "{}", reports[0]);
+    assert_eq!(reports[0].events, app.audit_count().await);
+    app.assert_counters_match().await;
 }
