@@ -679,7 +679,8 @@ pub struct BatchRows {
 /// OID counters by base: (the value read, the highest suffix issued since).
 pub type OidCounters = std::collections::HashMap<String, (i64, i64)>;
 
-/// Rows a batch inserts together, one statement per table, just before its commit.
+/// Rows a batch inserts together: on SQLite one call per part of the batch (see
+/// `writer::insert_deferred`), on PostgreSQL a statement per table before the commit.
 #[derive(Debug, Clone, Default)]
 pub struct Deferred {
     /// The participants created, with ids chosen by the batch; inserted before anything that
