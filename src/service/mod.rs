@@ -47,6 +47,9 @@ pub enum Fault {
     AfterAudit,
     /// Hold every write this long just before its commit, as a slow disk would.
     SlowCommit(std::time::Duration),
+    /// On SQLite, end the transaction in every insert of a batch run together, and fail it, as
+    /// SQLite itself does on a full disk or an I/O error (the batch then runs with savepoints).
+    InsertEndsTransaction,
 }
 
 /// Runs `work`, which only reads, until `deadline`: a deadline already past answers at once

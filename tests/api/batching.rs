@@ -822,13 +822,13 @@ async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_insert
         c.last_name = Some("Kim".into());
     }));
     tokio::time::sleep(Duration::from_millis(40)).await;
-    let fillers: Vec<_> = (0..20)
-        .map(|i| {
-            send(at_ohio_with(&format!("FILL-{i}"), |c| {
-                c.city = Some("Kent".into())
-            }))
-        })
-        .collect();
+    let mut fillers = Vec::new();
+    for i in 0..20 {
+        fillers.push(send(at_ohio_with(&format!("FILL-{i}"), |c| {
+            c.city = Some("Kent".into())
+        })));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     tokio::time::sleep(Duration::from_millis(40)).await;
     let update = send(at_ohio_with("part-1", |c| c.city = Some("Toledo".into())));
     assert!(
@@ -861,11 +861,94 @@ async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_insert
     assert_eq!(contact.city.as_deref(), Some("Toledo"));
     assert_eq!(contact.last_name.as_deref(), Some("Kim"));
     assert_eq!(app.participant_count().await, 21);
+    assert!(
+        commands_before_last_city_change(&app, "part-1").await >= 16,
+        "the update ran in a later part of the batch than the creation"
+    );
     let reports =
         participants::service::audit_trail::verify(&app.store, Some(crate::helpers::JUNO))
             .await
             .unwrap();
     assert!(reports[0].broken.is_none(), "{}", reports[0]);
     assert_eq!(reports[0].events, app.audit_count().await);
+    app.assert_counters_match().await;
+}
+
+/// How many participants were created before the last change of the city of the participant
+/// with this normalized key (audit ids follow the order in which a batch ran its commands).
+async fn commands_before_last_city_change(app: &TestApp, key_norm: &str) -> i64 {
+    app.scalar(&format!(
+        "SELECT COUNT(*) FROM audit_events WHERE event_type = 'PARTICIPANT_CREATED' AND id < \
+         (SELECT MAX(a.id) FROM audit_events a JOIN participants p ON p.id = a.participant_id \
+          WHERE p.subject_key_norm = '{key_norm}' AND a.field_name = 'city')"
+    ))
+    .await
+}
+
+/// SQLite may end a transaction on an error of its own (a full disk, an I/O error). When the
+/// insert of one part of a batch fails so, the next part, which was running meanwhile, must
+/// not go on: its statements would each be committed alone, without their audit events. Here
+/// every such insert ends the transaction and fails (a test seam); an update of a participant in
+/// the part after 16 creations must then be written only by the batch's second run, with its
+/// audit event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_stops_when_the_insert_before_it_ended_the_transaction() {
+    let mut options = one_lane_batches(Backend::Sqlite);
+    options.fault = participants::service::Fault::InsertEndsTransaction;
+    let app = TestApp::spawn_with(options).await;
+    let at_ohio_with = |key: &str, city: &str| {
+        let mut req = crate::helpers::at_ohio(key);
+        req.contact = crate::helpers::contact(|c| c.city = Some(city.into()));
+        req
+    };
+    app.upsert("dm.juno", at_ohio_with("END-P", "Dayton"))
+        .await
+        .expect("created, by the batch's second run");
+    let before = app.participants.batch_stats();
+    let send = |req: UpsertParticipantRequest| {
+        let mut client = app.client.clone();
+        let req = app.authed("dm.juno", req);
+        tokio::spawn(async move { client.upsert_participant(req).await })
+    };
+    let mut fillers = Vec::new();
+    for i in 0..20 {
+        fillers.push(send(at_ohio_with(&format!("END-{i}"), "Kent")));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let update = send(at_ohio_with("end-p", "Toledo"));
+    for filler in fillers {
+        assert!(
+            filler
+                .await
+                .expect("task")
+                .expect("filler")
+                .into_inner()
+                .created
+        );
+    }
+    let updated = update.await.expect("task").expect("updated").into_inner();
+    assert!(!updated.created);
+    let after = app.participants.batch_stats();
+    assert!(after.largest >= 21, "one batch: {before:?} -> {after:?}");
+    assert!(after.fallbacks > before.fallbacks, "the injected fault ran");
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM audit_events a JOIN participants p ON p.id = a.participant_id \
+             WHERE p.subject_key_norm = 'end-p' AND a.field_name = 'city'"
+        )
+        .await,
+        2,
+        "the city set at creation, then its change: no change was written without its event"
+    );
+    assert!(
+        commands_before_last_city_change(&app, "end-p").await >= 16,
+        "the update ran in a later part of the batch than 16 creations"
+    );
+    let reports =
+        participants::service::audit_trail::verify(&app.store, Some(crate::helpers::JUNO))
+            .await
+            .unwrap();
+    assert!(reports[0].broken.is_none(), "{}", reports[0]);
     app.assert_counters_match().await;
 }
