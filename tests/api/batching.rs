@@ -822,15 +822,12 @@ async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_insert
         c.last_name = Some("Kim".into());
     }));
     tokio::time::sleep(Duration::from_millis(40)).await;
-    let mut fillers = Vec::new();
-    for i in 0..20 {
-        fillers.push(send(at_ohio_with(&format!("FILL-{i}"), |c| {
-            c.city = Some("Kent".into())
-        })));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    let update = send(at_ohio_with("part-1", |c| c.city = Some("Toledo".into())));
+    let updated = twenty_creations_then(
+        &app,
+        "FILL",
+        at_ohio_with("part-1", |c| c.city = Some("Toledo".into())),
+    )
+    .await;
     assert!(
         first
             .await
@@ -839,17 +836,6 @@ async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_insert
             .into_inner()
             .created
     );
-    for filler in fillers {
-        assert!(
-            filler
-                .await
-                .expect("task")
-                .expect("filler")
-                .into_inner()
-                .created
-        );
-    }
-    let updated = update.await.expect("task").expect("updated").into_inner();
     let after = app.participants.batch_stats();
     assert!(after.largest >= 22, "one batch: {before:?} -> {after:?}");
     assert_eq!(
@@ -861,9 +847,56 @@ async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_insert
     assert_eq!(contact.city.as_deref(), Some("Toledo"));
     assert_eq!(contact.last_name.as_deref(), Some("Kim"));
     assert_eq!(app.participant_count().await, 21);
+    assert_a_later_part_and_a_whole_chain(&app, "part-1").await;
+}
+
+/// Sends 20 creations at OHIO as `dm.juno` (5 ms apart, so that the batch holds them in that
+/// order) and, 40 ms later, `last`; checks that each creation was made, and gives `last`'s
+/// answer.
+async fn twenty_creations_then(
+    app: &TestApp,
+    prefix: &str,
+    last: UpsertParticipantRequest,
+) -> participants::pb::UpsertParticipantResponse {
+    let send = |req: UpsertParticipantRequest| {
+        let mut client = app.client.clone();
+        let req = app.authed("dm.juno", req);
+        tokio::spawn(async move { client.upsert_participant(req).await })
+    };
+    let mut creations = Vec::new();
+    for i in 0..20 {
+        let mut req = crate::helpers::at_ohio(&format!("{prefix}-{i}"));
+        req.contact = crate::helpers::contact(|c| c.city = Some("Kent".into()));
+        creations.push(send(req));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let last = send(last);
+    for creation in creations {
+        let answer = creation.await.expect("task").expect("created");
+        assert!(answer.into_inner().created);
+    }
+    last.await
+        .expect("task")
+        .expect("the last call")
+        .into_inner()
+}
+
+/// Checks that the last change of the city of the participant with this normalized key ran
+/// after at least 16 creations (in a later part of its batch than its participant's creation:
+/// audit ids follow the order in which a batch ran its commands), that JUNO's audit chain is
+/// whole, and that the enrolled counters equal the counts.
+async fn assert_a_later_part_and_a_whole_chain(app: &TestApp, key_norm: &str) {
+    let created_before = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE event_type = 'PARTICIPANT_CREATED' AND id < \
+         (SELECT MAX(a.id) FROM audit_events a JOIN participants p ON p.id = a.participant_id \
+          WHERE p.subject_key_norm = '{key_norm}' AND a.field_name = 'city')"
+        ))
+        .await;
     assert!(
-        commands_before_last_city_change(&app, "part-1").await >= 16,
-        "the update ran in a later part of the batch than the creation"
+        created_before >= 16,
+        "the update ran in a later part of the batch than 16 creations: {created_before} before it"
     );
     let reports =
         participants::service::audit_trail::verify(&app.store, Some(crate::helpers::JUNO))
@@ -872,17 +905,6 @@ async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_insert
     assert!(reports[0].broken.is_none(), "{}", reports[0]);
     assert_eq!(reports[0].events, app.audit_count().await);
     app.assert_counters_match().await;
-}
-
-/// How many participants were created before the last change of the city of the participant
-/// with this normalized key (audit ids follow the order in which a batch ran its commands).
-async fn commands_before_last_city_change(app: &TestApp, key_norm: &str) -> i64 {
-    app.scalar(&format!(
-        "SELECT COUNT(*) FROM audit_events WHERE event_type = 'PARTICIPANT_CREATED' AND id < \
-         (SELECT MAX(a.id) FROM audit_events a JOIN participants p ON p.id = a.participant_id \
-          WHERE p.subject_key_norm = '{key_norm}' AND a.field_name = 'city')"
-    ))
-    .await
 }
 
 /// SQLite may end a transaction on an error of its own (a full disk, an I/O error). When the
@@ -905,29 +927,7 @@ async fn a_part_stops_when_the_insert_before_it_ended_the_transaction() {
         .await
         .expect("created, by the batch's second run");
     let before = app.participants.batch_stats();
-    let send = |req: UpsertParticipantRequest| {
-        let mut client = app.client.clone();
-        let req = app.authed("dm.juno", req);
-        tokio::spawn(async move { client.upsert_participant(req).await })
-    };
-    let mut fillers = Vec::new();
-    for i in 0..20 {
-        fillers.push(send(at_ohio_with(&format!("END-{i}"), "Kent")));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    let update = send(at_ohio_with("end-p", "Toledo"));
-    for filler in fillers {
-        assert!(
-            filler
-                .await
-                .expect("task")
-                .expect("filler")
-                .into_inner()
-                .created
-        );
-    }
-    let updated = update.await.expect("task").expect("updated").into_inner();
+    let updated = twenty_creations_then(&app, "END", at_ohio_with("end-p", "Toledo")).await;
     assert!(!updated.created);
     let after = app.participants.batch_stats();
     assert!(after.largest >= 21, "one batch: {before:?} -> {after:?}");
@@ -941,14 +941,5 @@ async fn a_part_stops_when_the_insert_before_it_ended_the_transaction() {
         2,
         "the city set at creation, then its change: no change was written without its event"
     );
-    assert!(
-        commands_before_last_city_change(&app, "end-p").await >= 16,
-        "the update ran in a later part of the batch than 16 creations"
-    );
-    let reports =
-        participants::service::audit_trail::verify(&app.store, Some(crate::helpers::JUNO))
-            .await
-            .unwrap();
-    assert!(reports[0].broken.is_none(), "{}", reports[0]);
-    app.assert_counters_match().await;
+    assert_a_later_part_and_a_whole_chain(&app, "end-p").await;
 }
