@@ -688,13 +688,7 @@ async fn creations_inserted_together_keep_their_ids_contact_audit_and_counters(b
         .await
         .expect("a creation after the batch");
     assert_eq!(app.participant_count().await, 5);
-    let reports =
-        participants::service::audit_trail::verify(&app.store, Some(crate::helpers::JUNO))
-            .await
-            .unwrap();
-    assert!(reports[0].broken.is_none(), "{}", reports[0]);
-    assert_eq!(reports[0].events, app.audit_count().await);
-    app.assert_counters_match().await;
+    assert_juno_whole(&app).await;
 }
 
 /// A batch moves the OID counters of its creations' bases in memory and writes them back before
@@ -806,6 +800,11 @@ async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_insert
     backend: Backend,
 ) {
     let app = TestApp::spawn_with(one_lane_batches(backend)).await;
+    // A first write opens the connections, so that the first call below is not overtaken
+    // while its own are being opened.
+    app.upsert("dm.juno", crate::helpers::at_ohio("PART-WARM"))
+        .await
+        .expect("created");
     let before = app.participants.batch_stats();
     let send = |req: UpsertParticipantRequest| {
         let mut client = app.client.clone();
@@ -846,7 +845,7 @@ async fn an_update_in_a_later_part_of_a_batch_sees_a_creation_still_being_insert
     let contact = updated.participant.unwrap().contact.unwrap();
     assert_eq!(contact.city.as_deref(), Some("Toledo"));
     assert_eq!(contact.last_name.as_deref(), Some("Kim"));
-    assert_eq!(app.participant_count().await, 21);
+    assert_eq!(app.participant_count().await, 22);
     assert_a_later_part_and_a_whole_chain(&app, "part-1").await;
 }
 
@@ -882,6 +881,18 @@ async fn twenty_creations_then(
         .into_inner()
 }
 
+/// Checks that JUNO's audit chain is whole and holds every event, and that the enrolled
+/// counters equal the counts.
+async fn assert_juno_whole(app: &TestApp) {
+    let reports =
+        participants::service::audit_trail::verify(&app.store, Some(crate::helpers::JUNO))
+            .await
+            .unwrap();
+    assert!(reports[0].broken.is_none(), "{}", reports[0]);
+    assert_eq!(reports[0].events, app.audit_count().await);
+    app.assert_counters_match().await;
+}
+
 /// Checks that the last change of the city of the participant with this normalized key ran
 /// after at least 16 creations (in a later part of its batch than its participant's creation:
 /// audit ids follow the order in which a batch ran its commands), that JUNO's audit chain is
@@ -898,13 +909,7 @@ async fn assert_a_later_part_and_a_whole_chain(app: &TestApp, key_norm: &str) {
         created_before >= 16,
         "the update ran in a later part of the batch than 16 creations: {created_before} before it"
     );
-    let reports =
-        participants::service::audit_trail::verify(&app.store, Some(crate::helpers::JUNO))
-            .await
-            .unwrap();
-    assert!(reports[0].broken.is_none(), "{}", reports[0]);
-    assert_eq!(reports[0].events, app.audit_count().await);
-    app.assert_counters_match().await;
+    assert_juno_whole(app).await;
 }
 
 /// SQLite may end a transaction on an error of its own (a full disk, an I/O error). When the
