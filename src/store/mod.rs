@@ -119,6 +119,11 @@ impl Store {
                         .synchronous(SqliteSynchronous::Full)
                         .busy_timeout(busy)
                         .foreign_keys(true)
+                        // A statement that may fail halfway (a multi-row insert under a unique
+                        // index) keeps a journal to undo itself. Past 64 KiB SQLite moves it to
+                        // a temporary file, opened and written on every such statement of the
+                        // writer; in memory it is a copy of the pages it changes.
+                        .pragma("temp_store", "memory")
                 });
                 true
             }
@@ -353,4 +358,39 @@ pub fn to_service_error(err: DbErr) -> ServiceError {
 /// bound values, so no personal data can reach the log through them.
 pub fn describe_db_err(err: &DbErr) -> String {
     err.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::*;
+
+    async fn pragma(store: &Store, name: &str) -> String {
+        let row = store
+            .connection()
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                format!("PRAGMA {name}"),
+            ))
+            .await
+            .expect("pragma")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0)
+            .map(|v| v.to_string())
+            .or_else(|_| row.try_get_by_index::<String>(0))
+            .expect("a value")
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_commit_durably_and_journal_statements_in_memory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&DbConfig::new(url)).await.expect("store");
+        // Write-ahead log, fsync at every commit (2 = FULL), and statement journals kept in
+        // memory (2 = MEMORY) rather than in a temporary file per statement.
+        assert_eq!("wal", pragma(&store, "journal_mode").await);
+        assert_eq!("2", pragma(&store, "synchronous").await);
+        assert_eq!("2", pragma(&store, "temp_store").await);
+    }
 }
