@@ -177,9 +177,14 @@ fn has_html_character(s: &str) -> bool {
     s.contains(['<', '>'])
 }
 
-/// A Participant ID: trimmed, 1 to 30 characters, without `<` or `>`.
+/// A Participant ID: trimmed, 1 to 30 characters, without `<` or `>`; with its normal form,
+/// computed once (a write compares it several times: with the batch's rows, its counters, and
+/// the row it stores).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubjectKey(String);
+pub struct SubjectKey {
+    key: String,
+    normalized: String,
+}
 
 impl SubjectKey {
     /// Parses a non-empty raw key; `None` when it is empty after trimming.
@@ -205,7 +210,8 @@ impl SubjectKey {
         if Chars::Identifier.any_refused(&key) {
             return Err(unsupported_character(field));
         }
-        Ok(Some(Self(key)))
+        let normalized = normalize_subject_key(&key);
+        Ok(Some(Self { key, normalized }))
     }
 
     /// A key already known to be valid, such as a generated one.
@@ -220,12 +226,12 @@ impl SubjectKey {
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
     }
 
     /// The form used for the case-insensitive unique key within a study.
     pub fn normalized(&self) -> String {
-        normalize_subject_key(&self.0)
+        self.normalized.clone()
     }
 }
 
@@ -715,5 +721,19 @@ mod tests {
         assert_eq!(char_len("ОНІО"), 4);
         assert!(Text::parse(&"Ж".repeat(35), "f", 35, Reason::FirstNameTooLong).is_ok());
         assert!(Text::parse(&"Ж".repeat(36), "f", 35, Reason::FirstNameTooLong).is_err());
+    }
+
+    #[test]
+    fn a_key_keeps_the_normal_form_of_what_it_holds() {
+        // Trimmed and composed first (NFC), then normalized: the normal form is that of the
+        // stored key, not of the raw input.
+        let key = SubjectKey::parse("  \u{FF21}e\u{301}İ ", "subject_key")
+            .unwrap()
+            .unwrap();
+        assert_eq!("\u{FF21}\u{E9}İ", key.as_str());
+        assert_eq!(normalize_subject_key(key.as_str()), key.normalized());
+        assert_eq!("aéi", key.normalized());
+        let generated = SubjectKey::from_generated("SITE-0001".into()).unwrap();
+        assert_eq!("site-0001", generated.normalized());
     }
 }
