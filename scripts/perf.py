@@ -353,7 +353,15 @@ the commands (sealing, hashing), 3.0 ms on the four multi-row inserts and 1.4 ms
 about 7.8 ms, one serial path of some 240 µs per creation, while server and load generator
 used about 1.2 of the 2 cores. Since then a batch leaves the rows of each 16 commands to one
 call, which SQLite's connection thread writes while the writer runs the next 16 (measured:
-3,664-3,842 -> 4,258-4,606 creations/s).
+3,664-3,842 -> 4,258-4,606 creations/s). Such an insert keeps a journal to undo itself should it
+fail halfway; SQLite moved it to a temporary file past 64 KiB, opened and written on every
+insert of the writer, until statement journals were kept in memory (`temp_store`: 3,568-3,951
+-> 3,854-4,201 creations/s with the next change, and a Participant ID's normal form computed
+once instead of at every comparison). Sealing the contact data of a batch's creations on a helper
+thread ahead of the writer took the sealing off its path but did not raise the rate (at 256 in
+flight it fell: one helper sealed more slowly than the writer ran), nor did a connection kept for
+writes alone (SQLite drops a connection's page cache when another one changed the database); both
+were measured and left out.
 
 **Where the server's CPU goes.** Profiled with `perf record -g` (measured apart from this run),
 about half of the server's samples are thread hand-offs (`finish_task_switch`, futex wake-ups):
