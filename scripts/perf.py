@@ -354,8 +354,9 @@ about 7.8 ms, one serial path of some 240 µs per creation, while server and loa
 used about 1.2 of the 2 cores. Since then a batch leaves the rows of each 16 commands to one
 call, which SQLite's connection thread writes while the writer runs the next 16 (measured:
 3,664-3,842 -> 4,258-4,606 creations/s). Such an insert keeps a journal to undo itself should it
-fail halfway; SQLite moved it to a temporary file past 64 KiB, opened and written on every
-insert of the writer, until statement journals were kept in memory (`temp_store`: 3,568-3,951
+fail halfway; SQLite moved it to a temporary file past 64 KiB, created in every write
+transaction and written by each insert, until statement journals were kept in memory (migrations
+keep theirs in files: an index build sorts a whole table) (`temp_store`: 3,568-3,951
 -> 3,854-4,201 creations/s with the next change, and a Participant ID's normal form computed
 once instead of at every comparison). Sealing the contact data of a batch's creations on a helper
 thread ahead of the writer took the sealing off its path but did not raise the rate (at 256 in

@@ -84,6 +84,22 @@ pub struct Store {
     db: DatabaseConnection,
     /// SQLite has one writer: queueing writers in-process avoids busy-waiting on the file lock.
     write_gate: Option<Arc<Mutex<()>>>,
+    /// SQLite: how `migrate` opens its own connection.
+    migration_options: Option<ConnectOptions>,
+}
+
+/// The settings of every SQLite connection; `temp_store` says where its temporary storage goes.
+fn sqlite_options(
+    options: SqliteConnectOptions,
+    busy: Duration,
+    temp_store: &'static str,
+) -> SqliteConnectOptions {
+    options
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(busy)
+        .foreign_keys(true)
+        .pragma("temp_store", temp_store)
 }
 
 /// A write transaction: `BEGIN IMMEDIATE` on SQLite; on PostgreSQL the caller locks the rows it
@@ -95,9 +111,12 @@ pub struct WriteTx {
 
 impl Store {
     /// Opens the pool. SQLite runs in WAL mode with `synchronous=FULL`, so an acknowledged
-    /// write survives a power loss, and with a busy timeout.
+    /// write survives a power loss, with a busy timeout, and with its temporary storage
+    /// (statement journals, sorts) in memory; migrations run on a connection of their own that
+    /// keeps it in files (see `migrate`).
     pub async fn connect(config: &DbConfig) -> Result<Self, StoreError> {
         let scheme = config.url.split(':').next().unwrap_or_default();
+        let mut migration_options = None;
         let mut options = ConnectOptions::new(config.url.clone());
         options
             .max_connections(config.max_connections)
@@ -114,17 +133,15 @@ impl Store {
                 // on every checkout by default is one more hand-off to the connection's thread
                 // for every statement run outside a transaction.
                 options.test_before_acquire(false);
-                options.map_sqlx_sqlite_opts(move |o| {
-                    o.journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Full)
-                        .busy_timeout(busy)
-                        .foreign_keys(true)
-                        // A statement that may fail halfway (a multi-row insert under a unique
-                        // index) keeps a journal to undo itself. Past 64 KiB SQLite moves it to
-                        // a temporary file, opened and written on every such statement of the
-                        // writer; in memory it is a copy of the pages it changes.
-                        .pragma("temp_store", "memory")
-                });
+                let mut for_migrations = options.clone();
+                for_migrations.max_connections(1);
+                for_migrations.map_sqlx_sqlite_opts(move |o| sqlite_options(o, busy, "file"));
+                migration_options = Some(for_migrations);
+                // A statement that may fail halfway (a multi-row insert under a unique index)
+                // keeps a journal to undo itself. Past 64 KiB SQLite moves it to a temporary
+                // file, created in every write transaction and written by each such statement
+                // of the writer; in memory it is a copy of the pages the statement changes.
+                options.map_sqlx_sqlite_opts(move |o| sqlite_options(o, busy, "memory"));
                 true
             }
             "postgres" | "postgresql" => {
@@ -153,6 +170,7 @@ impl Store {
         Ok(Self {
             db,
             write_gate: is_sqlite.then(|| Arc::new(Mutex::new(()))),
+            migration_options,
         })
     }
 
@@ -175,7 +193,17 @@ impl Store {
                     migration::Migrator::up(&tx, None).await?;
                     tx.commit().await
                 }
-                _ => migration::Migrator::up(&self.db, None).await,
+                // An index built over a large table sorts all its rows: in temporary files, not
+                // in memory, where it would grow with the table (some 47 bytes a row).
+                _ => match &self.migration_options {
+                    Some(options) => {
+                        let db = sea_orm::Database::connect(options.clone()).await?;
+                        let migrated = migration::Migrator::up(&db, None).await;
+                        db.close().await?;
+                        migrated
+                    }
+                    None => migration::Migrator::up(&self.db, None).await,
+                },
             }
         };
         run.await
@@ -392,5 +420,26 @@ mod tests {
         assert_eq!("wal", pragma(&store, "journal_mode").await);
         assert_eq!("2", pragma(&store, "synchronous").await);
         assert_eq!("2", pragma(&store, "temp_store").await);
+    }
+
+    #[tokio::test]
+    async fn sqlite_migrations_keep_their_temporary_storage_in_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&DbConfig::new(url)).await.expect("store");
+        let options = store.migration_options.clone().expect("SQLite has them");
+        let own = Store {
+            db: sea_orm::Database::connect(options)
+                .await
+                .expect("connection"),
+            write_gate: None,
+            migration_options: None,
+        };
+        // 1 = FILE: a sort too large for memory goes to disk; and the connection is durable.
+        assert_eq!("1", pragma(&own, "temp_store").await);
+        assert_eq!("2", pragma(&own, "synchronous").await);
+        assert_eq!("2", pragma(&store, "temp_store").await);
+        store.migrate().await.expect("migrations");
+        assert_eq!(0, store.pending_migrations().await.expect("pending"));
     }
 }

@@ -348,9 +348,10 @@ async fn a_later_command_of_a_batch_finds_what_an_earlier_one_created(backend: B
 /// Spawns the calls at once (in this order, a few milliseconds apart so that the batch holds
 /// them as sent) and collects the answers in the same order.
 ///
-/// A dry run of the first call goes first, alone: it opens the connections a call and a batch
-/// need, and writes nothing. Without it the first call of a fresh server could be overtaken
-/// while its own connection was being opened (seen on PostgreSQL under the whole suite).
+/// A dry run of the first call goes first, alone, and writes nothing: the pool has a connection
+/// open and the server has served a call before the sequence starts. Without it the first call
+/// of a fresh server could be overtaken while its own connection was being opened (seen on
+/// PostgreSQL under the whole suite); with it that is far less likely, not impossible.
 async fn send_in_order(
     app: &TestApp,
     requests: Vec<(&str, UpsertParticipantRequest)>,
