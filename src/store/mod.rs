@@ -416,7 +416,7 @@ mod tests {
         let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
         let store = Store::connect(&DbConfig::new(url)).await.expect("store");
         // Write-ahead log, fsync at every commit (2 = FULL), and statement journals kept in
-        // memory (2 = MEMORY) rather than in a temporary file per statement.
+        // memory (2 = MEMORY) rather than in a temporary file per write transaction.
         assert_eq!("wal", pragma(&store, "journal_mode").await);
         assert_eq!("2", pragma(&store, "synchronous").await);
         assert_eq!("2", pragma(&store, "temp_store").await);
