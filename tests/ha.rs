@@ -73,48 +73,105 @@ async fn wait_for_health(channel: &Channel, want: ServingStatus, limit: Duration
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set PARTICIPANTS_TEST_POSTGRES_URL (.ci/run does)"]
-async fn a_read_only_session_is_dropped_and_the_write_retried_succeeds() {
-    // The service's own role: making it read-only makes every new session read-only, as on a
-    // standby; resetting it is the address leading to a primary again.
-    let admin_url = admin_url();
-    let admin = Database::connect(&admin_url).await.expect("admin");
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let role = format!("ha_role_{suffix}");
-    let db_name = format!("participants_ha_{suffix}");
-    for sql in [
-        format!("CREATE ROLE {role} LOGIN PASSWORD 'ha-password'"),
-        format!("CREATE DATABASE {db_name} OWNER {role}"),
-    ] {
-        admin.execute_unprepared(&sql).await.expect("setup");
+/// A database whose service role plays a primary that is demoted and promoted again: a
+/// read-only role makes every new session read-only, as on a standby.
+struct Demotable {
+    admin: sea_orm::DatabaseConnection,
+    role: String,
+    db_name: String,
+    url: String,
+}
+
+impl Demotable {
+    async fn new() -> Self {
+        let admin_url = admin_url();
+        let admin = Database::connect(&admin_url).await.expect("admin");
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let role = format!("ha_role_{suffix}");
+        let db_name = format!("participants_ha_{suffix}");
+        for sql in [
+            format!("CREATE ROLE {role} LOGIN PASSWORD 'ha-password'"),
+            format!("CREATE DATABASE {db_name} OWNER {role}"),
+        ] {
+            admin.execute_unprepared(&sql).await.expect("setup");
+        }
+        let host = admin_url
+            .rsplit_once('@')
+            .and_then(|(_, rest)| rest.split('/').next())
+            .expect("host in the admin URL");
+        let url = format!("postgres://{role}:ha-password@{host}/{db_name}");
+        Self {
+            admin,
+            role,
+            db_name,
+            url,
+        }
     }
-    let host = admin_url
-        .rsplit_once('@')
-        .and_then(|(_, rest)| rest.split('/').next())
-        .expect("host in the admin URL");
-    let url = format!("postgres://{role}:ha-password@{host}/{db_name}");
+
+    /// New sessions are read-only; the sessions open now are cut (the pool reopens them).
+    async fn demote(&self) {
+        let (role, db_name) = (&self.role, &self.db_name);
+        for sql in [
+            format!("ALTER ROLE {role} SET default_transaction_read_only = on"),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}'"
+            ),
+        ] {
+            self.admin.execute_unprepared(&sql).await.expect("demote");
+        }
+    }
+
+    /// The same address takes writes again (in sessions opened from now on).
+    async fn promote(&self) {
+        let role = &self.role;
+        self.admin
+            .execute_unprepared(&format!(
+                "ALTER ROLE {role} RESET default_transaction_read_only"
+            ))
+            .await
+            .expect("promote");
+    }
+
+    async fn count(&self, keys: &str) -> i64 {
+        let db = Database::connect(&self.url).await.expect("connect");
+        let n = scalar(
+            &db,
+            &format!("SELECT COUNT(*) FROM participants WHERE subject_key IN ({keys})"),
+        )
+        .await;
+        db.close().await.ok();
+        n
+    }
+
+    async fn remove(self) {
+        let (role, db_name) = (&self.role, &self.db_name);
+        for sql in [
+            format!("DROP DATABASE {db_name} WITH (FORCE)"),
+            format!("DROP ROLE {role}"),
+        ] {
+            self.admin.execute_unprepared(&sql).await.ok();
+        }
+    }
+}
+
+/// One replica on `pg`, its channel and a data manager's token.
+async fn replica_on(pg: &Demotable) -> (Vec<serve::Running>, Channel, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
     let catalog = dir.path().join("catalog.toml");
     std::fs::write(&catalog, CATALOG).expect("write catalog");
-    let replicas = start_replicas(1, &url, &catalog, &["--db-acquire-timeout", "2s"]);
+    let replicas = start_replicas(1, &pg.url, &catalog, &["--db-acquire-timeout", "2s"]);
     let ch = channel(&replicas[0].addr).await;
-    let token = token("dm.key");
+    (replicas, ch, token("dm.key"), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set PARTICIPANTS_TEST_POSTGRES_URL (.ci/run does)"]
+async fn a_read_only_session_is_dropped_and_the_write_retried_succeeds() {
+    let pg = Demotable::new().await;
+    let (replicas, ch, token, _dir) = replica_on(&pg).await;
     assert!(call(ch.clone(), &token, creation("BEFORE")).await.is_ok());
 
-    // "Demotion": new sessions are read-only; the pool's sessions are cut and reopened.
-    admin
-        .execute_unprepared(&format!(
-            "ALTER ROLE {role} SET default_transaction_read_only = on"
-        ))
-        .await
-        .expect("read-only");
-    admin
-        .execute_unprepared(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}'"
-        ))
-        .await
-        .expect("terminate");
+    pg.demote().await;
     let mut refused = Vec::new();
     for _ in 0..5 {
         refused.push(outcome(&call(ch.clone(), &token, creation("DURING")).await));
@@ -130,14 +187,9 @@ async fn a_read_only_session_is_dropped_and_the_write_retried_succeeds() {
         "health turns NOT_SERVING while the database takes no writes"
     );
 
-    // "Promotion": the same address takes writes again. The pool must not keep the read-only
-    // sessions it opened meanwhile: the retry with the same request id succeeds at once.
-    admin
-        .execute_unprepared(&format!(
-            "ALTER ROLE {role} RESET default_transaction_read_only"
-        ))
-        .await
-        .expect("read-write");
+    // The pool must not keep the read-only sessions it opened meanwhile: the retry with the
+    // same request id succeeds at once.
+    pg.promote().await;
     let retried = call(ch.clone(), &token, creation("DURING")).await;
     assert_eq!(
         outcome(&retried),
@@ -148,25 +200,58 @@ async fn a_read_only_session_is_dropped_and_the_write_retried_succeeds() {
         wait_for_health(&ch, ServingStatus::Serving, Duration::from_secs(8)).await,
         "health turns SERVING again"
     );
-    let db = Database::connect(&url).await.expect("connect");
-    assert_eq!(
-        scalar(
-            &db,
-            "SELECT COUNT(*) FROM participants WHERE subject_key IN ('BEFORE', 'DURING')"
-        )
-        .await,
-        2
-    );
-    db.close().await.ok();
+    assert_eq!(pg.count("'BEFORE', 'DURING'").await, 2);
     drop(replicas);
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {db_name} WITH (FORCE)"))
+    pg.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set PARTICIPANTS_TEST_POSTGRES_URL (.ci/run does)"]
+async fn a_session_a_read_opened_on_the_standby_does_not_fail_the_first_write_after_promotion() {
+    let pg = Demotable::new().await;
+    let (replicas, ch, token, _dir) = replica_on(&pg).await;
+    assert!(call(ch.clone(), &token, creation("BEFORE")).await.is_ok());
+
+    pg.demote().await;
+    assert_eq!(
+        outcome(&call(ch.clone(), &token, creation("DURING")).await),
+        Outcome::Unavailable { retry_info: true },
+        "a write on a read-only session"
+    );
+    // Past the fence that refusal raised: a read now opens a session of its own, read-only as
+    // every session is until the promotion. A standby answers reads, so nothing flags it, and
+    // the pool keeps it (the catalog poll does the same, every second).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut get = tonic::Request::new(participants::pb::GetParticipantRequest {
+        scope: Some(participants::pb::get_participant_request::Scope::Site(
+            participants::pb::SiteScope {
+                study_oid: "S_KEY".into(),
+                site_oid: "S_KEY_A".into(),
+            },
+        )),
+        subject_key: "BEFORE".into(),
+    });
+    get.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    participants::pb::participant_service_client::ParticipantServiceClient::new(ch.clone())
+        .get_participant(get)
         .await
-        .ok();
-    admin
-        .execute_unprepared(&format!("DROP ROLE {role}"))
-        .await
-        .ok();
+        .expect("a read on the standby");
+
+    // Promoted before the health check (every 2 s) looks again: the first write gets that
+    // read-only session from the pool.
+    pg.promote().await;
+    let first = call(ch.clone(), &token, creation("AFTER")).await;
+    assert_eq!(
+        outcome(&first),
+        Outcome::Ok,
+        "the first write after promotion"
+    );
+    assert_eq!(pg.count("'BEFORE', 'AFTER'").await, 2);
+    drop(replicas);
+    pg.remove().await;
 }
 
 /// The Patroni cluster of `scripts/ha-cluster.sh`, stopped when dropped.

@@ -39,7 +39,10 @@ use super::upsert::{BatchRows, Deferred, Executed, OidCounters, TxError, UpsertC
 use crate::domain::ServiceError;
 use crate::domain::id::subject_oid_base;
 use crate::store::entity::{participant, participant_contact, site, study};
-use crate::store::{DbFailure, Store, classify, describe_db_err, queries, retry, to_service_error};
+use crate::store::{
+    DbFailure, Store, classify, describe_db_err, queries, refused_as_read_only, retry,
+    to_service_error,
+};
 
 /// Group-commit settings.
 #[derive(Debug, Clone, Copy)]
@@ -283,7 +286,16 @@ async fn run_lane(
 /// (and a conflict is retried) while its neighbours commit. `validate_only` commands always run
 /// under a savepoint, which they roll back.
 async fn commit_batch(store: &Store, jobs: &[Job], counters: &Counters) -> Vec<Answer> {
-    let result = match try_batch(store, jobs, Mode::Together).await {
+    let mut first = try_batch(store, jobs, Mode::Together).await;
+    if first.as_ref().is_err_and(refused_as_read_only) {
+        // The session leads to a read-only node, and is now fenced off. Sessions that reads
+        // opened on a standby are kept by the pool (a standby answers reads), and one of them
+        // may have been this one after a promotion: a single new attempt runs on a session
+        // opened now, which reaches the primary if the address leads to one again, and is
+        // refused as fast if not. Nothing of the first attempt was written.
+        first = try_batch(store, jobs, Mode::Together).await;
+    }
+    let result = match first {
         Err(e) if classify(&e) != DbFailure::Unavailable => {
             counters.fallbacks.inc();
             tracing::debug!(error = %describe_db_err(&e), "a command failed; running the batch again with a savepoint each");

@@ -366,6 +366,24 @@ pub fn classify(err: &DbErr) -> DbFailure {
     }
 }
 
+/// Whether a write was refused because its session is read-only (it leads to a standby). The
+/// fence is raised (see `standby`): the connection is closed when it returns to the pool, with
+/// every one opened before it, so a new attempt runs on a session opened from now on.
+pub fn refused_as_read_only(err: &DbErr) -> bool {
+    let sqlx_err = match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    let refused = matches!(sqlx_err.as_ref(), sea_orm::sqlx::Error::Database(db)
+        if db.code().as_deref() == Some(standby::READ_ONLY_SQL_TRANSACTION));
+    if refused {
+        standby::raise_fence();
+    }
+    refused
+}
+
 /// How long clients are told to wait before retrying when the database is unavailable.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
