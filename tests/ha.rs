@@ -1,7 +1,8 @@
 //! High availability: the service follows a new PostgreSQL primary.
 //!
-//! `a_read_only_session_is_dropped_and_the_write_retried_succeeds` needs PostgreSQL
-//! (`PARTICIPANTS_TEST_POSTGRES_URL`) and plays a demoted primary with a read-only role.
+//! `a_read_only_session_is_dropped_and_the_write_retried_succeeds` and
+//! `a_session_a_read_opened_on_the_standby_does_not_fail_the_first_write_after_promotion` need
+//! PostgreSQL (`PARTICIPANTS_TEST_POSTGRES_URL`) and play a demoted primary with a read-only role.
 //! `writes_survive_a_patroni_switchover_and_failover` needs root, Patroni, etcd and HAProxy:
 //! it starts `scripts/ha-cluster.sh` and runs only when `PARTICIPANTS_TEST_HA=1`, as
 //! `scripts/ci-ha.sh` sets: `PARTICIPANTS_TEST_HA=1 cargo test --test ha -- --ignored --nocapture`.
@@ -187,8 +188,9 @@ async fn a_read_only_session_is_dropped_and_the_write_retried_succeeds() {
         "health turns NOT_SERVING while the database takes no writes"
     );
 
-    // The pool must not keep the read-only sessions it opened meanwhile: the retry with the
-    // same request id succeeds at once.
+    // The read-only sessions opened meanwhile must not fail it (the fence closes those it
+    // flagged; the writer tries once more on a fresh session when one was missed): the retry
+    // with the same request id succeeds at once.
     pg.promote().await;
     let retried = call(ch.clone(), &token, creation("DURING")).await;
     assert_eq!(

@@ -284,7 +284,8 @@ async fn run_lane(
 /// database error needs a command undone. On such an error the transaction is rolled back and
 /// the batch runs again with a savepoint per command, where the error stays with its command
 /// (and a conflict is retried) while its neighbours commit. `validate_only` commands always run
-/// under a savepoint, which they roll back.
+/// under a savepoint, which they roll back. A batch refused because its session is read-only
+/// runs once more first, on a fresh session (see below).
 async fn commit_batch(store: &Store, jobs: &[Job], counters: &Counters) -> Vec<Answer> {
     let mut first = try_batch(store, jobs, Mode::Together).await;
     if first.as_ref().is_err_and(refused_as_read_only) {
