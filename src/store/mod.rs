@@ -301,6 +301,16 @@ pub async fn lock_schema(tx: &DatabaseTransaction) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// The driver's error under a SeaORM error, when the driver raised it.
+fn sqlx_error(err: &DbErr) -> Option<&sea_orm::sqlx::Error> {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e.as_ref()),
+        _ => None,
+    }
+}
+
 /// What to do about a database error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbFailure {
@@ -319,15 +329,13 @@ pub fn classify(err: &DbErr) -> DbFailure {
     if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
         return DbFailure::Retry;
     }
-    let sqlx_err = match err {
-        DbErr::ConnectionAcquire(_) => return DbFailure::Unavailable,
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
-        DbErr::Conn(_) => return DbFailure::Unavailable,
-        _ => return DbFailure::Other,
+    let Some(sqlx_err) = sqlx_error(err) else {
+        return match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DbFailure::Unavailable,
+            _ => DbFailure::Other,
+        };
     };
-    match sqlx_err.as_ref() {
+    match sqlx_err {
         X::Io(_) | X::Tls(_) | X::PoolTimedOut | X::PoolClosed | X::WorkerCrashed => {
             DbFailure::Unavailable
         }
@@ -370,13 +378,7 @@ pub fn classify(err: &DbErr) -> DbFailure {
 /// fence is raised (see `standby`): the connection is closed when it returns to the pool, with
 /// every one opened before it, so a new attempt runs on a session opened from now on.
 pub fn refused_as_read_only(err: &DbErr) -> bool {
-    let sqlx_err = match err {
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
-        _ => return false,
-    };
-    let refused = matches!(sqlx_err.as_ref(), sea_orm::sqlx::Error::Database(db)
+    let refused = matches!(sqlx_error(err), Some(sea_orm::sqlx::Error::Database(db))
         if db.code().as_deref() == Some(standby::READ_ONLY_SQL_TRANSACTION));
     if refused {
         standby::raise_fence();
