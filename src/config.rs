@@ -117,6 +117,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1h)"))
 }
 
+fn parse_health_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) {
+        return Err("the database is checked at most every 100ms".to_owned());
+    }
+    Ok(d)
+}
+
 fn parse_retention(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_secs(24 * 3600) {
@@ -318,6 +326,11 @@ pub struct ServeArgs {
     /// above the interval at which your load balancer or mesh checks health (e.g. 5s).
     #[arg(long, env = "PARTICIPANTS_DRAIN_DELAY", value_parser = parse_duration, default_value = human(defaults().server.drain_delay))]
     pub drain_delay: Duration,
+    /// How often the database is checked for the health service: `NOT_SERVING` while it does
+    /// not answer or takes no writes (a read-only session: a demoted primary, whose pooled
+    /// connections the check then drops). At least 100ms.
+    #[arg(long, env = "PARTICIPANTS_HEALTH_INTERVAL", value_parser = parse_health_interval, default_value = human(defaults().server.health_interval))]
+    pub health_interval: Duration,
     /// Connections older than this get a GOAWAY and are closed once their calls are done, so
     /// clients and proxies reconnect and reach replicas that joined since (0s: never).
     #[arg(long, env = "PARTICIPANTS_MAX_CONNECTION_AGE", value_parser = parse_duration, default_value = human(defaults().server.max_connection_age.unwrap_or_default()))]
@@ -387,6 +400,7 @@ impl ServeArgs {
             http2_keepalive_timeout: self.http2_keepalive_timeout,
             grace_period: self.grace_period,
             drain_delay: self.drain_delay,
+            health_interval: self.health_interval,
             max_connection_age: Some(self.max_connection_age).filter(|a| !a.is_zero()),
             cors_origins: self.grpc_web_cors_origins.clone(),
             max_health_watches: self.max_health_watches.max(1),
@@ -510,6 +524,30 @@ mod tests {
         assert_eq!(got.batching.lanes, want.batching.lanes);
         assert_eq!(got.catalog_poll, want.catalog_poll);
         assert_eq!(got.idempotency_purge_every, want.idempotency_purge_every);
+    }
+}
+
+#[cfg(test)]
+mod health_interval_tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["participants", "serve"].iter().chain(args))?;
+        match cli.command {
+            Command::Serve(args) => Ok(*args),
+            _ => panic!("serve"),
+        }
+    }
+
+    #[test]
+    fn the_health_interval_reaches_the_server_and_is_at_least_100ms() {
+        let args = serve(&["--health-interval", "30s"]).expect("parses");
+        assert_eq!(
+            args.server_config().health_interval,
+            Duration::from_secs(30)
+        );
+        assert!(serve(&["--health-interval", "50ms"]).is_err());
+        assert!(serve(&["--health-interval", "0s"]).is_err());
     }
 }
 

@@ -155,21 +155,40 @@ impl Demotable {
     }
 }
 
-/// One replica on `pg`, its channel and a data manager's token.
-async fn replica_on(pg: &Demotable) -> (Vec<serve::Running>, Channel, String, tempfile::TempDir) {
+/// One replica on `pg` (with `extra` flags), its channel and a data manager's token.
+async fn replica_on(
+    pg: &Demotable,
+    extra: &[&str],
+) -> (Vec<serve::Running>, Channel, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
     let catalog = dir.path().join("catalog.toml");
     std::fs::write(&catalog, CATALOG).expect("write catalog");
-    let replicas = start_replicas(1, &pg.url, &catalog, &["--db-acquire-timeout", "2s"]);
+    let flags = [&["--db-acquire-timeout", "2s"], extra].concat();
+    let replicas = start_replicas(1, &pg.url, &catalog, &flags);
     let ch = channel(&replicas[0].addr).await;
     (replicas, ch, token("dm.key"), dir)
+}
+
+/// The write batches `replica` ran once more after a read-only session refused them, from
+/// its `/metrics`.
+async fn read_only_retries(replica: &serve::Running) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", replica.admin()))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("participants_write_batch_read_only_retries_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the counter is exported")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: set PARTICIPANTS_TEST_POSTGRES_URL (.ci/run does)"]
 async fn a_read_only_session_is_dropped_and_the_write_retried_succeeds() {
     let pg = Demotable::new().await;
-    let (replicas, ch, token, _dir) = replica_on(&pg).await;
+    let (replicas, ch, token, _dir) = replica_on(&pg, &[]).await;
     assert!(call(ch.clone(), &token, creation("BEFORE")).await.is_ok());
 
     pg.demote().await;
@@ -211,7 +230,9 @@ async fn a_read_only_session_is_dropped_and_the_write_retried_succeeds() {
 #[ignore = "needs PostgreSQL: set PARTICIPANTS_TEST_POSTGRES_URL (.ci/run does)"]
 async fn a_session_a_read_opened_on_the_standby_does_not_fail_the_first_write_after_promotion() {
     let pg = Demotable::new().await;
-    let (replicas, ch, token, _dir) = replica_on(&pg).await;
+    // The health check (which raises the fence when it finds a read-only session) stays out
+    // of the way, so that the session the read opens is still in the pool at the write.
+    let (replicas, ch, token, _dir) = replica_on(&pg, &["--health-interval", "1h"]).await;
     assert!(call(ch.clone(), &token, creation("BEFORE")).await.is_ok());
 
     pg.demote().await;
@@ -242,14 +263,25 @@ async fn a_session_a_read_opened_on_the_standby_does_not_fail_the_first_write_af
         .await
         .expect("a read on the standby");
 
-    // Promoted before the health check (every 2 s) looks again: the first write gets that
-    // read-only session from the pool.
+    // Promoted with no health check in between: the first write gets that read-only session
+    // from the pool, is refused, and runs once more on a fresh session.
+    let retries = read_only_retries(&replicas[0]).await;
     pg.promote().await;
-    let first = call(ch.clone(), &token, creation("AFTER")).await;
+    // Without a request id nothing is read before the writer takes a session: a replay check
+    // would take the read's session first, and the writer could find the pool empty and open
+    // a new one: the write would then not meet the read-only session at all.
+    let mut after = creation("AFTER");
+    after.request_id.clear();
+    let first = call(ch.clone(), &token, after).await;
     assert_eq!(
         outcome(&first),
         Outcome::Ok,
         "the first write after promotion"
+    );
+    assert_eq!(
+        read_only_retries(&replicas[0]).await,
+        retries + 1,
+        "the first write after promotion met the session the read left, and ran once more"
     );
     assert_eq!(pg.count("'BEFORE', 'AFTER'").await, 2);
     drop(replicas);

@@ -95,6 +95,9 @@ pub struct WriteMetrics {
     /// Batches that ran again with a savepoint per command after a database error: a steady
     /// rise means conflicts or faults are costing group commit its single pass.
     pub fallbacks: prometheus_client::metrics::counter::Counter,
+    /// Batches that a read-only session refused and that ran once more on a fresh one (see
+    /// `commit_batch`): each is a standby reached through a session the pool kept.
+    pub read_only_retries: prometheus_client::metrics::counter::Counter,
 }
 
 struct Counters {
@@ -103,6 +106,8 @@ struct Counters {
     largest: AtomicU64,
     /// Shared with the metrics endpoint.
     fallbacks: prometheus_client::metrics::counter::Counter,
+    /// Shared with the metrics endpoint.
+    read_only_retries: prometheus_client::metrics::counter::Counter,
     /// Commands per transaction, for the metrics endpoint.
     sizes: prometheus_client::metrics::histogram::Histogram,
 }
@@ -114,6 +119,7 @@ impl Default for Counters {
             commands: AtomicU64::default(),
             largest: AtomicU64::default(),
             fallbacks: Default::default(),
+            read_only_retries: Default::default(),
             sizes: prometheus_client::metrics::histogram::Histogram::new(
                 crate::telemetry::BATCH_BUCKETS,
             ),
@@ -173,6 +179,7 @@ impl Writer {
         WriteMetrics {
             batch_sizes: self.counters.sizes.clone(),
             fallbacks: self.counters.fallbacks.clone(),
+            read_only_retries: self.counters.read_only_retries.clone(),
         }
     }
 
@@ -294,6 +301,7 @@ async fn commit_batch(store: &Store, jobs: &[Job], counters: &Counters) -> Vec<A
         // may have been this one after a promotion: a single new attempt runs on a session
         // opened now, which reaches the primary if the address leads to one again, and is
         // refused as fast if not. Nothing of the first attempt was written.
+        counters.read_only_retries.inc();
         first = try_batch(store, jobs, Mode::Together).await;
     }
     let result = match first {

@@ -101,6 +101,11 @@ impl Metrics {
             "Write batches run again with a savepoint per command after a database error",
             writes.fallbacks,
         );
+        registry.register(
+            "participants_write_batch_read_only_retries",
+            "Write batches refused by a read-only session and run once more on a fresh one",
+            writes.read_only_retries,
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {

@@ -12,6 +12,8 @@ use std::{
 pub struct Running {
     pub child: Child,
     pub addr: String,
+    /// The admin endpoint's address, once `admin` has read it from the log.
+    admin: std::sync::OnceLock<String>,
     /// The process's stderr (its log), line by line.
     pub log: Receiver<String>,
 }
@@ -58,5 +60,31 @@ pub fn wait_until_listening(child: Child, log: Receiver<String>, limit: Duration
         }
         assert!(!line.contains("\"ERROR\""), "the server failed: {line}");
     };
-    Running { child, addr, log }
+    Running {
+        child,
+        addr,
+        admin: std::sync::OnceLock::new(),
+        log,
+    }
+}
+
+impl Running {
+    /// The admin endpoint's address (`spawn` turns it on, on a free port), from the log line
+    /// that follows `listening on` (JSON log format). The log lines before it are consumed.
+    pub fn admin(&self) -> &str {
+        self.admin.get_or_init(|| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let line = self
+                    .log
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .expect("the server says where its admin endpoint is");
+                if line.contains("serving the admin endpoint")
+                    && let Some(rest) = line.split("\"addr\":\"").nth(1)
+                {
+                    break rest.split('"').next().unwrap_or_default().to_owned();
+                }
+            }
+        })
+    }
 }
