@@ -458,19 +458,31 @@ async fn open_loop(
     bar: &ProgressBar,
 ) -> Result<(), String> {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
-    let start = tokio::time::Instant::now();
+    let start = Instant::now();
     let end = start + duration;
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut i: u64 = 0;
-    let mut shown = 0;
-    loop {
-        let intended = start + interval.mul_f64(i as f64);
-        if intended >= end {
-            break;
+    // The sends are paced by a thread of their own: the runtime's timer has a resolution of
+    // one millisecond, and a send it wakes up to a millisecond late counts that lateness as
+    // latency (which is measured from the intended send time). A thread's sleep is accurate to
+    // tens of microseconds.
+    let (due, mut sends) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let pacer = std::thread::spawn(move || {
+        let mut i: u64 = 0;
+        loop {
+            let intended = start + interval.mul_f64(i as f64);
+            if intended >= end {
+                break;
+            }
+            std::thread::sleep(intended.saturating_duration_since(Instant::now()));
+            if due.send((i, intended)).is_err() {
+                break;
+            }
+            i += 1;
         }
-        tokio::time::sleep_until(intended).await;
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut shown = 0;
+    while let Some((n, intended)) = sends.recv().await {
         let (ctx, tally) = (ctx.clone(), tally.clone());
-        let n = i;
         tasks.spawn(async move {
             let outcome = ctx.call(workload, n).await;
             // From the intended send time: a late start counts against the server.
@@ -478,13 +490,13 @@ async fn open_loop(
         });
         // Reap finished calls as we go, so memory stays flat over a long run.
         while tasks.try_join_next().is_some() {}
-        i += 1;
         let secs = start.elapsed().as_secs();
         if secs != shown {
             shown = secs;
             bar.set_position(secs);
         }
     }
+    pacer.join().map_err(|_| "the pacing thread failed".to_owned())?;
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| e.to_string())?;
     }
