@@ -364,7 +364,12 @@ flight it fell: one helper sealed more slowly than the writer ran), nor did a co
 writes alone (SQLite drops a connection's page cache when another one changed the database); both
 were measured and left out. The server allocates with jemalloc: glibc's malloc and free were
 some 13 % of its CPU under creations (A/B, 6 pairs: 3,753 -> 4,169 creations/s on average, RSS
-at 1,000 connections 67 -> 70 MiB; mimalloc was as fast but held 102 MiB there).
+at 1,000 connections 67 -> 70 MiB; mimalloc was as fast but held 102 MiB there). Sealing and
+opening use poly1305's portable backend (`.cargo/config.toml`): on values of tens of bytes its
+AVX2 backend cost four times as much (1.7 against 0.43 µs to open 29 bytes; A/B, 3 pairs:
+4,653 -> 5,136 creations/s and 12,904 -> 13,755 gets/s on average). The open loop paces its
+sends from a thread of its own: the runtime's 1 ms timer sent them up to a millisecond late,
+which counted as latency (Health/Check at 200/s: p50 1.97 -> 0.48 ms).
 
 **Where the server's CPU goes.** Profiled with `perf record -g` (measured apart from this run),
 about half of the server's samples are thread hand-offs (`finish_task_switch`, futex wake-ups):
