@@ -119,8 +119,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn parse_health_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
-    if d < Duration::from_millis(100) {
-        return Err("the database is checked at most every 100ms".to_owned());
+    if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
+        return Err(
+            "the database is checked every 100ms at the most and every 60s at the least".to_owned(),
+        );
     }
     Ok(d)
 }
@@ -328,7 +330,8 @@ pub struct ServeArgs {
     pub drain_delay: Duration,
     /// How often the database is checked for the health service: `NOT_SERVING` while it does
     /// not answer or takes no writes (a read-only session: a demoted primary, whose pooled
-    /// connections the check then drops). At least 100ms.
+    /// connections the check then drops). From 100ms to 60s; keep it below the readiness
+    /// probe's period times its failure threshold.
     #[arg(long, env = "PARTICIPANTS_HEALTH_INTERVAL", value_parser = parse_health_interval, default_value = human(defaults().server.health_interval))]
     pub health_interval: Duration,
     /// Connections older than this get a GOAWAY and are closed once their calls are done, so
@@ -540,7 +543,7 @@ mod health_interval_tests {
     }
 
     #[test]
-    fn the_health_interval_reaches_the_server_and_is_at_least_100ms() {
+    fn the_health_interval_reaches_the_server_and_is_between_100ms_and_60s() {
         let args = serve(&["--health-interval", "30s"]).expect("parses");
         assert_eq!(
             args.server_config().health_interval,
@@ -548,6 +551,9 @@ mod health_interval_tests {
         );
         assert!(serve(&["--health-interval", "50ms"]).is_err());
         assert!(serve(&["--health-interval", "0s"]).is_err());
+        assert!(serve(&["--health-interval", "60s"]).is_ok());
+        assert!(serve(&["--health-interval", "61s"]).is_err());
+        assert!(serve(&["--health-interval", "100y"]).is_err());
     }
 }
 

@@ -231,8 +231,9 @@ async fn a_read_only_session_is_dropped_and_the_write_retried_succeeds() {
 async fn a_session_a_read_opened_on_the_standby_does_not_fail_the_first_write_after_promotion() {
     let pg = Demotable::new().await;
     // The health check (which raises the fence when it finds a read-only session) stays out
-    // of the way, so that the session the read opens is still in the pool at the write.
-    let (replicas, ch, token, _dir) = replica_on(&pg, &["--health-interval", "1h"]).await;
+    // of the way (its first run is a minute after start), so that the session the read opens
+    // is still in the pool at the write.
+    let (replicas, ch, token, _dir) = replica_on(&pg, &["--health-interval", "60s"]).await;
     assert!(call(ch.clone(), &token, creation("BEFORE")).await.is_ok());
 
     pg.demote().await;

@@ -58,10 +58,14 @@ def main():
     readiness = container["readinessProbe"].get("grpc", {})
     check(readiness.get("port") == 50051 and readiness.get("service") == SERVICE,
           f"readiness must be the native gRPC probe of {SERVICE}")
-    for probe in ["livenessProbe", "startupProbe"]:
-        grpc = container[probe].get("grpc", {})
-        check(grpc.get("port") == 50051 and not grpc.get("service"),
-              f"{probe} must be the native gRPC probe of the server (\"\")")
+    startup = container["startupProbe"].get("grpc", {})
+    check(startup.get("port") == 50051 and not startup.get("service"),
+          "startupProbe must be the native gRPC probe of the server (\"\")")
+    # gRPC health's "" follows the database as well: a liveness probe on it would restart
+    # every pod during a database outage.
+    liveness = container["livenessProbe"].get("httpGet", {})
+    check(liveness.get("path") == "/livez" and liveness.get("port") in ("admin", 9090),
+          "livenessProbe must be /livez on the admin port")
 
     # SIGTERM comes after preStop; then --drain-delay, --grace-period, and up to 1 s for idle
     # connections to close by themselves (docs/deployment.md, Drain).

@@ -463,8 +463,9 @@ async fn open_loop(
     // The sends are paced by a thread of their own: the runtime's timer has a resolution of
     // one millisecond, and a send it wakes up to a millisecond late counts that lateness as
     // latency (which is measured from the intended send time). A thread's sleep is accurate to
-    // tens of microseconds.
-    let (due, mut sends) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    // tens of microseconds. The queue is bounded: a pacer that runs ahead of a saturated
+    // runtime waits, and the sends it holds back count their lateness from the intended time.
+    let (due, mut sends) = tokio::sync::mpsc::channel::<(u64, Instant)>(4096);
     let pacer = std::thread::spawn(move || {
         let mut i: u64 = 0;
         loop {
@@ -473,7 +474,7 @@ async fn open_loop(
                 break;
             }
             std::thread::sleep(intended.saturating_duration_since(Instant::now()));
-            if due.send((i, intended)).is_err() {
+            if due.blocking_send((i, intended)).is_err() {
                 break;
             }
             i += 1;
@@ -496,7 +497,9 @@ async fn open_loop(
             bar.set_position(secs);
         }
     }
-    pacer.join().map_err(|_| "the pacing thread failed".to_owned())?;
+    pacer
+        .join()
+        .map_err(|_| "the pacing thread failed".to_owned())?;
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| e.to_string())?;
     }

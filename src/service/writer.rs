@@ -96,7 +96,8 @@ pub struct WriteMetrics {
     /// rise means conflicts or faults are costing group commit its single pass.
     pub fallbacks: prometheus_client::metrics::counter::Counter,
     /// Batches that a read-only session refused and that ran once more on a fresh one (see
-    /// `commit_batch`): each is a standby reached through a session the pool kept.
+    /// `commit_batch`): it rises during a switchover, and with every write batch while the
+    /// database address leads to a standby.
     pub read_only_retries: prometheus_client::metrics::counter::Counter,
 }
 
