@@ -95,6 +95,34 @@ http=$(sed -n 's/^export PARTICIPANTS_HTTP=//p' "$WORK/demo.out")
 export PARTICIPANTS_ADDR=$addr PARTICIPANTS_TOKEN=$token PARTICIPANTS_HTTP=$http
 echo "  PARTICIPANTS_ADDR=$addr (and the token of crc.ohio)"
 
+# --- 2b. the README's one command to run the service, as pasted --------------------------------
+# The line of the first ```sh block under "## Run it", run as it is; only the ports move to free
+# ones, through the PARTICIPANTS_* variables that stand for the flags. It passes once it prints
+# the demo's export lines. (It builds the release profile, as the load generator's block does.)
+run_it=$(python3 -c '
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+m = re.search(r"^## Run it\n.*?^```sh\n(.*?)^```", text, re.S | re.M)
+print(m.group(1).strip() if m else "")' README.md)
+[[ -n "$run_it" && "$run_it" != *$'\n'* ]] || { echo "run-snippets: no one-line command under '## Run it' in README.md" >&2; exit 1; }
+say "the README's command to run the service, as pasted: $run_it"
+PARTICIPANTS_LISTEN=127.0.0.1:0 PARTICIPANTS_HTTP_LISTEN=127.0.0.1:0 PARTICIPANTS_ADMIN_LISTEN=127.0.0.1:0 \
+  setsid bash -c "$run_it" >"$WORK/run-it.out" 2>"$WORK/run-it.log" &
+run_it_pid=$!
+started=0
+for _ in $(seq 1 3000); do
+  if grep -q '^export PARTICIPANTS_TOKEN=' "$WORK/run-it.out" 2>/dev/null; then started=1; break; fi
+  kill -0 "$run_it_pid" 2>/dev/null || break
+  sleep 0.2
+done
+kill -TERM -- "-$run_it_pid" 2>/dev/null || true
+wait "$run_it_pid" 2>/dev/null || true
+if [[ $started -eq 1 ]]; then
+  PASSED=$((PASSED + 1)); echo "  ok   README.md: $run_it"
+else
+  FAILED=$((FAILED + 1)); echo "  FAIL README.md: $run_it did not start the demo:"; tail -n 20 "$WORK/run-it.log" | sed 's/^/    | /'
+fi
+
 # --- 3. one runner per language: prepare (once) and run (per block) ------------------------------
 prepared=" "
 prepare() { # LANG: what every block of the language needs, once

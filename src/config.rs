@@ -120,9 +120,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_health_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
-        return Err(
-            "the database is checked every 100ms at the most and every 60s at the least".to_owned(),
-        );
+        return Err("must be between 100ms and 60s".to_owned());
     }
     Ok(d)
 }
