@@ -69,8 +69,10 @@ struct Args {
     /// Calls in flight (closed loop).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Open loop: calls started per second, whatever the answers' pace (overrides --concurrency).
-    #[arg(long)]
+    /// Open loop: calls started per second, whatever the answers' pace (overrides --concurrency);
+    /// 1 to 1,000,000 (beyond a billion the interval between sends would round to nothing and
+    /// the pacer would never end).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     rate: Option<u64>,
     /// HTTP/2 connections the calls are spread over.
     #[arg(long, default_value_t = 8)]
