@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
+use futures_util::StreamExt;
 use participants::{
     auth::{JwtSettings, mint_hs256},
     crypto,
@@ -130,7 +130,7 @@ async fn main() {
     let sent = Arc::new(AtomicU64::new(0));
     let requests = {
         let sent = sent.clone();
-        futures::stream::iter(0..rows).map(move |n| {
+        futures_util::stream::iter(0..rows).map(move |n| {
             sent.fetch_add(1, Ordering::Relaxed);
             UpsertParticipantRequest {
                 scope: Some(upsert_participant_request::Scope::Site(SiteScope {

@@ -3,16 +3,26 @@
 # manifests, a bounded fuzz run of every parser of hostile input, and the supply-chain policy.
 # Installs what it needs on a fresh Debian machine (root); tools already present are reused.
 #   FUZZ_SECONDS   seconds per fuzz target (default 30; 0 builds the targets and runs the seeds only)
+#   --prepare      only install the tools and build the fuzz targets, then stop: .ci/run starts
+#                  that early, in the background, so that the builds use the time its other
+#                  steps leave the processors idle; the full run afterwards finds them done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 start=$(date +%s)
 step() { echo; echo "=== deploy: $* ($(( $(date +%s) - start ))s)"; }
 fuzz_seconds=${FUZZ_SECONDS:-30}
+prepare_only=
+[ "${1:-}" = --prepare ] && prepare_only=1
 export PATH="$PATH:$HOME/.cargo/bin:$(go env GOPATH)/bin"
 # One target folder for the server and the fuzz crate: the fuzz crate's checks reuse the
-# dependencies .ci/run has already built (instrumented fuzz builds go to a folder of their own).
+# dependencies .ci/run has already built. The instrumented fuzz builds share nothing with them
+# (other flags): they go to a folder of their own, whose locks no other cargo waits on.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+fuzz_target="$CARGO_TARGET_DIR/fuzz-instrumented"
+# libFuzzer instrumentation needs unstable rustc flags: the stable toolchain accepts them with
+# RUSTC_BOOTSTRAP, so no nightly toolchain has to be installed.
+fuzz() { (cd "$root/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz "$1" -O --sanitizer address --target-dir "$fuzz_target" "${@:2}"); }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -47,6 +57,13 @@ cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY" || install_tool cargo-d
 cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ" || install_tool cargo-fuzz "$CARGO_FUZZ"
 cargo audit --version 2>/dev/null | grep -q "$CARGO_AUDIT" ||
   install_tool cargo-audit "$CARGO_AUDIT" --no-default-features
+
+if [ -n "$prepare_only" ]; then
+  step "fuzzing: build the instrumented targets"
+  fuzz build
+  step "prepared: tools installed, fuzz targets built"
+  exit 0
+fi
 
 step "Dockerfile: hadolint"
 "$venv/bin/hadolint" deploy/Dockerfile && echo "hadolint: deploy/Dockerfile clean"
@@ -117,9 +134,9 @@ for target in $(cd fuzz && cargo fuzz list); do
   mkdir -p "$corpus" && cp fuzz/seeds/"$target"/* "$corpus"/
   log="$work/fuzz-$target.log"
   # TMPDIR: the upsert_service target's SQLite file goes where the trap removes it.
-  if ! (cd fuzz && TMPDIR="$work" cargo fuzz run -O --sanitizer address "$target" "$corpus" -- \
+  if ! TMPDIR="$work" fuzz run "$target" "$corpus" -- \
         -max_total_time="$fuzz_seconds" -runs=$([ "$fuzz_seconds" = 0 ] && echo 0 || echo -1) \
-        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1; then
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     echo "fuzz target $target failed: the input is in fuzz/artifacts/$target/" >&2
     exit 1

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
+use futures_util::StreamExt;
 use participants::pb::{
     ImportResult, ParticipantContact, UpsertParticipantRequest, UpsertParticipantResponse,
     import_result::Outcome, participant_service_client::ParticipantServiceClient,
@@ -307,7 +307,7 @@ async fn import(
     BTreeMap<i64, Result<UpsertParticipantResponse, Status>>,
     Result<(), Status>,
 ) {
-    let request = with_token(futures::stream::iter(rows), &app.token(user));
+    let request = with_token(futures_util::stream::iter(rows), &app.token(user));
     let mut answers = BTreeMap::new();
     let mut stream = match app.client.clone().import_participants(request).await {
         Ok(r) => r.into_inner(),
@@ -501,7 +501,7 @@ async fn a_malformed_row_ends_the_stream_after_the_rows_before_it(backend: Backe
     grpc.ready().await.expect("ready");
     let mut answers = grpc
         .streaming(
-            with_token(futures::stream::iter(body), &app.token("importer")),
+            with_token(futures_util::stream::iter(body), &app.token("importer")),
             path,
             crate::transport::RawCodec,
         )
@@ -550,7 +550,7 @@ async fn a_client_that_does_not_read_is_held_back(backend: Backend) {
     let stop = Arc::new(AtomicBool::new(false));
     let rows = {
         let (sent, stop) = (sent.clone(), stop.clone());
-        futures::stream::iter(0u64..)
+        futures_util::stream::iter(0u64..)
             .take_while(move |_| std::future::ready(!stop.load(Ordering::Relaxed)))
             .map(move |i| {
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -700,7 +700,7 @@ async fn a_client_that_reads_nothing_is_cut_after_the_idle_timeout(backend: Back
     let rows = 200_000;
     let sent = Arc::new(AtomicU64::new(0));
     let counter = sent.clone();
-    let requests = futures::stream::iter(0..rows).map(move |i| {
+    let requests = futures_util::stream::iter(0..rows).map(move |i| {
         counter.fetch_add(1, Ordering::Relaxed);
         UpsertParticipantRequest {
             validate_only: true,
@@ -814,9 +814,10 @@ async fn open_imports_are_bounded_per_user_and_in_all(backend: Backend) {
         let app = &app;
         async move {
             ParticipantServiceClient::new(app.channel.clone())
-                .import_participants(
-                    app.authed(user, futures::stream::pending::<UpsertParticipantRequest>()),
-                )
+                .import_participants(app.authed(
+                    user,
+                    futures_util::stream::pending::<UpsertParticipantRequest>(),
+                ))
                 .await
         }
     };

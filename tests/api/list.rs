@@ -86,7 +86,7 @@ async fn populate(
             };
             app.upsert(user, req)
         });
-        for r in futures::future::join_all(calls).await {
+        for r in futures_util::future::join_all(calls).await {
             r.expect("created");
         }
     }

@@ -698,7 +698,7 @@ async fn a_client_that_withholds_the_window_of_its_answer_is_closed_after_the_ag
 /// and every row sent over several connection ages is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_on_an_old_connection_is_not_cut() {
-    use futures::StreamExt;
+    use futures_util::StreamExt;
     use participants::pb::{
         import_result::Outcome, participant_service_client::ParticipantServiceClient,
     };
