@@ -3,6 +3,7 @@
 # manifests, a bounded fuzz run of every parser of hostile input, and the supply-chain policy.
 # Installs what it needs on a fresh Debian machine (root); tools already present are reused.
 #   FUZZ_SECONDS   seconds per fuzz target (default 30; 0 builds the targets and runs the seeds only)
+#   FUZZ_TARGET_DIR  where the instrumented fuzz builds go (default target/fuzz-instrumented)
 #   --prepare      only install the tools and build the fuzz targets, then stop: .ci/run starts
 #                  that early, in the background, so that the builds use the time its other
 #                  steps leave the processors idle; the full run afterwards finds them done.
@@ -19,7 +20,7 @@ export PATH="$PATH:$HOME/.cargo/bin:$(go env GOPATH)/bin"
 # dependencies .ci/run has already built. The instrumented fuzz builds share nothing with them
 # (other flags): they go to a folder of their own, whose locks no other cargo waits on.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-fuzz_target="$CARGO_TARGET_DIR/fuzz-instrumented"
+fuzz_target="${FUZZ_TARGET_DIR:-$CARGO_TARGET_DIR/fuzz-instrumented}"
 # libFuzzer instrumentation needs unstable rustc flags: the stable toolchain accepts them with
 # RUSTC_BOOTSTRAP, so no nightly toolchain has to be installed.
 fuzz() { (cd "$root/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz "$1" -O --sanitizer address --target-dir "$fuzz_target" "${@:2}"); }
@@ -123,11 +124,8 @@ fi
 echo "kubeconform refuses a misspelt field"
 
 step "fuzzing: cargo fuzz, ${fuzz_seconds}s per target from the committed seeds"
-# libFuzzer instrumentation needs unstable rustc flags: the stable toolchain accepts them with
-# RUSTC_BOOTSTRAP, so no nightly toolchain has to be installed.
-export RUSTC_BOOTSTRAP=1
 (cd fuzz && cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings)
-(cd fuzz && cargo fuzz build -O --sanitizer address)
+fuzz build
 total_runs=0
 for target in $(cd fuzz && cargo fuzz list); do
   corpus="$work/corpus/$target"
