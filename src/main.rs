@@ -25,12 +25,17 @@ use secrecy::ExposeSecret;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The log filter when `PARTICIPANTS_LOG` is unset. PostgreSQL's notices (sqlx logs them at
+/// `info`) say nothing an operator acts on: each start is told three times that the
+/// migrations table "already exists, skipping". Its warnings still show.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
+
 /// Logs to stderr, and spans to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
 /// (the returned pipeline is flushed at exit).
 fn init_logs(format: LogFormat) -> Result<Option<Otlp>, String> {
     use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = tracing_subscriber::EnvFilter::try_from_env("PARTICIPANTS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // Colour codes only for a person at a terminal: not in files, pipes or a log collector.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

@@ -204,6 +204,35 @@ async fn three_replicas_on_one_database_stay_exact() {
     drop(replicas);
 }
 
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set PARTICIPANTS_TEST_POSTGRES_URL (.ci/run does)"]
+async fn the_default_log_leaves_out_postgresql_notices() {
+    // Every `migrate` (and every start) is told by PostgreSQL that the migrations table exists
+    // (a notice, which sqlx logs at info); an operator has nothing to do about it.
+    let (url, _) = fresh_database().await;
+    for run in ["first", "second"] {
+        let out = Command::new(BIN)
+            .env_remove("PARTICIPANTS_LOG")
+            .args(["migrate", "--database-url", &url])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{run} migrate: {stderr}");
+        assert!(
+            !stderr.contains("already exists"),
+            "{run} migrate: {stderr}"
+        );
+    }
+    // Still shown when asked for.
+    let out = Command::new(BIN)
+        .env("PARTICIPANTS_LOG", "info")
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
+
 fn pg_cluster(action: &str) {
     let cluster = std::env::var("PARTICIPANTS_TEST_PG_CLUSTER")
         .expect("PARTICIPANTS_TEST_PG_CLUSTER must name the cluster to restart, e.g. '15 main'");
