@@ -3,7 +3,8 @@
 # manifests, a bounded fuzz run of every parser of hostile input, and the supply-chain policy.
 # Installs what it needs on a fresh Debian machine (root); tools already present are reused.
 #   FUZZ_SECONDS   seconds per fuzz target (default 30; 0 builds the targets and runs the seeds only)
-#   FUZZ_TARGET_DIR  where the instrumented fuzz builds go (default target/fuzz-instrumented)
+#   FUZZ_TARGET_DIR  where the instrumented fuzz builds go, an absolute path (default
+#                  $CARGO_TARGET_DIR/fuzz-instrumented, so target/fuzz-instrumented)
 #   --prepare      only install the tools and build the fuzz targets, then stop: .ci/run starts
 #                  that early, in the background, so that the builds use the time its other
 #                  steps leave the processors idle; the full run afterwards finds them done.
@@ -14,7 +15,11 @@ start=$(date +%s)
 step() { echo; echo "=== deploy: $* ($(( $(date +%s) - start ))s)"; }
 fuzz_seconds=${FUZZ_SECONDS:-30}
 prepare_only=
-[ "${1:-}" = --prepare ] && prepare_only=1
+case "${1:-}" in
+  "") ;;
+  --prepare) prepare_only=1 ;;
+  *) echo "usage: scripts/ci-deploy.sh [--prepare]" >&2; exit 2 ;;
+esac
 export PATH="$PATH:$HOME/.cargo/bin:$(go env GOPATH)/bin"
 # One target folder for the server and the fuzz crate: the fuzz crate's checks reuse the
 # dependencies .ci/run has already built. The instrumented fuzz builds share nothing with them
@@ -23,7 +28,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 fuzz_target="${FUZZ_TARGET_DIR:-$CARGO_TARGET_DIR/fuzz-instrumented}"
 # libFuzzer instrumentation needs unstable rustc flags: the stable toolchain accepts them with
 # RUSTC_BOOTSTRAP, so no nightly toolchain has to be installed.
-fuzz() { (cd "$root/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz "$1" -O --sanitizer address --target-dir "$fuzz_target" "${@:2}"); }
+# cargo fuzz has no --locked: a stale fuzz/Cargo.lock would be rewritten by the build, and every
+# later check would see the rewritten file. So each call first checks it as --locked does.
+fuzz() {
+  cargo metadata --locked --format-version 1 --manifest-path "$root/fuzz/Cargo.toml" >/dev/null
+  (cd "$root/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz "$1" -O --sanitizer address --target-dir "$fuzz_target" "${@:2}")
+}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -1,7 +1,8 @@
 //! Production shape: several `participants serve` processes on one PostgreSQL database, and
 //! the database failing under load. Needs PostgreSQL (`PARTICIPANTS_TEST_POSTGRES_URL`); the
 //! fault test also restarts the cluster named by `PARTICIPANTS_TEST_PG_CLUSTER` (e.g. `15 main`)
-//! and so runs alone: `cargo test --test replicas -- --ignored --test-threads=1`.
+//! and so runs alone: `cargo test --test replicas -- --ignored --test-threads=1`. The log's
+//! default filter is checked here too, as it only matters on PostgreSQL.
 
 use std::{
     collections::BTreeMap,
