@@ -50,6 +50,11 @@ async fn shutdown_ends_every_task_and_frees_the_listeners(backend: Backend) {
         app.app().http_addr().expect("REST"),
         app.app().admin_addr().expect("admin"),
     ];
+    let listening: Vec<Vec<u64>> = addrs.iter().map(|a| listening_sockets(a.port())).collect();
+    assert!(
+        listening.iter().all(|sockets| !sockets.is_empty()),
+        "each address has its listening socket in the kernel's tables: {listening:?}"
+    );
 
     let stopped = tokio::time::timeout(Duration::from_secs(30), app.shutdown())
         .await
@@ -68,10 +73,42 @@ async fn shutdown_ends_every_task_and_frees_the_listeners(backend: Backend) {
     .await
     .expect("the watch ended with the server");
     assert_eq!(last, Some(2), "NOT_SERVING was the last status");
-    for addr in addrs {
-        std::net::TcpListener::bind(addr)
-            .unwrap_or_else(|e| panic!("{addr} is free again after shutdown: {e}"));
+    // Another test may be given a freed port at once, so the check is on the sockets this
+    // server listened with, not on whether the port can be bound again.
+    for (addr, sockets) in addrs.iter().zip(&listening) {
+        let open = listening_sockets(addr.port());
+        assert!(
+            sockets.iter().all(|inode| !open.contains(inode)),
+            "the socket that listened on {addr} is still open after shutdown"
+        );
     }
+}
+
+/// The kernel's ids (inodes) of the sockets listening on `port`, from its TCP tables.
+fn listening_sockets(port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for row in text.lines().skip(1) {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let on_port = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                == Some(port);
+            if on_port && *state == LISTEN {
+                inodes.extend(inode.parse::<u64>().ok());
+            }
+        }
+    }
+    inodes
 }
 
 /// The pool's acquire timeout the server waits out is the one default of `Settings`, which is
