@@ -82,6 +82,11 @@ const SCHEMA_LOCK_KEY: i64 = 0x5041_5254_4943_4950; // "PARTICIP"
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite: a pool of one connection that only write transactions use. SQLite drops a
+    /// connection's page cache whenever another connection wrote since it last looked, so a
+    /// writer that took any pooled connection re-read the pages it needs in every transaction
+    /// (`read()` calls copying from the file); its own connection keeps them.
+    writer: Option<DatabaseConnection>,
     /// SQLite has one writer: queueing writers in-process avoids busy-waiting on the file lock.
     write_gate: Option<Arc<Mutex<()>>>,
     /// SQLite: how `migrate` opens its own connection.
@@ -117,6 +122,7 @@ impl Store {
     pub async fn connect(config: &DbConfig) -> Result<Self, StoreError> {
         let scheme = config.url.split(':').next().unwrap_or_default();
         let mut migration_options = None;
+        let mut writer_options = None;
         let mut options = ConnectOptions::new(config.url.clone());
         options
             .max_connections(config.max_connections)
@@ -142,6 +148,9 @@ impl Store {
                 // file, created in every write transaction and written by each such statement
                 // of the writer; in memory it is a copy of the pages the statement changes.
                 options.map_sqlx_sqlite_opts(move |o| sqlite_options(o, busy, "memory"));
+                let mut for_writes = options.clone();
+                for_writes.max_connections(1);
+                writer_options = Some(for_writes);
                 true
             }
             "postgres" | "postgresql" => {
@@ -167,8 +176,17 @@ impl Store {
         let db = sea_orm::Database::connect(options)
             .await
             .map_err(|e| StoreError::Connect(describe_db_err(&e)))?;
+        let writer = match writer_options {
+            Some(options) => Some(
+                sea_orm::Database::connect(options)
+                    .await
+                    .map_err(|e| StoreError::Connect(describe_db_err(&e)))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             db,
+            writer,
             write_gate: is_sqlite.then(|| Arc::new(Mutex::new(()))),
             migration_options,
         })
@@ -218,14 +236,16 @@ impl Store {
             .map_err(|e| StoreError::Migrate(describe_db_err(&e)))
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction (on SQLite, on the writer's own connection).
     pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
         let gate = match &self.write_gate {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
         };
         let tx = self
-            .db
+            .writer
+            .as_ref()
+            .unwrap_or(&self.db)
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -442,6 +462,69 @@ mod tests {
         assert_eq!("2", pragma(&store, "temp_store").await);
     }
 
+    /// Whether the connection under `c` has the temporary table `writer_mark` (temporary
+    /// tables belong to one connection).
+    async fn marked(c: &impl ConnectionTrait) -> bool {
+        let row = c
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) AS n FROM temp.sqlite_master WHERE name = 'writer_mark'",
+            ))
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("n") == 1
+    }
+
+    /// On SQLite, write transactions run on one connection kept for them: none of the pooled
+    /// connections that reads use is it, and the next write transaction finds it again.
+    #[tokio::test]
+    async fn sqlite_writes_keep_a_connection_of_their_own() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let config = DbConfig::new(url);
+        let store = Store::connect(&config).await.expect("store");
+        store.migrate().await.expect("migrations");
+
+        {
+            let write = store.begin_write().await.expect("a write transaction");
+            write
+                .tx
+                .execute_unprepared("CREATE TEMP TABLE writer_mark (x INTEGER)")
+                .await
+                .expect("mark the writer's connection");
+            write.tx.commit().await.expect("commit");
+        } // and the write gate is open again
+
+        // Every connection of the pool at once, so that none of them can be skipped.
+        let mut reads = Vec::new();
+        for _ in 0..config.max_connections {
+            reads.push(
+                store
+                    .connection()
+                    .begin()
+                    .await
+                    .expect("a pooled connection"),
+            );
+        }
+        for read in &reads {
+            assert!(
+                !marked(read).await,
+                "a pooled connection ran the write transaction"
+            );
+        }
+        drop(reads);
+
+        let again = store
+            .begin_write()
+            .await
+            .expect("a second write transaction");
+        assert!(
+            marked(&again.tx).await,
+            "the next write found the writer's connection"
+        );
+    }
+
     #[tokio::test]
     async fn sqlite_migrations_keep_their_temporary_storage_in_files() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -452,6 +535,7 @@ mod tests {
             db: sea_orm::Database::connect(options)
                 .await
                 .expect("connection"),
+            writer: None,
             write_gate: None,
             migration_options: None,
         };
