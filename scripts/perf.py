@@ -360,9 +360,11 @@ keep theirs in files: an index build sorts a whole table) (`temp_store`: 3,568-3
 -> 3,854-4,201 creations/s with the next change, and a Participant ID's normal form computed
 once instead of at every comparison). Sealing the contact data of a batch's creations on a helper
 thread ahead of the writer took the sealing off its path but did not raise the rate (at 256 in
-flight it fell: one helper sealed more slowly than the writer ran), nor did a connection kept for
-writes alone (SQLite drops a connection's page cache when another one changed the database); both
-were measured and left out. The server allocates with jemalloc: glibc's malloc and free were
+flight it fell: one helper sealed more slowly than the writer ran); it was measured and left
+out. Nor did a connection kept for writes alone raise the closed-loop rate, but it is in: SQLite
+drops a connection's page cache when another one changed the database, so a writer on any pooled
+connection read its pages again in every batch, which showed in the open loop's latency (A/B, 5
+pairs at 3,000 creations/s: p99 medians 48 -> 31 ms, p50 13.8 -> 11.6 ms). The server allocates with jemalloc: glibc's malloc and free were
 some 13 % of its CPU under creations (A/B, 6 pairs: 3,753 -> 4,169 creations/s on average, RSS
 at 1,000 connections 67 -> 70 MiB; mimalloc was as fast but held 102 MiB there). Sealing and
 opening use poly1305's portable backend (`.cargo/config.toml`): on values of tens of bytes its
