@@ -149,7 +149,11 @@ impl Store {
                 // of the writer; in memory it is a copy of the pages the statement changes.
                 options.map_sqlx_sqlite_opts(move |o| sqlite_options(o, busy, "memory"));
                 let mut for_writes = options.clone();
-                for_writes.max_connections(1);
+                // Kept open: a fresh connection would start with an empty cache.
+                for_writes
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
                 writer_options = Some(for_writes);
                 true
             }
@@ -254,15 +258,19 @@ impl Store {
         Ok(WriteTx { tx, _gate: gate })
     }
 
-    /// Forgets remembered responses older than `retention`; returns how many.
+    /// Forgets remembered responses older than `retention`; returns how many. A write
+    /// transaction like any other: on SQLite it queues with the writers instead of waiting on
+    /// the file's lock against them.
     pub async fn purge_idempotency_records(&self, retention: Duration) -> Result<u64, DbErr> {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let cutoff = chrono::Utc::now()
             - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let write = self.begin_write().await?;
         let result = entity::idempotency_record::Entity::delete_many()
             .filter(entity::idempotency_record::Column::CreatedAt.lt(cutoff))
-            .exec(&self.db)
+            .exec(&write.tx)
             .await?;
+        write.tx.commit().await?;
         Ok(result.rows_affected)
     }
 
@@ -290,7 +298,7 @@ impl Store {
         }
     }
 
-    /// The pool's connections now: (open, idle).
+    /// The pool's connections now, with the SQLite writer's own: (open, idle).
     pub fn pool_state(&self) -> (u32, u32) {
         match self.backend() {
             DbBackend::Postgres => {
@@ -300,13 +308,15 @@ impl Store {
                     u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
                 )
             }
-            DbBackend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
-                (
-                    pool.size(),
-                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-                )
-            }
+            DbBackend::Sqlite => std::iter::once(&self.db)
+                .chain(&self.writer)
+                .map(|db| db.get_sqlite_connection_pool())
+                .fold((0, 0), |(open, idle), pool| {
+                    (
+                        open.saturating_add(pool.size()),
+                        idle.saturating_add(u32::try_from(pool.num_idle()).unwrap_or(u32::MAX)),
+                    )
+                }),
             _ => (0, 0),
         }
     }
@@ -434,9 +444,8 @@ mod tests {
 
     use super::*;
 
-    async fn pragma(store: &Store, name: &str) -> String {
-        let row = store
-            .connection()
+    async fn pragma(c: &impl ConnectionTrait, name: &str) -> String {
+        let row = c
             .query_one_raw(Statement::from_string(
                 DbBackend::Sqlite,
                 format!("PRAGMA {name}"),
@@ -457,9 +466,25 @@ mod tests {
         let store = Store::connect(&DbConfig::new(url)).await.expect("store");
         // Write-ahead log, fsync at every commit (2 = FULL), and statement journals kept in
         // memory (2 = MEMORY) rather than in a temporary file per write transaction.
-        assert_eq!("wal", pragma(&store, "journal_mode").await);
-        assert_eq!("2", pragma(&store, "synchronous").await);
-        assert_eq!("2", pragma(&store, "temp_store").await);
+        assert_eq!("wal", pragma(store.connection(), "journal_mode").await);
+        assert_eq!("2", pragma(store.connection(), "synchronous").await);
+        assert_eq!("2", pragma(store.connection(), "temp_store").await);
+        // The connection that commits the writes (the writer's own) is set up alike.
+        let write = store.begin_write().await.expect("a write transaction");
+        for name in [
+            "journal_mode",
+            "synchronous",
+            "temp_store",
+            "foreign_keys",
+            "busy_timeout",
+        ] {
+            assert_eq!(
+                pragma(store.connection(), name).await,
+                pragma(&write.tx, name).await,
+                "{name} of the writer's connection"
+            );
+        }
+        assert_eq!("2", pragma(&write.tx, "synchronous").await);
     }
 
     /// Whether the connection under `c` has the temporary table `writer_mark` (temporary
@@ -525,6 +550,37 @@ mod tests {
         );
     }
 
+    /// The purge of remembered responses is a write like the others: on SQLite it waits for a
+    /// write transaction in progress, instead of failing once the busy timeout has passed.
+    #[tokio::test]
+    async fn sqlite_purge_queues_behind_a_write_in_progress() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let config = DbConfig {
+            statement_timeout: Duration::from_millis(100),
+            ..DbConfig::new(url)
+        };
+        let store = Store::connect(&config).await.expect("store");
+        store.migrate().await.expect("migrations");
+
+        let write = store.begin_write().await.expect("a write transaction");
+        let purge = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .purge_idempotency_records(Duration::from_secs(3600))
+                    .await
+            }
+        });
+        // Three busy timeouts: long enough for a purge that waited on the file's lock to fail.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!purge.is_finished(), "the purge waits for the write");
+        write.tx.commit().await.expect("commit");
+        drop(write._gate);
+        let purged = purge.await.expect("the purge task");
+        assert_eq!(purged.expect("the purge ran after the write"), 0);
+    }
+
     #[tokio::test]
     async fn sqlite_migrations_keep_their_temporary_storage_in_files() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -540,9 +596,9 @@ mod tests {
             migration_options: None,
         };
         // 1 = FILE: a sort too large for memory goes to disk; and the connection is durable.
-        assert_eq!("1", pragma(&own, "temp_store").await);
-        assert_eq!("2", pragma(&own, "synchronous").await);
-        assert_eq!("2", pragma(&store, "temp_store").await);
+        assert_eq!("1", pragma(own.connection(), "temp_store").await);
+        assert_eq!("2", pragma(own.connection(), "synchronous").await);
+        assert_eq!("2", pragma(store.connection(), "temp_store").await);
         store.migrate().await.expect("migrations");
         assert_eq!(0, store.pending_migrations().await.expect("pending"));
     }
