@@ -98,7 +98,8 @@ echo "  PARTICIPANTS_ADDR=$addr (and the token of crc.ohio)"
 # --- 2b. the README's one command to run the service, as pasted --------------------------------
 # The line of the first ```sh block under "## Run it", run as it is; only the ports move to free
 # ones, through the PARTICIPANTS_* variables that stand for the flags. It passes once it prints
-# the demo's export lines. (It builds the release profile, as the load generator's block does.)
+# the demo's export lines. (It runs the release profile, as the load generator's block does: built
+# here unless `.ci/run`'s background job built it already.)
 run_it=$(python3 -c '
 import re, sys
 text = open(sys.argv[1], encoding="utf-8").read()

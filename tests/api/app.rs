@@ -31,8 +31,8 @@ async fn watch(
 }
 
 /// Every task the App started (edges, admin endpoint, writers, catalog poll, request-id purge,
-/// JWKS reload) has ended once `shutdown` returns, a health watch was ended, and the ports are
-/// free again.
+/// JWKS reload) has ended once `shutdown` returns, a health watch was ended, and the sockets
+/// it listened with are closed.
 async fn shutdown_ends_every_task_and_frees_the_listeners(backend: Backend) {
     let mut options = AppOptions::new(backend);
     // A JWKS file adds its reload task, which loops forever unless stopped.
