@@ -236,9 +236,45 @@ async fn a_session_a_read_opened_on_the_standby_does_not_fail_the_first_write_af
     let (replicas, ch, token, _dir) = replica_on(&pg, &["--health-interval", "60s"]).await;
     assert!(call(ch.clone(), &token, creation("BEFORE")).await.is_ok());
 
-    pg.demote().await;
+    // The catalog poll (every second) takes sessions from the pool too: if it holds the read's
+    // session at the moment the write asks for one, the write opens a fresh session and never
+    // meets the read-only one. The round then runs again; every write must succeed, and at
+    // least one must have met the read's session.
+    let mut written = vec!["'BEFORE'".to_owned()];
+    let mut met = false;
+    for round in 0..5 {
+        met = demote_read_promote_write(&pg, &replicas[0], &ch, &token, round).await;
+        written.push(format!("'AFTER-{round}'"));
+        if met {
+            break;
+        }
+    }
+    assert!(
+        met,
+        "in five rounds, no first write after promotion met the session the read left"
+    );
     assert_eq!(
-        outcome(&call(ch.clone(), &token, creation("DURING")).await),
+        pg.count(&written.join(", ")).await,
+        i64::try_from(written.len()).expect("a few")
+    );
+    drop(replicas);
+    pg.remove().await;
+}
+
+/// Demotes the database, has a write refused, reads (on a read-only session the pool keeps),
+/// promotes, and writes again, which must succeed. Whether that write met the read's session
+/// (and so ran once more, on a fresh one).
+async fn demote_read_promote_write(
+    pg: &Demotable,
+    replica: &serve::Running,
+    ch: &Channel,
+    token: &str,
+    round: usize,
+) -> bool {
+    pg.demote().await;
+    let during = creation(&format!("DURING-{round}"));
+    assert_eq!(
+        outcome(&call(ch.clone(), token, during).await),
         Outcome::Unavailable { retry_info: true },
         "a write on a read-only session"
     );
@@ -266,27 +302,20 @@ async fn a_session_a_read_opened_on_the_standby_does_not_fail_the_first_write_af
 
     // Promoted with no health check in between: the first write gets that read-only session
     // from the pool, is refused, and runs once more on a fresh session.
-    let retries = read_only_retries(&replicas[0]).await;
+    let retries = read_only_retries(replica).await;
     pg.promote().await;
     // Without a request id nothing is read before the writer takes a session: a replay check
     // would take the read's session first, and the writer could find the pool empty and open
     // a new one: the write would then not meet the read-only session at all.
-    let mut after = creation("AFTER");
+    let mut after = creation(&format!("AFTER-{round}"));
     after.request_id.clear();
-    let first = call(ch.clone(), &token, after).await;
+    let first = call(ch.clone(), token, after).await;
     assert_eq!(
         outcome(&first),
         Outcome::Ok,
         "the first write after promotion"
     );
-    assert_eq!(
-        read_only_retries(&replicas[0]).await,
-        retries + 1,
-        "the first write after promotion met the session the read left, and ran once more"
-    );
-    assert_eq!(pg.count("'BEFORE', 'AFTER'").await, 2);
-    drop(replicas);
-    pg.remove().await;
+    read_only_retries(replica).await == retries + 1
 }
 
 /// The Patroni cluster of `scripts/ha-cluster.sh`, stopped when dropped.
