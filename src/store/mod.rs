@@ -82,15 +82,25 @@ const SCHEMA_LOCK_KEY: i64 = 0x5041_5254_4943_4950; // "PARTICIP"
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite: a pool of one connection that only write transactions use. SQLite drops a
-    /// connection's page cache whenever another connection wrote since it last looked, so a
-    /// writer that took any pooled connection re-read the pages it needs in every transaction
-    /// (`read()` calls copying from the file); its own connection keeps them.
-    writer: Option<DatabaseConnection>,
-    /// SQLite has one writer: queueing writers in-process avoids busy-waiting on the file lock.
-    write_gate: Option<Arc<Mutex<()>>>,
+    /// SQLite's one writer (none on PostgreSQL, whose writes use the pool).
+    writer: Option<SqliteWriter>,
     /// SQLite: how `migrate` opens its own connection.
     migration_options: Option<ConnectOptions>,
+}
+
+/// The most remembered responses one purge transaction deletes.
+const PURGE_CHUNK: u64 = 10_000;
+
+/// What SQLite's write transactions run on.
+#[derive(Clone)]
+struct SqliteWriter {
+    /// A pool of one connection that only write transactions use. SQLite drops a connection's
+    /// page cache whenever another connection wrote since it last looked, so a writer that took
+    /// any pooled connection re-read the pages it needs in every transaction (`read()` calls
+    /// copying from the file); its own connection keeps them.
+    db: DatabaseConnection,
+    /// Queueing writers in-process avoids busy-waiting on the file lock.
+    gate: Arc<Mutex<()>>,
 }
 
 /// The settings of every SQLite connection; `temp_store` says where its temporary storage goes.
@@ -122,7 +132,6 @@ impl Store {
     pub async fn connect(config: &DbConfig) -> Result<Self, StoreError> {
         let scheme = config.url.split(':').next().unwrap_or_default();
         let mut migration_options = None;
-        let mut writer_options = None;
         let mut options = ConnectOptions::new(config.url.clone());
         options
             .max_connections(config.max_connections)
@@ -130,7 +139,7 @@ impl Store {
             .connect_timeout(config.connect_timeout)
             .acquire_timeout(config.acquire_timeout)
             .sqlx_logging(false);
-        let is_sqlite = match scheme {
+        let writer_options = match scheme {
             "sqlite" => {
                 SqliteConnectOptions::from_str(&config.url)
                     .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
@@ -154,8 +163,7 @@ impl Store {
                     .max_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None);
-                writer_options = Some(for_writes);
-                true
+                Some(for_writes)
             }
             "postgres" | "postgresql" => {
                 options.statement_timeout(config.statement_timeout);
@@ -173,7 +181,7 @@ impl Store {
                         Box::pin(async move { Ok(!standby::predates_fence(meta.age)) })
                     })
                 });
-                false
+                None
             }
             other => return Err(StoreError::UnsupportedScheme(other.to_owned())),
         };
@@ -181,17 +189,17 @@ impl Store {
             .await
             .map_err(|e| StoreError::Connect(describe_db_err(&e)))?;
         let writer = match writer_options {
-            Some(options) => Some(
-                sea_orm::Database::connect(options)
+            Some(options) => Some(SqliteWriter {
+                db: sea_orm::Database::connect(options)
                     .await
                     .map_err(|e| StoreError::Connect(describe_db_err(&e)))?,
-            ),
+                gate: Arc::new(Mutex::new(())),
+            }),
             None => None,
         };
         Ok(Self {
             db,
             writer,
-            write_gate: is_sqlite.then(|| Arc::new(Mutex::new(()))),
             migration_options,
         })
     }
@@ -242,14 +250,11 @@ impl Store {
 
     /// Starts a write transaction (on SQLite, on the writer's own connection).
     pub async fn begin_write(&self) -> Result<WriteTx, DbErr> {
-        let gate = match &self.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
+        let (db, gate) = match &self.writer {
+            Some(writer) => (&writer.db, Some(writer.gate.clone().lock_owned().await)),
+            None => (&self.db, None),
         };
-        let tx = self
-            .writer
-            .as_ref()
-            .unwrap_or(&self.db)
+        let tx = db
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -258,20 +263,43 @@ impl Store {
         Ok(WriteTx { tx, _gate: gate })
     }
 
-    /// Forgets remembered responses older than `retention`; returns how many. A write
-    /// transaction like any other: on SQLite it queues with the writers instead of waiting on
-    /// the file's lock against them.
+    /// Forgets remembered responses older than `retention`; returns how many. Write
+    /// transactions like any other (on SQLite they queue with the writers instead of waiting on
+    /// the file's lock against them), of at most `PURGE_CHUNK` rows each, so that a large purge
+    /// holds the writers up for one chunk at a time.
     pub async fn purge_idempotency_records(&self, retention: Duration) -> Result<u64, DbErr> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        self.purge_idempotency_records_in(retention, PURGE_CHUNK)
+            .await
+    }
+
+    async fn purge_idempotency_records_in(
+        &self,
+        retention: Duration,
+        chunk: u64,
+    ) -> Result<u64, DbErr> {
+        use entity::idempotency_record::{Column, Entity};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
         let cutoff = chrono::Utc::now()
             - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        let write = self.begin_write().await?;
-        let result = entity::idempotency_record::Entity::delete_many()
-            .filter(entity::idempotency_record::Column::CreatedAt.lt(cutoff))
-            .exec(&write.tx)
-            .await?;
-        write.tx.commit().await?;
-        Ok(result.rows_affected)
+        let mut purged = 0;
+        loop {
+            let oldest = Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .filter(Column::CreatedAt.lt(cutoff))
+                .limit(chunk)
+                .into_query();
+            let write = self.begin_write().await?;
+            let result = Entity::delete_many()
+                .filter(Column::Id.in_subquery(oldest))
+                .exec(&write.tx)
+                .await?;
+            write.tx.commit().await?;
+            purged += result.rows_affected;
+            if result.rows_affected < chunk {
+                return Ok(purged);
+            }
+        }
     }
 
     /// Whether the database answers and takes writes. A PostgreSQL session that is read-only
@@ -309,7 +337,7 @@ impl Store {
                 )
             }
             DbBackend::Sqlite => std::iter::once(&self.db)
-                .chain(&self.writer)
+                .chain(self.writer.as_ref().map(|w| &w.db))
                 .map(|db| db.get_sqlite_connection_pool())
                 .fold((0, 0), |(open, idle), pool| {
                     (
@@ -581,6 +609,45 @@ mod tests {
         assert_eq!(purged.expect("the purge ran after the write"), 0);
     }
 
+    /// A purge larger than a chunk deletes every expired response, a chunk per transaction,
+    /// and keeps the others.
+    #[tokio::test]
+    async fn a_purge_runs_in_chunks_until_nothing_expired_is_left() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&DbConfig::new(url)).await.expect("store");
+        store.migrate().await.expect("migrations");
+        store
+            .connection()
+            .execute_unprepared(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12) \
+                 INSERT INTO idempotency_records \
+                   (user_name, request_id, request_hash, response_format, response, created_at) \
+                 SELECT 'u', 'r' || i, 'h', 1, x'00', \
+                   CASE WHEN i <= 7 THEN '2000-01-01 00:00:00' ELSE '2999-01-01 00:00:00' END \
+                 FROM n",
+            )
+            .await
+            .expect("remembered responses");
+        let purged = store
+            .purge_idempotency_records_in(Duration::from_secs(3600), 3)
+            .await
+            .expect("purge");
+        assert_eq!(purged, 7, "every expired response, over three chunks");
+        let left = store
+            .connection()
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) AS n FROM idempotency_records",
+            ))
+            .await
+            .expect("count")
+            .expect("a row")
+            .try_get::<i64>("", "n")
+            .expect("n");
+        assert_eq!(left, 5, "the responses still within the retention stay");
+    }
+
     #[tokio::test]
     async fn sqlite_migrations_keep_their_temporary_storage_in_files() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -592,7 +659,6 @@ mod tests {
                 .await
                 .expect("connection"),
             writer: None,
-            write_gate: None,
             migration_options: None,
         };
         // 1 = FILE: a sort too large for memory goes to disk; and the connection is durable.
