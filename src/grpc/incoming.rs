@@ -31,7 +31,7 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
-    task::JoinSet,
+    task::{JoinHandle, JoinSet},
     time::Sleep,
 };
 use tokio_stream::wrappers::ReceiverStream;
@@ -218,16 +218,32 @@ impl AsyncWrite for Connection {
 }
 
 /// Starts the accept loop on `listener` and returns the stream of connections for
-/// `serve_with_incoming_shutdown`. The loop ends (closing the listening socket and every
-/// connection still handshaking) when `draining` turns true or the stream is dropped.
+/// `serve_with_incoming_shutdown`, with the loop's task. The loop ends (closing the listening
+/// socket and every connection still handshaking) when `draining` turns true or the stream is
+/// dropped; a server awaits the task before it returns, so that the socket is closed by then
+/// (the task runs on its own and may not have run since `draining` turned).
 pub fn incoming(
     listener: TcpListener,
     config: IncomingConfig,
     draining: watch::Receiver<bool>,
-) -> ReceiverStream<Result<Connection, io::Error>> {
+) -> (
+    ReceiverStream<Result<Connection, io::Error>>,
+    JoinHandle<()>,
+) {
+    spawn_accept_loop(listener, config, draining)
+}
+
+fn spawn_accept_loop(
+    listener: impl Accept,
+    config: IncomingConfig,
+    draining: watch::Receiver<bool>,
+) -> (
+    ReceiverStream<Result<Connection, io::Error>>,
+    JoinHandle<()>,
+) {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(accept_loop(listener, config, draining, tx));
-    ReceiverStream::new(rx)
+    let task = tokio::spawn(accept_loop(listener, config, draining, tx));
+    (ReceiverStream::new(rx), task)
 }
 
 /// Where connections come from: a `TcpListener`, or a stand-in in tests.
@@ -390,6 +406,65 @@ mod tests {
         }
     }
 
+    /// A listener that never accepts, and tells when it is dropped (its socket closed).
+    struct Silent(Arc<AtomicUsize>);
+
+    impl Accept for Silent {
+        async fn accept(&mut self) -> io::Result<TcpStream> {
+            std::future::pending().await
+        }
+    }
+
+    impl Drop for Silent {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn config() -> IncomingConfig {
+        IncomingConfig {
+            max_connections: 4,
+            handshake_timeout: Duration::from_secs(5),
+            tcp_keepalive: Duration::from_secs(60),
+            close_after: None,
+        }
+    }
+
+    /// Once the loop's task has ended, the listener is closed, whether draining ended it or
+    /// the server dropping the stream did.
+    #[tokio::test]
+    async fn the_listener_is_closed_when_the_accept_loop_task_ends() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (draining_tx, draining) = watch::channel(false);
+        let (_stream, task) = spawn_accept_loop(Silent(dropped.clone()), config(), draining);
+        tokio::task::yield_now().await;
+        assert_eq!(dropped.load(Ordering::SeqCst), 0, "open while serving");
+        draining_tx.send(true).expect("the loop listens");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("draining ends the loop")
+            .expect("the loop ends cleanly");
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "closed once the task ended"
+        );
+
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (_draining_tx, draining) = watch::channel(false);
+        let (stream, task) = spawn_accept_loop(Silent(dropped.clone()), config(), draining);
+        drop(stream);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("dropping the stream ends the loop")
+            .expect("the loop ends cleanly");
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "closed once the task ended"
+        );
+    }
+
     #[test]
     fn the_connection_cap_fits_under_the_open_file_limit() {
         // The usual soft limit: 1,024 descriptors, a pool of 10.
@@ -406,13 +481,12 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let (_draining_tx, draining) = watch::channel(false);
         let (tx, mut rx) = mpsc::channel(1);
-        let config = IncomingConfig {
-            max_connections: 4,
-            handshake_timeout: Duration::from_secs(5),
-            tcp_keepalive: Duration::from_secs(60),
-            close_after: None,
-        };
-        let task = tokio::spawn(accept_loop(OutOfFiles(calls.clone()), config, draining, tx));
+        let task = tokio::spawn(accept_loop(
+            OutOfFiles(calls.clone()),
+            config(),
+            draining,
+            tx,
+        ));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         // 1 ms doubling to 1 s: 11 tries in the first 1.023 s, then one a second (a hot loop
         // would make hundreds of thousands).

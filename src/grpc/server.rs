@@ -220,7 +220,7 @@ pub async fn serve(
     };
 
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    let incoming = incoming(
+    let (incoming, accept_loop) = incoming(
         listener,
         IncomingConfig {
             max_connections: config.max_connections,
@@ -336,6 +336,9 @@ pub async fn serve(
         }
     };
     watcher.abort();
+    // Draining (or the server's end, which dropped the stream) ends the loop: once it has
+    // ended, the listening socket is closed.
+    let _ = accept_loop.await;
     if let Some(at) = requested.get() {
         tracing::info!(
             drain_ms = at.elapsed().as_millis() as u64,

@@ -112,7 +112,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| format!("http listener: {e}"))?;
     let (draining_tx, draining_rx) = watch::channel(false);
-    let mut connections = incoming(
+    let (mut connections, accept_loop) = incoming(
         listener,
         IncomingConfig {
             max_connections: config.max_connections,
@@ -163,6 +163,8 @@ pub async fn serve(
         }
     }
     let _ = draining_tx.send(true);
+    // The listening socket is closed once the accept loop has seen the draining.
+    let _ = accept_loop.await;
     tokio::select! {
         _ = graceful.shutdown() => Ok(()),
         _ = tokio::time::sleep(grace) => {
