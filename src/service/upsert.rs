@@ -646,7 +646,7 @@ async fn pick_access_code(
 }
 
 /// The rows a command of a batch acts on, as the batch sees them. The batch locks and reads
-/// its studies once, reads a site at its first command there, and carries both from command to
+/// its studies once, reads its sites once, and carries both from command to
 /// command: a later command sees what earlier ones changed (the audit chain's head, the next
 /// generated ID) without reading them again. A command that is rolled back leaves them as they
 /// were.

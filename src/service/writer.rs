@@ -356,6 +356,17 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
             .insert(id, queries::lock_study(&write.tx, id).await?);
     }
     let locked = rows.studies.clone();
+    // The batch's sites, read once under the study locks, as each command would read its own:
+    // one statement instead of one at each site's first command. A command's changes to its
+    // site are carried in `rows` from then on.
+    let mut site_ids: Vec<i64> = jobs.iter().filter_map(|j| j.command.site_id).collect();
+    site_ids.sort_unstable();
+    site_ids.dedup();
+    for chunk in site_ids.chunks(ROWS_PER_INSERT) {
+        for site in queries::sites_by_ids(&write.tx, chunk).await? {
+            rows.sites.insert(site.id, site);
+        }
+    }
     if mode == Mode::Together {
         (rows.known, rows.contacts) = known_participants(&write.tx, jobs).await?;
         rows.oid_counters = oid_counters(&write.tx, jobs, &rows.known).await?;
@@ -578,7 +589,7 @@ async fn oid_counters(
 }
 
 /// Rows per statement on SQLite: well under its bind-parameter limit (32,766) for the widest
-/// of these tables (14 columns).
+/// of these tables (14 columns); also the most ids one read takes.
 const ROWS_PER_INSERT: usize = 1_000;
 
 /// Rows per statement on PostgreSQL over TCP: few. sqlx 0.9.0 no longer turns Nagle's
@@ -730,12 +741,12 @@ async fn run_together(
 ) -> Result<Answer, sea_orm::DbErr> {
     let study = rows.study_of(command)?;
     let site = match command.site_id {
-        Some(id) => Some(match rows.sites.get(&id) {
-            Some(site) => site.clone(),
-            None => queries::site_by_id(tx, id)
-                .await?
+        Some(id) => Some(
+            rows.sites
+                .get(&id)
+                .cloned()
                 .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("site {id}")))?,
-        }),
+        ),
         None => None,
     };
     let known = command.subject_key.as_ref().and_then(|key| {
@@ -867,10 +878,8 @@ async fn attempt_one(
     let savepoint = tx.begin().await?;
     let site = match (command.site_id, site) {
         (Some(_), Some(site)) => Ok(Some(site)),
-        (Some(id), None) => queries::site_by_id(&savepoint, id)
-            .await
-            .and_then(|s| s.ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("site {id}"))))
-            .map(Some),
+        // The batch read its sites when it started.
+        (Some(id), None) => Err(sea_orm::DbErr::RecordNotFound(format!("site {id}"))),
         (None, _) => Ok(None),
     };
     let site = match site {

@@ -15,6 +15,20 @@ pub async fn site_by_id(c: &impl ConnectionTrait, id: i64) -> Result<Option<site
     site::Entity::find_by_id(id).one(c).await
 }
 
+/// The sites with these ids (one statement; an id no site has is left out).
+pub async fn sites_by_ids(
+    c: &impl ConnectionTrait,
+    ids: &[i64],
+) -> Result<Vec<site::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    site::Entity::find()
+        .filter(site::Column::Id.is_in(ids.iter().copied()))
+        .all(c)
+        .await
+}
+
 /// Reads the study row and, on PostgreSQL, locks it until the transaction ends: every write
 /// of a study's Participants takes this lock first, which makes caps and lookups exact.
 /// (SQLite write transactions are `IMMEDIATE` and already hold the database's write lock.)
