@@ -391,6 +391,8 @@ async fn wait_for_preface(stream: &TcpStream) -> bool {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use tokio_stream::StreamExt;
+
     use super::*;
 
     /// A listener out of file descriptors: every accept fails with EMFILE.
@@ -462,6 +464,38 @@ mod tests {
             dropped.load(Ordering::SeqCst),
             1,
             "closed once the task ended"
+        );
+    }
+
+    /// A listener whose accept panics (a bug in the loop, as it would show).
+    struct Broken;
+
+    impl Accept for Broken {
+        async fn accept(&mut self) -> io::Result<TcpStream> {
+            panic!("a bug in the accept loop")
+        }
+    }
+
+    /// A loop that panicked ends the stream as a clean end would: the server that awaits it
+    /// reports an error instead of a clean stop; a loop that ended by draining reports none.
+    #[tokio::test]
+    async fn an_accept_loop_that_panicked_is_an_error_of_its_edge() {
+        let (_draining_tx, draining) = watch::channel(false);
+        let (mut stream, task) = spawn_accept_loop(Broken, config(), draining);
+        assert!(
+            stream.next().await.is_none(),
+            "the stream ends with the loop"
+        );
+        let ended = crate::grpc::server::accept_loop_ended(task.await, "gRPC");
+        let error = ended.expect_err("a panic is an error");
+        assert!(error.contains("the gRPC accept loop failed"), "{error}");
+
+        let (draining_tx, draining) = watch::channel(false);
+        let (_stream, task) = spawn_accept_loop(Silent(Arc::default()), config(), draining);
+        draining_tx.send(true).expect("the loop listens");
+        assert_eq!(
+            crate::grpc::server::accept_loop_ended(task.await, "gRPC"),
+            Ok(())
         );
     }
 

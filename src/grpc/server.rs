@@ -147,6 +147,8 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    // Settings that can be refused, before anything is started.
+    let cors = cors_layer(&config.cors_origins)?;
     let reporter = HealthReporter::new();
     // Health watches end when draining begins (after the drain delay, so that watchers see
     // NOT_SERVING first), and at the connection age.
@@ -264,7 +266,6 @@ pub async fn serve(
         // The accept loop closes what is left later, imports spared (`close_after`).
         builder = builder.max_connection_age(age);
     }
-    let cors = cors_layer(&config.cors_origins)?;
     let server = builder
         // gRPC-Web (HTTP/1.1, for browsers) beside gRPC on the same port.
         .accept_http1(true)
@@ -337,8 +338,9 @@ pub async fn serve(
     };
     watcher.abort();
     // Draining (or the server's end, which dropped the stream) ends the loop: once it has
-    // ended, the listening socket is closed.
-    let _ = accept_loop.await;
+    // ended, the listening socket is closed. A loop that panicked ended the stream, which the
+    // server took for a clean end: it is an error.
+    let result = result.and(accept_loop_ended(accept_loop.await, "gRPC"));
     if let Some(at) = requested.get() {
         tracing::info!(
             drain_ms = at.elapsed().as_millis() as u64,
@@ -346,6 +348,17 @@ pub async fn serve(
         );
     }
     result
+}
+
+/// What the end of an edge's accept loop says about the edge: an error when it panicked.
+pub(crate) fn accept_loop_ended(
+    ended: Result<(), tokio::task::JoinError>,
+    edge: &str,
+) -> Result<(), String> {
+    match ended {
+        Err(e) if e.is_panic() => Err(format!("the {edge} accept loop failed: {e}")),
+        _ => Ok(()),
+    }
 }
 
 /// The CORS rules for gRPC-Web calls from `origins` (exact origins such as

@@ -163,15 +163,17 @@ pub async fn serve(
         }
     }
     let _ = draining_tx.send(true);
+    // Connections accepted but not served yet close now, not after the grace period.
+    drop(connections);
     // The listening socket is closed once the accept loop has seen the draining.
-    let _ = accept_loop.await;
+    let accepting = crate::grpc::server::accept_loop_ended(accept_loop.await, "REST");
     tokio::select! {
-        _ = graceful.shutdown() => Ok(()),
+        _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(grace) => {
             tracing::warn!("grace period over: closing REST calls still in flight");
-            Ok(())
         }
     }
+    accepting
 }
 
 /// An answer of the REST edge, in the original's shape.

@@ -875,20 +875,13 @@ async fn attempt_one(
     site: Option<site::Model>,
     first: bool,
 ) -> Result<(Answer, BatchRows), sea_orm::DbErr> {
-    let savepoint = tx.begin().await?;
     let site = match (command.site_id, site) {
-        (Some(_), Some(site)) => Ok(Some(site)),
+        (Some(_), Some(site)) => Some(site),
         // The batch read its sites when it started.
-        (Some(id), None) => Err(sea_orm::DbErr::RecordNotFound(format!("site {id}"))),
-        (None, _) => Ok(None),
+        (Some(id), None) => return Err(sea_orm::DbErr::RecordNotFound(format!("site {id}"))),
+        (None, _) => None,
     };
-    let site = match site {
-        Ok(site) => site,
-        Err(e) => {
-            savepoint.rollback().await?;
-            return Err(e);
-        }
-    };
+    let savepoint = tx.begin().await?;
     let read = BatchRows {
         study,
         site,
