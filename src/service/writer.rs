@@ -7,7 +7,7 @@
 //! answers every caller. A failed commit answers every caller of the batch with the error (or
 //! runs the whole batch again when the database asks for a retry): never a partial success.
 //!
-//! The batch locks and reads its studies once, and a site at its first command there; the
+//! The batch locks and reads its studies once, then its sites in one statement; the
 //! commands carry those rows from one to the next (the audit chain's head moves in memory and is
 //! stored once per study before the commit). A command trusts the unique indexes where they can
 //! answer (a twin's request id, a subject OID taken by a legacy row) and checks only when one
