@@ -364,7 +364,21 @@ flight it fell: one helper sealed more slowly than the writer ran); it was measu
 out. Nor did a connection kept for writes alone raise the closed-loop rate, but it is in: SQLite
 drops a connection's page cache when another one changed the database, so a writer on any pooled
 connection read its pages again in every batch, which showed in the open loop's latency (A/B, 5
-pairs at 3,000 creations/s: p99 medians 48 -> 31 ms, p50 13.8 -> 11.6 ms). The server allocates with jemalloc: glibc's malloc and free were
+pairs at 3,000 creations/s: p99 medians 48 -> 31 ms, p50 13.8 -> 11.6 ms). Measured again later with an instrumented build (64 in flight,
+about 32 creations a batch, summed over 2 s windows): the writer was busy all the time, per
+batch 1.06 ms to begin (the gate, the pool's checkout and `BEGIN IMMEDIATE`), 0.57 ms on the
+reads, 2.95 ms on the commands and their inserts, 0.11 ms on the counters and the chain's head,
+and 1.24 ms on the commit, while the server's threads and the load generator used about 1.4 of
+the 2 cores (sqlx's SQLite threads 44-51 %, the runtime's 73 %, the load generator 19 %). The
+batch's sites are now read in one statement when it starts (the statement log: 1.01 site reads
+a batch against 3.98 over the bench's four sites; 5 A/B pairs: 4,079 against 3,935 creations/s
+on average, within the machine's noise). Three more changes were measured and left out: the
+writer on a thread and runtime of its own, so that its wake-ups do not queue behind the calls'
+tasks (4 pairs: 4,866 against 4,876/s); a second connection for writes, so that a batch need
+not wait for the previous one's connection to be returned (4 pairs: 4,152 against 4,190/s);
+and checkpoints every 10,000 WAL pages instead of 1,000 (4,858-5,029 against 3,995-4,328/s in
+2 runs each, but p99 46-47 ms against 25-26 ms: each checkpoint stalls the commit it falls in).
+The server allocates with jemalloc: glibc's malloc and free were
 some 13 % of its CPU under creations (A/B, 6 pairs: 3,753 -> 4,169 creations/s on average, RSS
 at 1,000 connections 67 -> 70 MiB; mimalloc was as fast but held 102 MiB there). Sealing and
 opening use poly1305's portable backend (`.cargo/config.toml`): on values of tens of bytes its
