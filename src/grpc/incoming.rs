@@ -246,6 +246,17 @@ fn spawn_accept_loop(
     (ReceiverStream::new(rx), task)
 }
 
+/// What the end of an edge's accept loop says about the edge: an error when it panicked.
+pub fn accept_loop_ended(
+    ended: Result<(), tokio::task::JoinError>,
+    edge: &str,
+) -> Result<(), String> {
+    match ended {
+        Err(e) if e.is_panic() => Err(format!("the {edge} accept loop failed: {e}")),
+        _ => Ok(()),
+    }
+}
+
 /// Where connections come from: a `TcpListener`, or a stand-in in tests.
 trait Accept: Send + 'static {
     fn accept(&mut self) -> impl Future<Output = io::Result<TcpStream>> + Send;
@@ -432,6 +443,20 @@ mod tests {
         }
     }
 
+    /// Waits (at most 5 s) for the loop's task to end cleanly, then checks the listener was
+    /// dropped exactly once.
+    async fn ends_and_closes(task: JoinHandle<()>, dropped: &AtomicUsize, cause: &str) {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap_or_else(|_| panic!("{cause} ends the loop"))
+            .expect("the loop ends cleanly");
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "closed once the task ended"
+        );
+    }
+
     /// Once the loop's task has ended, the listener is closed, whether draining ended it or
     /// the server dropping the stream did.
     #[tokio::test]
@@ -442,29 +467,13 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(dropped.load(Ordering::SeqCst), 0, "open while serving");
         draining_tx.send(true).expect("the loop listens");
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("draining ends the loop")
-            .expect("the loop ends cleanly");
-        assert_eq!(
-            dropped.load(Ordering::SeqCst),
-            1,
-            "closed once the task ended"
-        );
+        ends_and_closes(task, &dropped, "draining").await;
 
         let dropped = Arc::new(AtomicUsize::new(0));
         let (_draining_tx, draining) = watch::channel(false);
         let (stream, task) = spawn_accept_loop(Silent(dropped.clone()), config(), draining);
         drop(stream);
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("dropping the stream ends the loop")
-            .expect("the loop ends cleanly");
-        assert_eq!(
-            dropped.load(Ordering::SeqCst),
-            1,
-            "closed once the task ended"
-        );
+        ends_and_closes(task, &dropped, "dropping the stream").await;
     }
 
     /// A listener whose accept panics (a bug in the loop, as it would show).
@@ -486,17 +495,14 @@ mod tests {
             stream.next().await.is_none(),
             "the stream ends with the loop"
         );
-        let ended = crate::grpc::server::accept_loop_ended(task.await, "gRPC");
+        let ended = accept_loop_ended(task.await, "gRPC");
         let error = ended.expect_err("a panic is an error");
         assert!(error.contains("the gRPC accept loop failed"), "{error}");
 
         let (draining_tx, draining) = watch::channel(false);
         let (_stream, task) = spawn_accept_loop(Silent(Arc::default()), config(), draining);
         draining_tx.send(true).expect("the loop listens");
-        assert_eq!(
-            crate::grpc::server::accept_loop_ended(task.await, "gRPC"),
-            Ok(())
-        );
+        assert_eq!(accept_loop_ended(task.await, "gRPC"), Ok(()));
     }
 
     #[test]

@@ -340,7 +340,10 @@ pub async fn serve(
     // Draining (or the server's end, which dropped the stream) ends the loop: once it has
     // ended, the listening socket is closed. A loop that panicked ended the stream, which the
     // server took for a clean end: it is an error.
-    let result = result.and(accept_loop_ended(accept_loop.await, "gRPC"));
+    let result = result.and(super::incoming::accept_loop_ended(
+        accept_loop.await,
+        "gRPC",
+    ));
     if let Some(at) = requested.get() {
         tracing::info!(
             drain_ms = at.elapsed().as_millis() as u64,
@@ -348,17 +351,6 @@ pub async fn serve(
         );
     }
     result
-}
-
-/// What the end of an edge's accept loop says about the edge: an error when it panicked.
-pub(crate) fn accept_loop_ended(
-    ended: Result<(), tokio::task::JoinError>,
-    edge: &str,
-) -> Result<(), String> {
-    match ended {
-        Err(e) if e.is_panic() => Err(format!("the {edge} accept loop failed: {e}")),
-        _ => Ok(()),
-    }
 }
 
 /// The CORS rules for gRPC-Web calls from `origins` (exact origins such as

@@ -166,7 +166,7 @@ pub async fn serve(
     // Connections accepted but not served yet close now, not after the grace period.
     drop(connections);
     // The listening socket is closed once the accept loop has seen the draining.
-    let accepting = crate::grpc::server::accept_loop_ended(accept_loop.await, "REST");
+    let accepting = crate::grpc::incoming::accept_loop_ended(accept_loop.await, "REST");
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(grace) => {
