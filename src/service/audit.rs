@@ -12,6 +12,7 @@ use crate::domain::{
     validate::ContactField,
 };
 use crate::store::entity::{audit_event, change_reason, study};
+use crate::store::personal::seal_audit_value;
 
 /// What a write changes.
 pub(crate) struct Change {
@@ -63,11 +64,10 @@ impl<'a> Audit<'a> {
         // Old and new values of contact fields are personal data: sealed like the contact row.
         let (old, new) = match field {
             Some(f) if ContactField::ALL.iter().any(|c| c.name() == f) => {
-                let context = crate::store::legacy::audit_context(self.participant_id, f);
-                (
-                    self.cmd.cipher.seal_opt(old.as_deref(), &context),
-                    self.cmd.cipher.seal_opt(new.as_deref(), &context),
-                )
+                let seal = |v: Option<String>| {
+                    seal_audit_value(&self.cmd.cipher, self.participant_id, f, v.as_deref())
+                };
+                (seal(old), seal(new))
             }
             _ => (old, new),
         };

@@ -4,7 +4,7 @@
 use super::model::{GetInput, ParticipantView};
 use super::{Caller, Participants, check_role, load_scope, participant_view, scope_oids};
 use crate::domain::{Access, Reason, ServiceError, validate::SubjectKey};
-use crate::store::{queries, to_service_error};
+use crate::store::{personal::Contacts, queries, to_service_error};
 
 impl Participants {
     /// Reads one Participant; abandoned (nothing to undo) when `deadline` passes.
@@ -67,7 +67,7 @@ impl Participants {
         };
         let contact = match stored_contact {
             Some(stored) if found.site_id.is_some() => {
-                Some(super::open_contact(&self.cipher, &stored)?)
+                Some(Contacts::new(&self.cipher).open(&stored)?)
             }
             _ => None,
         };

@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use super::{
     Caller, Participants, check_role, load_scope,
     model::{ListInput, ParticipantPage, ParticipantView},
-    open_contact,
     page_token::{Binding, PageTokens, page_size},
     participant_view, scope_oids,
 };
 use crate::domain::{Access, Reason, ServiceError};
-use crate::store::{queries, to_service_error};
+use crate::store::{personal::Contacts, queries, to_service_error};
 
 /// Page size when the caller names none.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -98,11 +97,12 @@ impl Participants {
                 .filter(|p| p.site_id.is_some())
                 .map(|p| p.id)
                 .collect();
+            let opener = Contacts::new(&self.cipher);
             for stored in queries::contacts_of(conn, &ids)
                 .await
                 .map_err(to_service_error)?
             {
-                contacts.insert(stored.participant_id, open_contact(&self.cipher, &stored)?);
+                contacts.insert(stored.participant_id, opener.open(&stored)?);
             }
         }
         let sites = catalog.sites_of_study(scope.study.id);

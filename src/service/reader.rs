@@ -43,7 +43,7 @@ pub const MAX_GROUP: usize = 64;
 /// The most on PostgreSQL, where each key is a branch of a `UNION ALL`: a group of 64 with
 /// contact data is about 107 KB of SQL and several MB of cached plan per connection, and its
 /// parameters would pass one TCP segment on a 1,500-byte link, where sqlx 0.9.0 leaves Nagle's
-/// algorithm on (see `ROWS_PER_INSERT_POSTGRES` in the writer).
+/// algorithm on (see `store::deferred::ROWS_PER_INSERT_POSTGRES`).
 const MAX_GROUP_POSTGRES: usize = 16;
 
 /// A participant, and its contact row when it was asked for and it has one.

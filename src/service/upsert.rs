@@ -17,10 +17,7 @@ use tokio::time::Instant;
 use super::audit::{Audit, Change};
 use super::model::{Contact, UpsertInput, UpsertOutcome};
 use super::remembered::{self, RequestHash};
-use super::{
-    Caller, Participants, ScopeRows, check_role, load_scope, map_contact, open_contact, scope_oids,
-    seal_contact,
-};
+use super::{Caller, Participants, ScopeRows, check_role, load_scope, scope_oids};
 use crate::crypto::DataCipher;
 use crate::domain::audit::EventType;
 use crate::domain::{
@@ -33,7 +30,9 @@ use crate::domain::{
 };
 use crate::store::{
     access_codes,
-    entity::{audit_event, idempotency_record, participant, participant_contact, site, study},
+    deferred::Deferred,
+    entity::{participant, participant_contact, site, study},
+    personal::{Contacts, Remembered, ToRemember, Write, map_contact},
     queries, to_service_error,
 };
 
@@ -85,10 +84,6 @@ fn now_micros() -> DateTime<Utc> {
 }
 
 /// Answers a repeated `request_id`: the first response, or `REQUEST_ID_REUSED`.
-fn idempotency_context(user: &str, request_id: &RequestId) -> String {
-    crate::store::legacy::idempotency_context(user, request_id.as_str())
-}
-
 async fn replay(
     c: &impl ConnectionTrait,
     cipher: &DataCipher,
@@ -97,15 +92,13 @@ async fn replay(
     request_hash: &RequestHash,
 ) -> Result<Option<UpsertOutcome>, TxError> {
     let record = queries::idempotency_record(c, user, request_id.as_str()).await?;
-    replay_record(record, cipher, user, request_id, request_hash)
+    replay_record(record, cipher, request_hash)
 }
 
 /// `replay`, with the remembered record already read.
 fn replay_record(
     record: Option<crate::store::entity::idempotency_record::Model>,
     cipher: &DataCipher,
-    user: &str,
-    request_id: &RequestId,
     request_hash: &RequestHash,
 ) -> Result<Option<UpsertOutcome>, TxError> {
     let Some(record) = record else {
@@ -132,9 +125,9 @@ fn replay_record(
             .into());
         }
     }
-    let bytes = cipher
-        .open_bytes(&record.response, &idempotency_context(user, request_id))
-        .map_err(|e| ServiceError::Internal(format!("stored response cannot be opened: {e}")))?;
+    let bytes = Remembered::new(cipher)
+        .open(&record)
+        .map_err(ServiceError::from)?;
     let response = remembered::decode(record.response_format, &bytes)
         .map_err(|e| ServiceError::Internal(format!("stored response cannot be decoded: {e}")))?;
     Ok(Some(response))
@@ -390,7 +383,7 @@ impl Participants {
         request_hash: &RequestHash,
     ) -> Result<Option<UpsertOutcome>, ServiceError> {
         let record = self.reader.remembered(&caller.user, rid.as_str()).await?;
-        replay_record(record, &self.cipher, &caller.user, rid, request_hash).map_err(db_or_rejected)
+        replay_record(record, &self.cipher, request_hash).map_err(db_or_rejected)
     }
 }
 
@@ -679,20 +672,6 @@ pub struct BatchRows {
 /// OID counters by base: (the value read, the highest suffix issued since).
 pub type OidCounters = std::collections::HashMap<String, (i64, i64)>;
 
-/// Rows a batch inserts together: on SQLite one call per part of the batch (see
-/// `writer::insert_deferred`), on PostgreSQL a statement per table before the commit.
-#[derive(Debug, Clone, Default)]
-pub struct Deferred {
-    /// The participants created, with ids chosen by the batch; inserted before anything that
-    /// refers to them or reads them.
-    pub participants: Vec<participant::ActiveModel>,
-    /// Contact data of creations (sealed); the batch inserts it before any command that may
-    /// read it.
-    pub contacts: Vec<participant_contact::ActiveModel>,
-    pub audit_events: Vec<audit_event::ActiveModel>,
-    pub remembered: Vec<idempotency_record::ActiveModel>,
-}
-
 /// How `execute` ended without an error.
 #[derive(Debug)]
 pub enum Executed {
@@ -890,24 +869,23 @@ async fn apply(
     if let Some(rid) = &cmd.request_id
         && !cmd.validate_only
     {
-        let record = idempotency_record::ActiveModel {
-            user_name: Set(cmd.user.clone()),
-            request_id: Set(rid.as_str().to_owned()),
-            request_hash: Set(cmd.request_hash.current().to_owned()),
-            response_format: Set(remembered::CURRENT_FORMAT),
-            response: Set(cmd.cipher.seal_bytes(
-                &remembered::encode(&response),
-                &idempotency_context(&cmd.user, rid),
-            )),
-            created_at: Set(cmd.now),
-            ..Default::default()
+        let to = match rows.deferred.as_mut() {
+            Some(deferred) => Write::Later(&mut deferred.remembered),
+            None => Write::Now(tx),
         };
-        match rows.deferred.as_mut() {
-            Some(deferred) => deferred.remembered.push(record),
-            None => {
-                record.insert(tx).await?;
-            }
-        }
+        Remembered::new(&cmd.cipher)
+            .insert(
+                to,
+                ToRemember {
+                    user: &cmd.user,
+                    request_id: rid.as_str(),
+                    request_hash: cmd.request_hash.current(),
+                    format: remembered::CURRENT_FORMAT,
+                    response: &remembered::encode(&response),
+                    at: cmd.now,
+                },
+            )
+            .await?;
     }
     Ok(response)
 }
@@ -993,15 +971,11 @@ async fn create(
                 ..Default::default()
             };
             let (contact, changes) = apply_contact(&empty, &cmd.contact);
-            let sealed = seal_contact(&cmd.cipher, &contact)
-                .into_active_model()
-                .reset_all();
-            match rows.deferred.as_mut() {
-                Some(deferred) => deferred.contacts.push(sealed),
-                None => {
-                    sealed.insert(tx).await?;
-                }
-            }
+            let to = match rows.deferred.as_mut() {
+                Some(deferred) => Write::Later(&mut deferred.contacts),
+                None => Write::Now(tx),
+            };
+            Contacts::new(&cmd.cipher).insert(to, &contact).await?;
             audit.changed(changes);
             Some(contact)
         }
@@ -1055,7 +1029,12 @@ async fn plan_update(
     // (the plain contact, whether a row is stored) for a site-level participant
     let stored_contact = match found.site_id {
         Some(_) => Some(match stored_contact_of(tx, &found, read_with_it).await? {
-            Some(stored) => (open_contact(&cmd.cipher, &stored)?, true),
+            Some(stored) => (
+                Contacts::new(&cmd.cipher)
+                    .open(&stored)
+                    .map_err(ServiceError::from)?,
+                true,
+            ),
             None => (
                 participant_contact::Model {
                     participant_id: found.id,
@@ -1079,15 +1058,13 @@ async fn plan_update(
     let register_now = cmd.register && found.participate_status.is_empty();
     // The caller answers with the plain code; the stored one is sealed (or, before the start-up
     // step sealed it, in the clear, which opens as itself).
-    let stored_code = cmd
-        .cipher
-        .open_opt(
-            found.access_code.as_deref(),
-            &access_codes::seal_context(&found.subject_oid),
-        )
-        .map_err(|e| {
-            ServiceError::Internal(format!("access code of participant {}: {e}", found.id))
-        })?;
+    let stored_code = access_codes::open(
+        &cmd.cipher,
+        found.id,
+        &found.subject_oid,
+        found.access_code.as_deref(),
+    )
+    .map_err(ServiceError::from)?;
     Ok(UpdatePlan {
         found,
         secondary_id,
@@ -1145,13 +1122,11 @@ async fn update(
     };
 
     if contact_changed && let Some(next) = &contact {
-        let active = seal_contact(&cmd.cipher, next)
-            .into_active_model()
-            .reset_all();
+        let contacts = Contacts::new(&cmd.cipher);
         if contact_row_exists {
-            active.update(tx).await?;
+            contacts.update(tx, next).await?;
         } else {
-            active.insert(tx).await?;
+            contacts.insert(Write::Now(tx), next).await?;
         }
     }
     let mut audit = Audit::new(cmd, found.id);

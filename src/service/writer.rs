@@ -26,18 +26,17 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::{
-    ActiveValue, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, TransactionTrait,
-};
+use sea_orm::{ActiveValue, ConnectionTrait, DatabaseTransaction, DbBackend, TransactionTrait};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
 };
 
 use super::audit;
-use super::upsert::{BatchRows, Deferred, Executed, OidCounters, TxError, UpsertCommand, execute};
+use super::upsert::{BatchRows, Executed, OidCounters, TxError, UpsertCommand, execute};
 use crate::domain::ServiceError;
 use crate::domain::id::subject_oid_base;
+use crate::store::deferred::{self, Deferred, ROWS_PER_INSERT, insert_rows};
 use crate::store::entity::{participant, participant_contact, site, study};
 use crate::store::{
     DbFailure, Store, classify, describe_db_err, queries, refused_as_read_only, retry,
@@ -402,7 +401,7 @@ async fn try_batch(store: &Store, jobs: &[Job], mode: Mode) -> Result<Vec<Answer
                 }
                 None => run.await?,
             }
-            let insert = insert_deferred(&write.tx, take_deferred(&mut rows));
+            let insert = deferred::insert(&write.tx, take_deferred(&mut rows));
             #[cfg(feature = "fault-injection")]
             let insert = fault_in_insert(&write.tx, commands, mode, insert);
             inserting = Some(insert);
@@ -462,7 +461,7 @@ async fn run_commands(
         // A command that repeats a request id remembered earlier in the batch must find it
         // where it looks (the database): after a refusal, or as a dry run.
         if mode == Mode::Together && remembered_in(&rows.deferred, &job.command) {
-            insert_deferred(tx, take_deferred(rows)).await?;
+            deferred::insert(tx, take_deferred(rows)).await?;
         }
         let answer = match mode {
             Mode::Together if !job.command.validate_only => {
@@ -588,17 +587,6 @@ async fn oid_counters(
     Ok(counters)
 }
 
-/// Rows per statement on SQLite: well under its bind-parameter limit (32,766) for the widest
-/// of these tables (14 columns); also the most ids one read takes.
-const ROWS_PER_INSERT: usize = 1_000;
-
-/// Rows per statement on PostgreSQL over TCP: few. sqlx 0.9.0 no longer turns Nagle's
-/// algorithm off on its sockets (launchbadge/sqlx#4335; fixed upstream by #4336, not released
-/// yet), and larger statements then wait on the server's delayed acknowledgement. Measured
-/// here at 64 creations in flight: 1,000 or 32 rows per statement about 400 creations/s, 8
-/// rows about 1,500/s; over a Unix socket, where Nagle does not apply, 2,400/s.
-const ROWS_PER_INSERT_POSTGRES: usize = 8;
-
 /// Commands of a batch whose rows one SQLite insert takes (see `try_batch`): small enough that
 /// the writer has the next part to work on while the connection writes, large enough that a
 /// batch needs few statements.
@@ -610,89 +598,6 @@ fn take_deferred(rows: &mut Rows) -> Deferred {
     rows.pending_contacts.clear();
     rows.pending_participants.clear();
     std::mem::take(&mut rows.deferred)
-}
-
-/// Inserts what the commands run together deferred: their participants, contact data, audit
-/// events (in the batch's order, so ids follow the chain) and remembered responses. A twin's
-/// request id fails the remembered insert here (on SQLite, while the next part of the batch
-/// runs, which then stops), and the batch then runs with savepoints.
-///
-/// On SQLite it is one call, whose statements (one per table and up to `ROWS_PER_INSERT` rows)
-/// the connection's thread runs in turn, binding the `?` marks from the one list of values:
-/// one hand-off to that thread instead of one per table. sqlx 0.9 still runs several statements
-/// in one query on SQLite but calls that deprecated (launchbadge/sqlx#3108): check it when
-/// sqlx moves (the batching tests fail without it).
-/// PostgreSQL takes one statement per call: a statement per table (and `ROWS_PER_INSERT_POSTGRES`
-/// rows).
-async fn insert_deferred(
-    tx: &DatabaseTransaction,
-    deferred: Deferred,
-) -> Result<(), sea_orm::DbErr> {
-    let Deferred {
-        participants,
-        contacts,
-        audit_events,
-        remembered,
-    } = deferred;
-    let backend = tx.get_database_backend();
-    if backend != DbBackend::Sqlite {
-        insert_rows(tx, participants).await?;
-        insert_rows(tx, contacts).await?;
-        insert_rows(tx, audit_events).await?;
-        return insert_rows(tx, remembered).await;
-    }
-    let mut sql = String::new();
-    let mut values = Vec::new();
-    add_inserts(&mut sql, &mut values, participants);
-    add_inserts(&mut sql, &mut values, contacts);
-    add_inserts(&mut sql, &mut values, audit_events);
-    add_inserts(&mut sql, &mut values, remembered);
-    if sql.is_empty() {
-        return Ok(());
-    }
-    tx.execute_raw(sea_orm::Statement::from_sql_and_values(
-        backend, sql, values,
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Appends SQLite `INSERT` statements for `rows` (`ROWS_PER_INSERT` rows each) to `sql`, and
-/// their values, in the order of their `?` marks, to `values`.
-fn add_inserts<A>(sql: &mut String, values: &mut Vec<sea_orm::Value>, mut rows: Vec<A>)
-where
-    A: sea_orm::ActiveModelTrait,
-{
-    use sea_orm::QueryTrait;
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(ROWS_PER_INSERT));
-        let statement = <A::Entity as EntityTrait>::insert_many(std::mem::replace(&mut rows, rest))
-            .build(DbBackend::Sqlite);
-        if !sql.is_empty() {
-            sql.push_str(";\n");
-        }
-        sql.push_str(&statement.sql);
-        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
-    }
-}
-
-/// Inserts `rows` in statements of at most `ROWS_PER_INSERT` rows (`ROWS_PER_INSERT_POSTGRES`
-/// on PostgreSQL).
-async fn insert_rows<A>(tx: &DatabaseTransaction, mut rows: Vec<A>) -> Result<(), sea_orm::DbErr>
-where
-    A: sea_orm::ActiveModelTrait + Send,
-{
-    let per_statement = match tx.get_database_backend() {
-        DbBackend::Postgres => ROWS_PER_INSERT_POSTGRES,
-        _ => ROWS_PER_INSERT,
-    };
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(per_statement));
-        <A::Entity as EntityTrait>::insert_many(std::mem::replace(&mut rows, rest))
-            .exec(tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Inserts the participants deferred so far, before a command that may read them (or count

@@ -28,6 +28,24 @@ pub fn seal(cipher: &DataCipher, study_id: i64, subject_oid: &str, code: &str) -
     )
 }
 
+/// The readable form of a participant's stored access code: sealed, or (before the start-up
+/// step sealed it) in the clear, which opens as itself.
+pub fn open(
+    cipher: &DataCipher,
+    participant_id: i64,
+    subject_oid: &str,
+    stored: Option<&str>,
+) -> Result<Option<String>, super::personal::Unreadable> {
+    cipher
+        .open_opt(stored, &seal_context(subject_oid))
+        .map_err(|e| {
+            super::personal::Unreadable::new(
+                format!("access code of participant {participant_id}"),
+                e,
+            )
+        })
+}
+
 /// Rows handled per transaction by the start-up step.
 const PAGE: u64 = 500;
 

@@ -2,9 +2,11 @@
 
 pub mod access_codes;
 pub mod audit_log;
+pub mod deferred;
 pub mod entity;
 pub mod legacy;
 pub mod migration;
+pub mod personal;
 pub mod queries;
 pub mod retry;
 pub mod standby;
