@@ -211,12 +211,8 @@ impl App {
                 config.clone(),
                 shutdown.clone().cancelled_owned(),
             );
-            async move {
-                let result = served.await;
-                // An edge that fails stops the other one too.
-                shutdown.cancel();
-                result
-            }
+            // An edge that fails, or panics, stops the other one too.
+            edge("gRPC", served, shutdown)
         };
         let rest = {
             let shutdown = shutdown.clone();
@@ -235,9 +231,8 @@ impl App {
                         tokio::time::sleep(drain_delay).await;
                     }
                 };
-                let result = rest::serve(listener, participants, verifier, http, stop).await;
-                shutdown.cancel();
-                result
+                let served = rest::serve(listener, participants, verifier, http, stop);
+                edge("REST", served, shutdown).await
             }
         };
         let serving = {
@@ -365,6 +360,25 @@ fn local_addr(listener: Option<&TcpListener>) -> Result<Option<SocketAddr>, Stri
 
 /// Raises the soft open-file limit to the hard one and returns the connection cap that fits
 /// under it, leaving room for the database pool and files.
+/// Runs an edge's server to its end, then starts the shutdown, so that the other edge and the
+/// admin endpoint stop too. A panic in the edge is its failure: it must not end the task that
+/// joins the edges before the shutdown starts, which would leave the admin endpoint answering
+/// ready, the other edge serving, and the process deaf to SIGTERM (its shutdown would wait for
+/// the admin endpoint for ever).
+async fn edge(
+    name: &str,
+    served: impl Future<Output = Result<(), String>>,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    use futures_util::FutureExt;
+    let result = match std::panic::AssertUnwindSafe(served).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => Err(format!("the {name} edge failed unexpectedly (see the log)")),
+    };
+    shutdown.cancel();
+    result
+}
+
 fn connection_cap(wanted: usize, db_connections: u32) -> usize {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
@@ -415,5 +429,35 @@ async fn purge_idempotency_records(store: Store, retention: Duration, every: Dur
             Ok(n) => tracing::info!(purged = n, "expired request ids forgotten"),
             Err(e) => tracing::warn!(error = %e, "request id purge failed; will retry"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_edge_that_panics_fails_and_starts_the_shutdown() {
+        let shutdown = CancellationToken::new();
+        let served = async {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            panic!("an edge's defect")
+        };
+        let result = edge("gRPC", served, shutdown.clone()).await;
+        assert_eq!(
+            result,
+            Err("the gRPC edge failed unexpectedly (see the log)".to_owned())
+        );
+        assert!(shutdown.is_cancelled(), "the other edges must stop too");
+    }
+
+    #[tokio::test]
+    async fn an_edge_that_ends_starts_the_shutdown_with_its_result() {
+        let shutdown = CancellationToken::new();
+        let result = edge("REST", async { Err("bind".to_owned()) }, shutdown.clone()).await;
+        assert_eq!(result, Err("bind".to_owned()));
+        assert!(shutdown.is_cancelled());
     }
 }

@@ -113,8 +113,42 @@ pub enum CatalogCommand {
     },
 }
 
+/// The longest duration any setting takes: far beyond any sensible value, and far enough below
+/// `Duration`'s range that sums and small multiples of settings cannot overflow.
+const LONGEST: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1h)"))
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 500ms, 10s, 1h)"))?;
+    if d > LONGEST {
+        return Err("must be at most 10 years".to_owned());
+    }
+    Ok(d)
+}
+
+/// A call's time limit: some time (zero would refuse every write) and at most an hour.
+fn parse_request_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+        return Err("must be between 1ms and 1h".to_owned());
+    }
+    Ok(d)
+}
+
+/// A count setting, between `MIN` and `MAX`: values past these are mistakes (a zero that would
+/// be read as one, or sizes that would allocate the machine away), refused at start-up.
+fn count<const MIN: usize, const MAX: usize>(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a whole number between {MIN} and {MAX}"))?;
+    if !(MIN..=MAX).contains(&n) {
+        return Err(format!("must be between {MIN} and {MAX}"));
+    }
+    Ok(n)
+}
+
+fn pool_size(s: &str) -> Result<u32, String> {
+    count::<1, 10_000>(s).map(|n| n as u32)
 }
 
 fn parse_health_interval(s: &str) -> Result<Duration, String> {
@@ -139,7 +173,7 @@ pub struct DbArgs {
     #[arg(long, env = "PARTICIPANTS_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Connection pool size.
-    #[arg(long, env = "PARTICIPANTS_DB_MAX_CONNECTIONS", default_value_t = defaults().db.max_connections)]
+    #[arg(long, env = "PARTICIPANTS_DB_MAX_CONNECTIONS", value_parser = pool_size, default_value_t = defaults().db.max_connections)]
     pub db_max_connections: u32,
     /// Time allowed to open a database connection.
     #[arg(long, env = "PARTICIPANTS_DB_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().db.connect_timeout))]
@@ -293,18 +327,18 @@ pub struct ServeArgs {
     pub demo: bool,
     /// A call whose write has not started by then answers DEADLINE_EXCEEDED (REQUEST_TIMED_OUT);
     /// a started write always finishes and is answered.
-    #[arg(long, env = "PARTICIPANTS_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().server.request_timeout))]
+    #[arg(long, env = "PARTICIPANTS_REQUEST_TIMEOUT", value_parser = parse_request_timeout, default_value = human(defaults().server.request_timeout))]
     pub request_timeout: Duration,
     /// Largest accepted request message, in bytes.
-    #[arg(long, env = "PARTICIPANTS_MAX_MESSAGE_BYTES", default_value_t = defaults().server.max_message_bytes)]
+    #[arg(long, env = "PARTICIPANTS_MAX_MESSAGE_BYTES", value_parser = count::<1_024, 67_108_864>, default_value_t = defaults().server.max_message_bytes)]
     pub max_message_bytes: usize,
     /// ParticipantService calls in flight at once across all connections; more are refused at
     /// once with RESOURCE_EXHAUSTED (SERVER_OVERLOADED) and a retry delay.
-    #[arg(long, env = "PARTICIPANTS_MAX_IN_FLIGHT", default_value_t = defaults().server.max_in_flight)]
+    #[arg(long, env = "PARTICIPANTS_MAX_IN_FLIGHT", value_parser = count::<1, 1_000_000>, default_value_t = defaults().server.max_in_flight)]
     pub max_in_flight: usize,
     /// Client connections held at once; more are closed as soon as they are accepted. Lowered
     /// at start-up to fit the open-file limit.
-    #[arg(long, env = "PARTICIPANTS_MAX_CONNECTIONS", default_value_t = defaults().server.max_connections)]
+    #[arg(long, env = "PARTICIPANTS_MAX_CONNECTIONS", value_parser = count::<1, 1_000_000>, default_value_t = defaults().server.max_connections)]
     pub max_connections: usize,
     /// Time a new connection has to send the HTTP/2 preface before it is closed.
     #[arg(long, env = "PARTICIPANTS_HANDSHAKE_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().server.handshake_timeout))]
@@ -350,24 +384,24 @@ pub struct ServeArgs {
     pub import_idle_timeout: Duration,
     /// ImportParticipants: rows of one import validated or written at once. More fill write
     /// batches better; each costs memory until answered.
-    #[arg(long, env = "PARTICIPANTS_IMPORT_WINDOW", default_value_t = defaults().server.import.window)]
+    #[arg(long, env = "PARTICIPANTS_IMPORT_WINDOW", value_parser = count::<1, 10_000>, default_value_t = defaults().server.import.window)]
     pub import_window: usize,
     /// ImportParticipants calls open at once on this server; more are refused with
     /// SERVER_OVERLOADED (each holds an admission slot and a window of rows while it lasts).
-    #[arg(long, env = "PARTICIPANTS_MAX_IMPORTS", default_value_t = defaults().server.import.max_concurrent)]
+    #[arg(long, env = "PARTICIPANTS_MAX_IMPORTS", value_parser = count::<1, 10_000>, default_value_t = defaults().server.import.max_concurrent)]
     pub max_imports: usize,
     /// ImportParticipants calls open at once per user.
-    #[arg(long, env = "PARTICIPANTS_MAX_IMPORTS_PER_USER", default_value_t = defaults().server.import.max_per_user)]
+    #[arg(long, env = "PARTICIPANTS_MAX_IMPORTS_PER_USER", value_parser = count::<1, 10_000>, default_value_t = defaults().server.import.max_per_user)]
     pub max_imports_per_user: usize,
     /// Group commit: the most upserts one transaction holds.
-    #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", default_value_t = defaults().batching.max_batch)]
+    #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_MAX", value_parser = count::<1, 10_000>, default_value_t = defaults().batching.max_batch)]
     pub write_batch_max: usize,
     /// Group commit: how long a writer waits for more upserts once it has one (0: take only
     /// what is queued; batches then form while the previous commit is on its way to disk).
     #[arg(long, env = "PARTICIPANTS_WRITE_BATCH_WAIT", value_parser = parse_duration, default_value = human(defaults().batching.max_wait))]
     pub write_batch_wait: Duration,
     /// Group commit on PostgreSQL: writers working in parallel, chosen by study (SQLite: one).
-    #[arg(long, env = "PARTICIPANTS_WRITE_LANES", default_value_t = defaults().batching.lanes)]
+    #[arg(long, env = "PARTICIPANTS_WRITE_LANES", value_parser = count::<1, 64>, default_value_t = defaults().batching.lanes)]
     pub write_lanes: usize,
     /// `grpc.health.v1.Health/Watch` streams open at once; more are refused with
     /// RESOURCE_EXHAUSTED. A watch ends at the connection age and when draining begins.
@@ -480,6 +514,45 @@ pub struct TokenArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values past any sensible setting are refused by the parser, rather than crashing the
+    /// server once it serves (an allocation of `--write-batch-max` slots, a duration that
+    /// overflows when the server adds it to another) or being read as something else (a zero
+    /// count as one).
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        for (flag, value) in [
+            ("--request-timeout", "300000000000years"),
+            ("--request-timeout", "0s"),
+            ("--request-timeout", "2h"),
+            ("--grace-period", "300000000000years"),
+            ("--write-batch-max", "99999999999999"),
+            ("--write-batch-max", "4611686018427387904"),
+            ("--write-batch-max", "0"),
+            ("--write-lanes", "0"),
+            ("--max-in-flight", "0"),
+            ("--max-connections", "0"),
+            ("--db-max-connections", "0"),
+            ("--db-max-connections", "99999999999"),
+            ("--max-message-bytes", "0"),
+            ("--import-window", "99999999999999"),
+            ("--max-imports", "0"),
+        ] {
+            let parsed = Cli::try_parse_from(["participants", "serve", flag, value]);
+            assert!(parsed.is_err(), "{flag} {value} was accepted");
+        }
+        for (flag, value) in [
+            ("--request-timeout", "150ms"),
+            ("--request-timeout", "1h"),
+            ("--write-batch-max", "1"),
+            ("--write-batch-max", "10000"),
+            ("--db-max-connections", "1"),
+            ("--idempotency-retention", "3650d"),
+        ] {
+            let parsed = Cli::try_parse_from(["participants", "serve", flag, value]);
+            assert!(parsed.is_ok(), "{flag} {value} was refused");
+        }
+    }
 
     /// `serve` with no flag runs with `Settings::default()`: the command line has no
     /// defaults of its own.

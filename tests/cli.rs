@@ -131,6 +131,20 @@ fn bad_settings_stop_start_up_with_one_clear_line() {
         line.contains("soon") || line.contains("request-timeout"),
         "{line}"
     );
+
+    // A value the server could not live with is refused before anything starts (it once
+    // overflowed in the gRPC edge, which left the process answering ready and deaf to SIGTERM).
+    let line = start_up_error(participants(dir.path()).args([
+        "serve",
+        "--request-timeout",
+        "300000000000years",
+    ]));
+    assert!(line.contains("request-timeout"), "{line}");
+    let line = start_up_error(participants(dir.path()).args(["serve", "--write-batch-max", "0"]));
+    assert!(
+        line.contains("write-batch-max") && line.contains("between 1 and 10000"),
+        "{line}"
+    );
 }
 
 #[test]

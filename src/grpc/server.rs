@@ -231,7 +231,13 @@ pub async fn serve(
             close_after: config
                 .max_connection_age
                 .filter(|a| !a.is_zero())
-                .map(|age| age + config.request_timeout * HARD_CLOSE_AFTER_TIMEOUTS),
+                .map(|age| {
+                    age.saturating_add(
+                        config
+                            .request_timeout
+                            .saturating_mul(HARD_CLOSE_AFTER_TIMEOUTS),
+                    )
+                }),
         },
         draining_tx.subscribe(),
     );
