@@ -133,9 +133,12 @@ impl Chars {
         hidden
             || (default_ignorable(c) && !(self != Chars::Identifier && text_joiner(c)))
             // In an ID, a key or an OID: nothing drawn from a private font, and no space but
-            // the plain one (a no-break space looks the same and compares different).
+            // the plain one (a no-break space looks the same and compares different), nor the
+            // Braille pattern blank, a symbol that draws as a space.
             || (self == Chars::Identifier
-                && (category == G::PrivateUse || (category == G::SpaceSeparator && c != ' ')))
+                && (category == G::PrivateUse
+                    || (category == G::SpaceSeparator && c != ' ')
+                    || c == '\u{2800}'))
     }
 
     /// Whether `s` holds a character this kind of field refuses (NUL, ESC, a zero-width space,
@@ -449,18 +452,20 @@ impl RequestId {
         if raw.is_empty() {
             return Ok(None);
         }
-        if char_len(raw) > REQUEST_ID_MAX {
+        // Composed like every text, so that a retry from a client that spells `é` as `e` and
+        // U+0301 is the same call; then compared byte for byte. Nothing that hides may be in it.
+        let composed = nfc(raw);
+        if char_len(&composed) > REQUEST_ID_MAX {
             return Err(Violation::new(
                 "request_id",
                 Reason::RequestIdTooLong,
                 format!("request_id must be at most {REQUEST_ID_MAX} characters"),
             ));
         }
-        // Compared byte for byte, so not normalised; but nothing that hides may be in it.
-        if Chars::Identifier.any_refused(raw) {
+        if Chars::Identifier.any_refused(&composed) {
             return Err(unsupported_character("request_id"));
         }
-        Ok(Some(Self(raw.to_owned())))
+        Ok(Some(Self(composed)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -714,6 +719,24 @@ mod tests {
         assert!(PHONE_PATTERN.is_ok());
         assert!(EmailAddress::parse("OHIOS@openclinica.com").is_ok());
         assert!(PhoneNumber::parse("+1 1234567890").is_ok());
+    }
+
+    #[test]
+    fn a_request_id_is_composed_and_refuses_what_hides() {
+        let composed = RequestId::parse("caf\u{e9}").unwrap().unwrap();
+        let decomposed = RequestId::parse("cafe\u{301}").unwrap().unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(decomposed.as_str(), "caf\u{e9}");
+        assert!(RequestId::parse("k\u{200B}1").is_err());
+        assert!(RequestId::parse("k\u{2800}1").is_err());
+    }
+
+    #[test]
+    fn the_braille_blank_cannot_hide_in_an_id() {
+        assert!(Chars::Identifier.any_refused("HIDE\u{2800}-1"));
+        assert!(!Chars::Identifier.any_refused("HIDE-1"));
+        // Braille itself is text like any other.
+        assert!(!Chars::Identifier.any_refused("\u{2801}\u{2803}"));
     }
 
     #[test]

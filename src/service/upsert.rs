@@ -313,7 +313,11 @@ impl Participants {
     }
 
     /// Stages 2 to 7 of the SPEC, up to the write: nothing here writes.
-    async fn prepare(&self, caller: &Caller, req: UpsertInput) -> Result<Prepared, ServiceError> {
+    async fn prepare(
+        &self,
+        caller: &Caller,
+        mut req: UpsertInput,
+    ) -> Result<Prepared, ServiceError> {
         let conn = self.store.connection();
         let (study_oid, site_oid) = scope_oids(req.scope.as_ref())?;
         let catalog = self.catalog().await?;
@@ -322,8 +326,13 @@ impl Participants {
 
         // A repeat is answered only to a caller who may still act here: a revoked role gets no
         // remembered answer (with its contact data and access code) back.
-        let request_hash = RequestHash::of(&req, &self.cipher, &caller.user);
+        // The request id as remembered (composed): a retry that spells it otherwise is the
+        // same request, with the same hash.
         let remembered = RequestId::parse(&req.request_id).ok().flatten();
+        if let Some(rid) = &remembered {
+            req.request_id = rid.as_str().to_owned();
+        }
+        let request_hash = RequestHash::of(&req, &self.cipher, &caller.user);
         if let Some(rid) = &remembered
             && let Some(response) = self
                 .replay(caller, rid, &request_hash)

@@ -133,7 +133,30 @@ async fn failed_and_validate_only_calls_are_not_remembered(backend: Backend) {
     assert!(app.upsert("crc.ohio", good).await.unwrap().created);
 }
 
+/// A request id is composed like every text: a retry from a client that spells `é` as `e` and
+/// U+0301 is the same call, answered as the first, not a second write.
+async fn a_request_id_spelled_otherwise_is_the_same_call(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut req = seed_request();
+    req.request_id = "caf\u{e9}-retry".into();
+    let first = app.upsert("crc.ohio", req.clone()).await.expect("first");
+    assert!(first.created);
+    let audit = app.audit_count().await;
+
+    let mut retry = req.clone();
+    retry.request_id = "cafe\u{301}-retry".into();
+    let replay = app.upsert("crc.ohio", retry).await.expect("replay");
+    assert_eq!(replay, first, "the remembered answer, created = true");
+    assert_eq!(app.audit_count().await, audit, "a replay writes nothing");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM idempotency_records").await,
+        1,
+        "one request id remembered"
+    );
+}
+
 crate::on_both_backends!(
+    a_request_id_spelled_otherwise_is_the_same_call,
     a_replay_returns_the_first_response_and_writes_nothing,
     a_replay_is_answered_only_after_scope_and_role_checks,
     request_id_errors_come_after_the_role_check,
