@@ -66,16 +66,20 @@ struct Args {
         default_value = "health,create,update,get"
     )]
     workload: Vec<Workload>,
-    /// Calls in flight (closed loop).
-    #[arg(long, default_value_t = 64)]
+    /// Calls in flight (closed loop), 1 to 100,000.
+    #[arg(long, default_value_t = 64, value_parser = count::<1, 100_000>)]
     concurrency: usize,
-    /// Open loop: calls started per second, whatever the answers' pace (overrides --concurrency);
-    /// 1 to 1,000,000 (beyond a billion the interval between sends would round to nothing and
-    /// the pacer would never end).
+    /// Open loop: calls started per second, whatever the answers' pace (overrides --concurrency,
+    /// warm-up included), 1 to 1,000,000.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     rate: Option<u64>,
-    /// HTTP/2 connections the calls are spread over.
-    #[arg(long, default_value_t = 8)]
+    /// Open loop: the most calls outstanding at once. A send due while this many are
+    /// unanswered waits (its wait counts as latency); one still waiting when the run ends is
+    /// not sent, and is reported as `NOT_SENT` (an error: the server fell this far behind).
+    #[arg(long, default_value_t = 10_000, value_parser = count::<1, 1_000_000>)]
+    max_outstanding: usize,
+    /// HTTP/2 connections the calls are spread over, 1 to 10,000.
+    #[arg(long, default_value_t = 8, value_parser = count::<1, 10_000>)]
     connections: usize,
     /// How long each workload runs.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
@@ -83,8 +87,8 @@ struct Args {
     /// Untimed calls before each workload's measurement starts.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     warmup: Duration,
-    /// Participants created before update, get and mixed workloads (untimed).
-    #[arg(long, default_value_t = 1000)]
+    /// Participants created before update, get and mixed workloads (untimed), 1 to 10,000,000.
+    #[arg(long, default_value_t = 1000, value_parser = count::<1, 10_000_000>)]
     population: usize,
     /// Bearer token; otherwise one is minted for --user with PARTICIPANTS_JWT_HS256_SECRET.
     #[arg(long, env = "PARTICIPANTS_TOKEN", hide_env_values = true)]
@@ -107,7 +111,9 @@ struct Args {
     sites: Vec<String>,
     /// Prefix of every Participant ID this run makes; a random one by default, which keeps runs
     /// apart on one database. With a fixed prefix, a run again re-uses the set-up participants
-    /// (their creations carry request ids, so repeating them writes nothing).
+    /// (their creations carry request ids, so repeating them writes nothing); so does a create
+    /// workload run again: its calls are then replays, answered without a write, and measure
+    /// that instead.
     #[arg(long)]
     key_prefix: Option<String>,
     /// Exit 1 unless every answer is the one asked for.
@@ -121,12 +127,25 @@ struct Args {
     quiet: bool,
     /// Instead of a workload: open this many HTTP/2 connections, make one health check on
     /// each, and hold them idle for --duration (to measure a server's memory per connection).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<1, 1_000_000>)]
     hold_connections: Option<usize>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A count between `MIN` and `MAX`: a zero is not read as one, and a size that would allocate
+/// the machine away is refused before anything starts.
+fn count<const MIN: usize, const MAX: usize>(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a whole number between {MIN} and {MAX}"))?;
+    if !(MIN..=MAX).contains(&n) {
+        return Err(format!("must be between {MIN} and {MAX}"));
+    }
+    Ok(n)
 }
 
 /// The figures of one workload.
@@ -321,6 +340,16 @@ impl Tally {
         })
     }
 
+    /// A send of the open loop that the run ended before it could make.
+    fn not_sent(&self) {
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry("NOT_SENT".to_owned())
+            .or_default() += 1;
+    }
+
     fn record(&self, outcome: Outcome, latency: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         match outcome {
@@ -363,16 +392,32 @@ fn progress(quiet: bool, label: &str, total: Duration) -> ProgressBar {
 
 /// Runs one workload for `duration` (after `warmup`) and returns its figures.
 async fn run(ctx: Arc<Ctx>, args: &Args, workload: Workload) -> Result<Figures, String> {
-    // Warm-up: the same calls, not recorded.
+    // Warm-up: the same calls, at the same pace, not recorded.
     if !args.warmup.is_zero() {
-        closed_loop(&ctx, workload, args.concurrency, args.warmup, None).await?;
+        match args.rate {
+            Some(rate) => {
+                let pace = Pace {
+                    rate,
+                    duration: args.warmup,
+                    max_outstanding: args.max_outstanding,
+                };
+                let ignored = Arc::new(Tally::new()?);
+                open_loop(&ctx, workload, pace, &ignored, &ProgressBar::hidden()).await?;
+            }
+            None => closed_loop(&ctx, workload, args.concurrency, args.warmup, None).await?,
+        }
     }
     let tally = Arc::new(Tally::new()?);
     let bar = progress(args.quiet, &format!("{workload:?}"), args.duration);
     let started = Instant::now();
     let mode = match args.rate {
         Some(rate) => {
-            open_loop(&ctx, workload, rate, args.duration, &tally, &bar).await?;
+            let pace = Pace {
+                rate,
+                duration: args.duration,
+                max_outstanding: args.max_outstanding,
+            };
+            open_loop(&ctx, workload, pace, &tally, &bar).await?;
             format!("open loop, {rate}/s")
         }
         None => {
@@ -451,14 +496,26 @@ async fn closed_loop(
     Ok(())
 }
 
+/// What an open loop sends: `rate` calls a second for `duration`, at most `max_outstanding`
+/// unanswered at once.
+struct Pace {
+    rate: u64,
+    duration: Duration,
+    max_outstanding: usize,
+}
+
 async fn open_loop(
     ctx: &Arc<Ctx>,
     workload: Workload,
-    rate: u64,
-    duration: Duration,
+    pace: Pace,
     tally: &Arc<Tally>,
     bar: &ProgressBar,
 ) -> Result<(), String> {
+    let Pace {
+        rate,
+        duration,
+        max_outstanding,
+    } = pace;
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     let start = Instant::now();
     let end = start + duration;
@@ -484,9 +541,22 @@ async fn open_loop(
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut shown = 0;
+    // Calls outstanding are bounded, or a server that falls behind would have the generator
+    // hold every late call in memory; a send that cannot start before the run ends is counted,
+    // not made.
+    let outstanding = Arc::new(tokio::sync::Semaphore::new(max_outstanding));
     while let Some((n, intended)) = sends.recv().await {
+        let permit =
+            match tokio::time::timeout_at(end.into(), outstanding.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    tally.not_sent();
+                    continue;
+                }
+            };
         let (ctx, tally) = (ctx.clone(), tally.clone());
         tasks.spawn(async move {
+            let _permit = permit;
             let outcome = ctx.call(workload, n).await;
             // From the intended send time: a late start counts against the server.
             tally.record(outcome, intended.elapsed());
@@ -571,7 +641,7 @@ async fn populate(ctx: &Arc<Ctx>, concurrency: usize) -> Result<(), String> {
 fn print_table(rows: &[Figures]) {
     println!(
         "{:<8} {:<26} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}  errors",
-        "workload", "mode", "ok", "per sec", "×health", "p50 ms", "p90 ms", "p99 ms", "p99.9"
+        "workload", "mode", "ok", "per sec", "×health", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms"
     );
     for f in rows {
         let ratio = f
@@ -611,10 +681,22 @@ async fn connect(target: &str, n: usize) -> Result<Vec<Channel>, String> {
             .tcp_nodelay(true)
             .connect()
             .await
-            .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+            .map_err(|e| format!("cannot connect to {target} (host:port): {}", causes(&e)))?;
         channels.push(channel);
     }
     Ok(channels)
+}
+
+/// An error with its causes, which a transport error keeps to itself ("transport error").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Opens `n` connections, checks health once on each, holds them for `duration`.
@@ -714,7 +796,9 @@ async fn main() -> std::process::ExitCode {
     match main_inner(args).await {
         Ok(clean) if clean || !check => std::process::ExitCode::SUCCESS,
         Ok(_) => {
-            eprintln!("participants-load: --check: some answers were not the ones asked for");
+            eprintln!(
+                "participants-load: --check: some calls failed or answered other than asked (see the errors column)"
+            );
             std::process::ExitCode::FAILURE
         }
         Err(e) => {
