@@ -261,8 +261,8 @@ def table(results, levels, big):
     lines = []
     for name, r in results.items():
         lines.append(f"\n### {name}\n")
-        lines.append("| in flight | Health/Check | create | × health | create p99 | update | get | × health | batches (writes / largest) | create, one write per transaction |")
-        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        lines.append("| in flight | Health/Check | create | create × health | create p99 | update | update × health | get | get × health | batches (writes / largest) | create, one write per transaction |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for c in levels:
             x = r["levels"][c]
             h, cr, up, g = x["health"], x["create"], x["update"], x["get"]
@@ -272,7 +272,7 @@ def table(results, levels, big):
             batches = f"{b.get('writes', 0):,} in {b.get('batches', 0):,} ({b.get('writes', 0) / max(1, b.get('batches', 1)):.1f} / {b.get('largest', 0)})"
             lines.append(
                 f"| {c} | {fmt_rate(h)} | {fmt_rate(cr)} | {cr['per_second'] / h['per_second']:.1%} | {cr['p99_ms']:.1f} ms "
-                f"| {fmt_rate(up)} | {fmt_rate(g)} | {g['per_second'] / h['per_second']:.1%} | {batches} "
+                f"| {fmt_rate(up)} | {up['per_second'] / h['per_second']:.1%} | {fmt_rate(g)} | {g['per_second'] / h['per_second']:.1%} | {batches} "
                 f"| {fmt_rate(un)} ({un['per_second'] / uh['per_second']:.1%} of its health) |")
         ref = r["ref"]
         pairs = r["big_pairs"]
@@ -285,7 +285,7 @@ def table(results, levels, big):
         lines.append(f"- Creation in a study that already holds {big:,} participants ({ref} in flight), against an "
                      f"empty study on a fresh server just before it, {len(pairs)} pair{'s' if len(pairs) > 1 else ''}: "
                      f"{shown} ({health} of its health): {big_sum / empty_sum:.0%} of the empty-study rate "
-                     f"(the {big:,} rows were inserted by SQL in {r['big_insert_s']:.0f} s).")
+                     f"(the {big:,} rows were inserted by SQL in {r['big_insert_s']:.1f} s).")
         lines.append(f"- Open loop at half the peak creation rate ({r['open_rate']:,}/s, latency from the intended send "
                      f"time): p50 {o['p50_ms']:.1f} ms, p99 {o['p99_ms']:.1f} ms, p99.9 {o['p999_ms']:.1f} ms, "
                      f"{o['ok']:,} calls, errors: {o['errors'] or 'none'}.")
@@ -298,10 +298,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
+    ap.add_argument("--out", help="where the document goes: docs/performance.md for a full run; "
+                    "a --quick or --debug run, whose figures are not the document's, writes a "
+                    "temporary file unless told")
     ap.add_argument("--debug", action="store_true",
                     help="use the debug build (CI: it checks answers, not speed)")
     args = ap.parse_args()
+    if args.out is None:
+        if args.quick or args.debug:
+            args.out = tempfile.NamedTemporaryFile(prefix="performance-", suffix=".md", delete=False).name
+        else:
+            args.out = os.path.join(ROOT, "docs", "performance.md")
     global BIN
     if args.debug:
         BIN = os.path.join(ROOT, "target", "debug")
@@ -329,17 +336,28 @@ def main():
     doc = f"""# Performance
 
 Made by `scripts/perf.py` in one run on {time.strftime('%Y-%m-%d')} at commit `{commit}`, on a machine
-with {cpus} cores shared by the server and the load generator (`participants-load`, closed loop,
-8 HTTP/2 connections, {duration} s per figure after 1 s of warm-up, every answer checked). Release
-build, durable commits: SQLite in WAL mode with `synchronous=FULL`, PostgreSQL with
-`synchronous_commit=on`. Each figure is also given as a ratio to `grpc.health.v1.Health/Check`
-on the same server in the same run: absolute figures on this shared machine drift by ±20 %.
+with {cpus} cores shared by the server and the load generator (`participants-load`, closed loop
+unless said otherwise, as many HTTP/2 connections as calls in flight up to 8, {duration} s per
+figure after 1 s of warm-up, every answer checked except in the open loop, where refusals under a
+burst are a figure). {"Debug" if args.debug else "Release"} build, durable commits: SQLite in WAL mode with `synchronous=FULL`{", PostgreSQL with `synchronous_commit=on`" if "PostgreSQL" in results else ""}.
+Each rate is also given as a ratio to `grpc.health.v1.Health/Check` on the same server in the
+same run (each figure its own {duration} s window): absolute figures on this shared machine
+drift by ±20 %, and a busy machine can move one window more than another.
+
+To make it again: `python3 scripts/perf.py` (about {"1" if args.quick else "10"} minutes; the PostgreSQL
+rows need `PARTICIPANTS_TEST_POSTGRES_URL`, an admin URL: `scripts/postgres.sh` prints one). It
+writes this file. `--quick` (64 in flight only, 2 s figures, a study of 20,000 instead of
+200,000, health and create only in the CPU table) and `--debug` write a temporary file instead,
+unless `--out` says where. To run creations by hand, serve the bench catalog (no caps) and load
+it: `participants serve --catalog catalog/bench.toml` with `PARTICIPANTS_JWT_HS256_SECRET` and
+`PARTICIPANTS_DATA_KEY` set, then `participants-load --target 127.0.0.1:50051 --workload
+health,create` with the same secret (it mints a token for `dm.bench`).
 
 "create" is a creation with contact data and a `request_id`; "update" changes one contact field
 of one of 1,000 participants; "get" reads one of them as a data manager (contact data opened).
-"batches" are the server's group-commit transactions during the run (writes per transaction on
-average, and the largest); the last column is the same server with `--write-batch-max 1`, one
-transaction per write.
+"batches" are the server's group-commit transactions during the run, warm-up and the 1,000
+set-up creations included (writes per transaction on average, and the largest); the last column
+is the same server with `--write-batch-max 1`, one transaction per write.
 {table(results, levels, big)}
 
 ## What bounds these figures
@@ -350,17 +368,22 @@ machine with it. The ceiling is the rate at which the two together would keep ev
 
 {cpu_table(results)}
 
-**Creations are bound by CPU first.** A creation seals each contact field with
-XChaCha20-Poly1305 (the context binds it to its participant and column), records its audit
-events in the study's hash chain, seals the remembered response for its `request_id`, and
-crosses HTTP/2 and protobuf twice; on top of that comes the database work. The target of 40 %
-of Health/Check would need the creation to cost about 2.5 times a health check in CPU, which
-the table shows it does not come near. The rest of the gap to the ceiling is the one SQLite
-writer, which runs a batch's statements one after another: an instrumented build (measured
+**What bounds creations.** The project's targets at 64 in flight are creations at 40 % of the
+Health/Check rate and gets at 60 %. A creation costs the server about ten times a health check
+in CPU (the table above): it seals each contact field with XChaCha20-Poly1305 (the context binds
+it to its participant and column), records its audit events in the study's hash chain, seals
+the remembered response for its `request_id`, and crosses HTTP/2 and protobuf twice; on top of
+that comes the database work. At 40 % of the health rate it could cost only about 2.5 times a
+health check: even with both cores busy (the ceiling column), creations would reach about 15 %
+of the health rate, so CPU per creation bounds them first. Creations on SQLite reach about two
+thirds of that ceiling; on PostgreSQL about a fifth, because the ceiling counts only this
+server's CPU: PostgreSQL's own processes share the 2 cores, and each lane's batch waits on round
+trips to them over TCP (a statement per table, of 8 rows, see below). On SQLite the rest of the
+gap to the ceiling is the one writer, which runs a batch's statements one after another: an instrumented build (measured
 apart from this run, 32 creations per batch on average) spent about 0.3 ms per batch on
 `BEGIN IMMEDIATE`, 1.2 ms on the reads of the study, the batch's keys and counters, 1.7 ms on
 the commands (sealing, hashing), 3.0 ms on the four multi-row inserts and 1.4 ms on the commit:
-about 7.8 ms, one serial path of some 240 µs per creation, while server and load generator
+about 7.6 ms, one serial path of some 240 µs per creation, while server and load generator
 used about 1.2 of the 2 cores. Since then a batch leaves the rows of each 16 commands to one
 call, which SQLite's connection thread writes while the writer runs the next 16 (measured:
 3,664-3,842 -> 4,258-4,606 creations/s). Such an insert keeps a journal to undo itself should it
@@ -390,7 +413,7 @@ and checkpoints every 10,000 WAL pages instead of 1,000 (4,858-5,029 against 3,9
 2 runs each, but p99 46-47 ms against 25-26 ms: each checkpoint stalls the commit it falls in).
 The server allocates with jemalloc: glibc's malloc and free were
 some 13 % of its CPU under creations (A/B, 6 pairs: 3,753 -> 4,169 creations/s on average, RSS
-at 1,000 connections 67 -> 70 MiB; mimalloc was as fast but held 102 MiB there). Sealing and
+at 1,000 connections 67 -> 70 MiB in that A/B's builds; mimalloc was as fast but held 102 MiB there). Sealing and
 opening use poly1305's portable backend (`.cargo/config.toml`): on values of tens of bytes its
 AVX2 backend cost four times as much (1.7 against 0.43 µs to open 29 bytes; A/B, 3 pairs:
 4,653 -> 5,136 creations/s and 12,904 -> 13,755 gets/s on average). The open loop paces its
