@@ -405,7 +405,7 @@ pub struct ServeArgs {
     pub write_lanes: usize,
     /// `grpc.health.v1.Health/Watch` streams open at once; more are refused with
     /// RESOURCE_EXHAUSTED. A watch ends at the connection age and when draining begins.
-    #[arg(long, env = "PARTICIPANTS_MAX_HEALTH_WATCHES", default_value_t = defaults().server.max_health_watches)]
+    #[arg(long, env = "PARTICIPANTS_MAX_HEALTH_WATCHES", value_parser = count::<1, 1_000_000>, default_value_t = defaults().server.max_health_watches)]
     pub max_health_watches: usize,
     #[command(flatten)]
     pub db: DbArgs,
