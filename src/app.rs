@@ -358,8 +358,6 @@ fn local_addr(listener: Option<&TcpListener>) -> Result<Option<SocketAddr>, Stri
         .transpose()
 }
 
-/// Raises the soft open-file limit to the hard one and returns the connection cap that fits
-/// under it, leaving room for the database pool and files.
 /// Runs an edge's server to its end, then starts the shutdown, so that the other edge and the
 /// admin endpoint stop too. A panic in the edge is its failure: it must not end the task that
 /// joins the edges before the shutdown starts, which would leave the admin endpoint answering
@@ -379,6 +377,8 @@ async fn edge(
     result
 }
 
+/// Raises the soft open-file limit to the hard one and returns the connection cap that fits
+/// under it, leaving room for the database pool and files.
 fn connection_cap(wanted: usize, db_connections: u32) -> usize {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,

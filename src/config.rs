@@ -125,6 +125,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The database's statement timeout (SQLite's busy timeout): both databases take it in
+/// milliseconds as a 32-bit number, so at most 24 days (sqlx panics past it on SQLite).
+fn parse_statement_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(24 * 24 * 3600) {
+        return Err("must be at most 24 days".to_owned());
+    }
+    Ok(d)
+}
+
 /// A call's time limit: some time (zero would refuse every write) and at most an hour.
 fn parse_request_timeout(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -135,8 +145,9 @@ fn parse_request_timeout(s: &str) -> Result<Duration, String> {
 }
 
 /// A count setting, between `MIN` and `MAX`: values past these are mistakes (a zero that would
-/// be read as one, or sizes that would allocate the machine away), refused at start-up.
-fn count<const MIN: usize, const MAX: usize>(s: &str) -> Result<usize, String> {
+/// be read as one, or sizes that would allocate the machine away), refused at start-up. The
+/// load generator's counts use it too.
+pub fn count<const MIN: usize, const MAX: usize>(s: &str) -> Result<usize, String> {
     let n: usize = s
         .trim()
         .parse()
@@ -182,7 +193,7 @@ pub struct DbArgs {
     #[arg(long, env = "PARTICIPANTS_DB_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().db.acquire_timeout))]
     pub db_acquire_timeout: Duration,
     /// PostgreSQL statement timeout; SQLite busy timeout.
-    #[arg(long, env = "PARTICIPANTS_DB_STATEMENT_TIMEOUT", value_parser = parse_duration, default_value = human(defaults().db.statement_timeout))]
+    #[arg(long, env = "PARTICIPANTS_DB_STATEMENT_TIMEOUT", value_parser = parse_statement_timeout, default_value = human(defaults().db.statement_timeout))]
     pub db_statement_timeout: Duration,
 }
 
@@ -536,6 +547,7 @@ mod tests {
             ("--db-max-connections", "99999999999"),
             ("--max-message-bytes", "0"),
             ("--import-window", "99999999999999"),
+            ("--db-statement-timeout", "25d"),
             ("--max-imports", "0"),
         ] {
             let parsed = Cli::try_parse_from(["participants", "serve", flag, value]);

@@ -454,8 +454,9 @@ impl RequestId {
         }
         // Composed like every text, so that a retry from a client that spells `é` as `e` and
         // U+0301 is the same call; then compared byte for byte. Nothing that hides may be in it.
+        // The length is the one sent: a few characters (U+0958…) decompose under NFC.
         let composed = nfc(raw);
-        if char_len(&composed) > REQUEST_ID_MAX {
+        if char_len(raw) > REQUEST_ID_MAX {
             return Err(Violation::new(
                 "request_id",
                 Reason::RequestIdTooLong,
@@ -729,6 +730,9 @@ mod tests {
         assert_eq!(decomposed.as_str(), "caf\u{e9}");
         assert!(RequestId::parse("k\u{200B}1").is_err());
         assert!(RequestId::parse("k\u{2800}1").is_err());
+        // 64 characters as sent, though NFC makes each of these two.
+        assert!(RequestId::parse(&"\u{958}".repeat(64)).is_ok());
+        assert!(RequestId::parse(&"a".repeat(65)).is_err());
     }
 
     #[test]
