@@ -344,7 +344,7 @@ Each rate is also given as a ratio to `grpc.health.v1.Health/Check` on the same 
 same run (each figure its own {duration} s window): absolute figures on this shared machine
 drift by ±20 %, and a busy machine can move one window more than another.
 
-To make it again: `python3 scripts/perf.py` (about {"1" if args.quick else "10"} minutes; the PostgreSQL
+To make it again: `python3 scripts/perf.py` (about 10 minutes; the PostgreSQL
 rows need `PARTICIPANTS_TEST_POSTGRES_URL`, an admin URL: `scripts/postgres.sh` prints one). It
 writes this file. `--quick` (64 in flight only, 2 s figures, a study of 20,000 instead of
 200,000, health and create only in the CPU table) and `--debug` write a temporary file instead,
@@ -452,6 +452,7 @@ and audit hashing moved off the one writer, and TCP_NODELAY once sqlx ships it.
     with open(args.out, "w") as f:
         f.write(doc)
     print(doc)
+    print(f"written to {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use participants::{
     auth::{JwtSettings, mint_hs256},
+    config::count,
     pb::{
         GetParticipantRequest, ParticipantContact, SiteScope, UpsertParticipantRequest,
         get_participant_request, participant_service_client::ParticipantServiceClient,
@@ -131,22 +132,19 @@ struct Args {
     hold_connections: Option<usize>,
 }
 
+/// Durations up to a day: a run longer than that is a mistake, and an instant past the end of
+/// time would panic.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| e.to_string())
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > Duration::from_secs(24 * 3600) {
+        return Err("must be at most 24h".to_owned());
+    }
+    Ok(d)
 }
 
-/// A count between `MIN` and `MAX`: a zero is not read as one, and a size that would allocate
-/// the machine away is refused before anything starts.
-fn count<const MIN: usize, const MAX: usize>(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a whole number between {MIN} and {MAX}"))?;
-    if !(MIN..=MAX).contains(&n) {
-        return Err(format!("must be between {MIN} and {MAX}"));
-    }
-    Ok(n)
-}
+/// A call unanswered for this long fails (DeadlineExceeded), so that a server that accepts calls
+/// and never answers ends a run instead of holding it.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The figures of one workload.
 #[derive(Debug, Serialize)]
@@ -679,6 +677,7 @@ async fn connect(target: &str, n: usize) -> Result<Vec<Channel>, String> {
         let channel = Channel::from_shared(format!("http://{target}"))
             .map_err(|e| format!("--target: {e}"))?
             .tcp_nodelay(true)
+            .timeout(CALL_TIMEOUT)
             .connect()
             .await
             .map_err(|e| format!("cannot connect to {target} (host:port): {}", causes(&e)))?;
