@@ -128,18 +128,34 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// The database's statement timeout (SQLite's busy timeout): both databases take it in
 /// milliseconds as a 32-bit number, so at most 24 days (sqlx panics past it on SQLite).
 fn parse_statement_timeout(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d > Duration::from_secs(24 * 24 * 3600) {
-        return Err("must be at most 24 days".to_owned());
-    }
-    Ok(d)
+    duration_within(
+        s,
+        Duration::ZERO,
+        Duration::from_secs(24 * 24 * 3600),
+        "must be at most 24 days",
+    )
 }
 
 /// A call's time limit: some time (zero would refuse every write) and at most an hour.
 fn parse_request_timeout(s: &str) -> Result<Duration, String> {
+    duration_within(
+        s,
+        Duration::from_millis(1),
+        Duration::from_secs(3600),
+        "must be between 1ms and 1h",
+    )
+}
+
+/// A duration between `min` and `max`, or `refusal`.
+fn duration_within(
+    s: &str,
+    min: Duration,
+    max: Duration,
+    refusal: &str,
+) -> Result<Duration, String> {
     let d = parse_duration(s)?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
-        return Err("must be between 1ms and 1h".to_owned());
+    if !(min..=max).contains(&d) {
+        return Err(refusal.to_owned());
     }
     Ok(d)
 }
@@ -163,19 +179,21 @@ fn pool_size(s: &str) -> Result<u32, String> {
 }
 
 fn parse_health_interval(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
-        return Err("must be between 100ms and 60s".to_owned());
-    }
-    Ok(d)
+    duration_within(
+        s,
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+        "must be between 100ms and 60s",
+    )
 }
 
 fn parse_retention(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_secs(24 * 3600) {
-        return Err("request ids are remembered for at least 24h".to_owned());
-    }
-    Ok(d)
+    duration_within(
+        s,
+        Duration::from_secs(24 * 3600),
+        LONGEST,
+        "request ids are remembered for at least 24h",
+    )
 }
 
 #[derive(Debug, Clone, Args)]

@@ -45,6 +45,22 @@ pub enum Write<'a, Row> {
     Later(&'a mut Vec<Row>),
 }
 
+impl<Row: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send> Write<'_, Row> {
+    /// Inserts `row` now, or leaves it to the batch.
+    async fn put(self, row: Row) -> Result<(), DbErr>
+    where
+        <Row::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<Row>,
+    {
+        match self {
+            Write::Now(c) => {
+                row.insert(c).await?;
+            }
+            Write::Later(rows) => rows.push(row),
+        }
+        Ok(())
+    }
+}
+
 /// Applies `f` to every contact column, with its name.
 pub fn map_contact<E>(
     c: &participant_contact::Model,
@@ -126,13 +142,7 @@ impl<'a> Contacts<'a> {
         plain: &participant_contact::Model,
     ) -> Result<(), DbErr> {
         let row = self.sealed(plain);
-        match to {
-            Write::Now(c) => {
-                row.insert(c).await?;
-            }
-            Write::Later(rows) => rows.push(row),
-        }
-        Ok(())
+        to.put(row).await
     }
 
     /// Replaces a participant's stored contact row.
@@ -187,13 +197,7 @@ impl<'a> Remembered<'a> {
             created_at: Set(r.at),
             ..Default::default()
         };
-        match to {
-            Write::Now(c) => {
-                row.insert(c).await?;
-            }
-            Write::Later(rows) => rows.push(row),
-        }
-        Ok(())
+        to.put(row).await
     }
 
     /// The remembered response of a stored record, opened (still encoded).
